@@ -1,0 +1,3 @@
+"""slack-assistant-bridge: one shared AI assistant per Slack channel."""
+
+__version__ = "0.1.0"
