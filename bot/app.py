@@ -1,0 +1,165 @@
+"""Assembly: build every client and service once, wire them together, run until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import openai
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.backends.base import Backend
+from bot.backends.responses import ResponsesBackend
+from bot.commands import SlashCommands
+from bot.conversation import ConversationService
+from bot.intake import Intake
+from bot.names import NameDirectory
+from bot.settings import Settings
+from bot.slack.channels import ChannelDirectory
+from bot.slack.listeners import register
+from bot.store import Store
+from bot.worker import ChannelWorkers
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 8.0  # seconds in-flight turns may take to finish after SIGTERM (we exit within 10 s)
+SLACK_RATE_LIMIT_RETRIES = 5
+SLACK_SERVER_ERROR_RETRIES = 2
+OPENAI_MAX_RETRIES = 2
+OPENAI_TIMEOUT = 120.0
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    slack: AsyncWebClient
+    backend: Backend
+    conversations: ConversationService
+    workers: ChannelWorkers
+    intake: Intake
+    commands: SlashCommands
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+        await self.store.close()
+
+
+def build_slack_client(settings: Settings) -> AsyncWebClient:
+    return AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=SLACK_RATE_LIMIT_RETRIES),
+            AsyncServerErrorRetryHandler(max_retry_count=SLACK_SERVER_ERROR_RETRIES),
+        ],
+    )
+
+
+def build_backend(settings: Settings) -> Backend:
+    client = openai.AsyncOpenAI(api_key=settings.openai_api_key, base_url=settings.openai_base_url,
+                                max_retries=OPENAI_MAX_RETRIES, timeout=OPENAI_TIMEOUT)
+    return ResponsesBackend(client, model=settings.openai_model)
+
+
+@contextlib.asynccontextmanager
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    sqlite = settings.sqlite_path
+    assert sqlite is not None, "settings validation admits only SQLite for now"
+    store = await Store.open(sqlite)
+    slack = build_slack_client(settings)
+    backend = build_backend(settings)
+    names = NameDirectory(slack)
+    conversations = ConversationService(store=store, backend=backend, names=names,
+                                        channels=ChannelDirectory(slack), instructions=settings.instructions)
+    workers = ChannelWorkers(store=store, conversations=conversations, slack=slack)
+    intake = Intake(store=store, workers=workers, names=names, settings=settings)
+    commands = SlashCommands(settings=settings, intake=intake, store=store, conversations=conversations)
+    built = Services(settings=settings, store=store, slack=slack, backend=backend, conversations=conversations,
+                     workers=workers, intake=intake, commands=commands)
+    try:
+        yield built
+    finally:
+        await built.aclose()
+
+
+def build_bolt_app(built: Services) -> AsyncApp:
+    # process_before_response: Bolt acks only after the listener returned, i.e. after the inbox commit.
+    app = AsyncApp(client=built.slack, signing_secret=built.settings.slack_signing_secret or "socket-mode",
+                   process_before_response=True, logger=logging.getLogger("slack_bolt"))
+    register(app, intake=built.intake, commands=built.commands, command_name=built.settings.command)
+    return app
+
+
+async def run_socket_mode(settings: Settings) -> int:
+    """`assistant-bridge run`: Socket Mode until SIGTERM/SIGINT."""
+    async with services(settings) as built:
+        app = build_bolt_app(built)
+        handler = AsyncSocketModeHandler(app, settings.slack_app_token)
+        stop = _stop_on_signals()
+        resumed = await built.workers.resume()
+        await handler.connect_async()
+        log.info("connected over Socket Mode; backend=%s model=%s; %d channel(s) resumed",
+                 built.backend.name, built.backend.model, resumed)
+        await stop.wait()
+        log.info("stopping: no new work; finishing turns in flight")
+        await handler.close_async()
+        await built.workers.stop(SHUTDOWN_GRACE)
+    log.info("stopped")
+    return 0
+
+
+async def serve_http(settings: Settings) -> int:
+    """`assistant-bridge serve`: Slack's HTTP events at POST /slack/events, health at GET /healthz."""
+    async with services(settings) as built:
+        app = build_bolt_app(built)
+        stopping = False
+
+        async def events(request: web.Request) -> web.Response:
+            if stopping:
+                return web.Response(status=503, text="shutting down")  # Slack retries it elsewhere/later
+            bolt_response = await app.async_dispatch(await to_bolt_request(request))
+            return await to_aiohttp_response(bolt_response)
+
+        async def healthz(_request: web.Request) -> web.Response:
+            return web.json_response({"ok": True, "active_channels": built.workers.active_channels})
+
+        web_app = web.Application()
+        web_app.router.add_post("/slack/events", events)
+        web_app.router.add_get("/healthz", healthz)
+        runner = web.AppRunner(web_app, handle_signals=False, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "0.0.0.0", settings.port).start()
+        stop = _stop_on_signals()
+        resumed = await built.workers.resume()
+        log.info("listening on port %d; backend=%s model=%s; %d channel(s) resumed",
+                 settings.port, built.backend.name, built.backend.model, resumed)
+        await stop.wait()
+        stopping = True
+        log.info("stopping: no new work; finishing turns in flight")
+        await built.workers.stop(SHUTDOWN_GRACE)
+        await runner.cleanup()
+    log.info("stopped")
+    return 0
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

@@ -1,0 +1,12 @@
+"""Model backends: one class per API shape, all behind the `Backend` protocol."""
+
+from bot.backends.base import (
+    Backend,
+    BackendError,
+    TextDelta,
+    TurnCompleted,
+    TurnEvent,
+    TurnRequest,
+)
+
+__all__ = ["Backend", "BackendError", "TextDelta", "TurnCompleted", "TurnEvent", "TurnRequest"]

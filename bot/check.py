@@ -1,0 +1,56 @@
+"""`assistant-bridge check`: can this configuration work? A short report, exit 0 only if it can."""
+
+from __future__ import annotations
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.app import build_backend, build_slack_client
+from bot.backends.base import BackendError
+from bot.settings import Settings
+
+OK, FAIL = "ok  ", "FAIL"
+
+
+async def run_checks(settings: Settings, *, out=print) -> int:  # type: ignore[no-untyped-def]
+    results: list[bool] = []
+
+    def report(ok: bool, what: str, detail: str) -> None:
+        results.append(ok)
+        out(f"[{OK if ok else FAIL}] {what}: {detail}")
+
+    report(True, "settings", f"backend={settings.assistant_backend} model={settings.openai_model} "
+                             f"database={settings.database_url} instructions from {settings.instructions_source}"
+                             + (f"; channels={','.join(sorted(settings.channels))}" if settings.channels else ""))
+    slack = build_slack_client(settings)
+    try:
+        auth = await slack.auth_test()
+        report(True, "slack", f"connected to {auth.get('team')} as @{auth.get('user')} ({auth.get('user_id')})")
+    except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+        report(False, "slack", f"auth.test failed: {_slack_reason(exc)}")
+    if settings.slack_app_token:
+        app_client = AsyncWebClient(token=settings.slack_app_token, base_url=settings.slack_api_url)
+        try:
+            await app_client.apps_connections_open()
+            report(True, "socket mode", "the app-level token can open connections")
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            report(False, "socket mode", f"apps.connections.open failed: {_slack_reason(exc)}")
+    backend = build_backend(settings)
+    try:
+        report(True, "model", await backend.check())
+    except BackendError as exc:
+        detail = f"{exc.message}" + (f" (HTTP {exc.status}" + (f", {exc.code})" if exc.code else ")")
+                                     if exc.status else "")
+        report(False, "model", detail)
+    finally:
+        await backend.aclose()
+    passed = all(results)
+    out("all checks passed" if passed else "some checks failed")
+    return 0 if passed else 1
+
+
+def _slack_reason(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error") or exc)
+    return f"{type(exc).__name__}: cannot reach Slack"

@@ -1,0 +1,43 @@
+"""`/assistant` and its subcommands."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bot import notes
+from bot.conversation import ConversationService
+from bot.intake import Intake
+from bot.settings import Settings
+from bot.store import Store
+
+
+class SlashCommands:
+    """Answers the slash command; `handle()` returns the ephemeral text for the invoker (or None)."""
+
+    def __init__(self, *, settings: Settings, intake: Intake, store: Store,
+                 conversations: ConversationService) -> None:
+        self._settings = settings
+        self._intake = intake
+        self._store = store
+        self._conversations = conversations
+
+    async def handle(self, command: Mapping[str, Any]) -> str | None:
+        name = self._settings.command
+        words = str(command.get("text") or "").split()
+        sub = words[0].lower() if words else "help"
+        channel = str(command.get("channel_id") or "")
+        if sub == "help":
+            return notes.help_text(name)
+        if sub not in ("reset", "status"):
+            return notes.unknown_subcommand(name, " ".join(words))
+        if not self._settings.serves_channel(channel):
+            return notes.channel_not_served(name)
+        if sub == "reset":
+            key = str(command.get("trigger_id") or f"{command.get('user_id')}:{command.get('command_ts', '')}")
+            await self._intake.reset(channel=channel, user=str(command.get("user_id")), key=key)
+            return None  # the announcement in the channel is the answer
+        backend = self._conversations.backend
+        return notes.status_text(backend=backend.name, model=backend.model,
+                                 conversation_id=await self._conversations.current(channel),
+                                 pending=await self._store.pending_count(channel))

@@ -1,0 +1,54 @@
+"""Logging set-up: plain text for people, JSON lines for machines; secrets never leave the process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+
+# Slack tokens (xoxb-, xoxp-, xapp-, …) and OpenAI-style keys (sk-…), wherever they might appear.
+_SECRET = re.compile(r"\b(xox[a-z]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|sk-[A-Za-z0-9_-]{8,})")
+_QUIET_LIBRARIES = ("slack_bolt", "slack_sdk", "openai", "httpx", "httpcore", "aiohttp", "asyncio")
+
+
+def redact(text: str) -> str:
+    return _SECRET.sub(lambda m: m.group(1)[:5] + "…[redacted]", text)
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure(level: str = "INFO", fmt: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    if level != "DEBUG":
+        for name in _QUIET_LIBRARIES:
+            logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,99 @@
+"""Who said it: Slack user IDs to the names the model sees."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+log = logging.getLogger(__name__)
+
+NAME_TTL = 3600.0  # a name is looked up again after an hour (sooner when user_change says it changed)
+FAILED_LOOKUP_TTL = 60.0  # after a failed lookup, try again a minute later
+MAX_NAME_LENGTH = 48
+MAX_CACHED_NAMES = 50_000
+
+_FORBIDDEN = re.compile(r"[\[\]<>\r\n\t\u2028\u2029\x00-\x1f\x7f]")
+_SPACES = re.compile(r"\s+")
+
+
+def sanitize_name(raw: str) -> str:
+    """A name safe to put inside the speaker marker: no brackets or line breaks, bounded length."""
+    name = _SPACES.sub(" ", _FORBIDDEN.sub(" ", raw)).strip()
+    if len(name) > MAX_NAME_LENGTH:
+        name = name[: MAX_NAME_LENGTH - 1].rstrip() + "…"
+    return name
+
+
+def display_name(user: Mapping[str, Any]) -> str:
+    """Slack's name for a user: profile.display_name → profile.real_name → name → the user ID."""
+    profile = user.get("profile") or {}
+    for candidate in (profile.get("display_name"), profile.get("real_name"), user.get("real_name"),
+                      user.get("name"), user.get("id")):
+        if isinstance(candidate, str) and sanitize_name(candidate):
+            return sanitize_name(candidate)
+    return "someone"
+
+
+class NameDirectory:
+    """Cached user-ID → name lookups through `users.info`; concurrent lookups of one user share a call."""
+
+    def __init__(self, client: AsyncWebClient, *, ttl: float = NAME_TTL) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._cache: dict[str, tuple[str, float]] = {}
+        self._inflight: dict[str, asyncio.Future[str]] = {}
+
+    async def name(self, user_id: str) -> str:
+        cached = self._cache.get(user_id)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        if user_id in self._inflight:
+            return await asyncio.shield(self._inflight[user_id])
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._inflight[user_id] = future
+        try:
+            name = await self._lookup(user_id)
+            future.set_result(name)
+            return name
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._inflight[user_id]
+
+    async def names(self, user_ids: Iterable[str]) -> dict[str, str]:
+        unique = list(dict.fromkeys(user_ids))
+        found = await asyncio.gather(*(self.name(user_id) for user_id in unique))
+        return dict(zip(unique, found, strict=True))
+
+    def remember(self, user: Mapping[str, Any]) -> None:
+        """Take a fresh user object (from a `user_change` event) into the cache."""
+        user_id = user.get("id")
+        if isinstance(user_id, str):
+            self._store(user_id, display_name(user), self._ttl)
+
+    async def _lookup(self, user_id: str) -> str:
+        try:
+            response = await self._client.users_info(user=user_id)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+            log.warning("users.info failed for %s: %s; using the user ID as the name", user_id, reason)
+            self._store(user_id, user_id, FAILED_LOOKUP_TTL)
+            return user_id
+        name = display_name(response["user"])
+        self._store(user_id, name, self._ttl)
+        return name
+
+    def _store(self, user_id: str, name: str, ttl: float) -> None:
+        if len(self._cache) >= MAX_CACHED_NAMES:
+            self._cache.pop(next(iter(self._cache)))  # oldest insertion first
+        self._cache[user_id] = (name, time.monotonic() + ttl)

@@ -1,0 +1,281 @@
+"""Settings: the one place that reads the environment, `.env` and `config/bridge.toml`.
+
+Every setting has an environment variable. Non-secret behaviour settings can also be written in
+`config/bridge.toml` under their lower-case name (`openai_model = "gpt-5.4-mini"`); the environment
+wins. `load_settings()` validates everything at once and raises `ConfigError` with one sentence per
+problem, so the command line can print them and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from dotenv import dotenv_values
+
+DEFAULT_CONFIG_FILE = Path("config/bridge.toml")
+DEFAULT_INSTRUCTIONS_FILE = Path("config/instructions.md")
+DEFAULT_DATABASE_URL = "sqlite:///data/bridge.sqlite3"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_MODEL = "gpt-5.4-mini"
+DEFAULT_COMMAND = "/assistant"
+DEFAULT_PORT = 3000
+DEFAULT_INSTRUCTIONS = "You are a helpful assistant shared by the members of a Slack channel."
+
+BACKENDS = ("responses", "chat", "assistants")
+AVAILABLE_BACKENDS = ("responses",)
+RESPOND_TO = ("all", "mentions")
+AVAILABLE_RESPOND_TO = ("all",)
+REPLY_IN = ("channel", "thread")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+Mode = Literal["run", "serve", "check"]
+
+# Settings that may be written in bridge.toml (secrets may not: they belong in the environment).
+FILE_SETTINGS = frozenset({
+    "ASSISTANT_BACKEND", "OPENAI_MODEL", "OPENAI_ASSISTANT_ID", "OPENAI_BASE_URL", "ASSISTANT_INSTRUCTIONS",
+    "BRIDGE_CHANNELS", "BRIDGE_RESPOND_TO", "BRIDGE_REPLY_IN", "BRIDGE_COMMAND", "BRIDGE_TOOLS_MODULE",
+    "DATABASE_URL", "SLACK_API_URL", "LOG_LEVEL", "LOG_FORMAT", "PORT", "BRIDGE_MAX_ATTEMPTS",
+})
+
+
+class ConfigError(Exception):
+    """The settings are missing or malformed; `problems` holds one sentence per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated, immutable settings, built once at start-up and passed to whoever needs them."""
+
+    slack_bot_token: str = ""
+    slack_app_token: str = ""
+    slack_signing_secret: str = ""
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    openai_api_key: str = ""
+    openai_base_url: str | None = None
+    openai_model: str = DEFAULT_MODEL
+    openai_assistant_id: str | None = None
+    assistant_backend: str = "responses"
+    instructions: str = DEFAULT_INSTRUCTIONS
+    instructions_source: str = "built-in default"
+    channels: frozenset[str] = field(default_factory=frozenset)
+    respond_to: str = "all"
+    reply_in: str = "channel"
+    command: str = DEFAULT_COMMAND
+    tools_module: str | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    log_level: str = "INFO"
+    log_format: str = "text"
+    port: int = DEFAULT_PORT
+    config_file: str | None = None
+
+    def serves_channel(self, channel: str) -> bool:
+        return not self.channels or channel in self.channels
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file named by `database_url`, or None for another database."""
+        return sqlite_path(self.database_url)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """`sqlite:///relative/path` → Path('relative/path'); `sqlite:////abs` → Path('/abs')."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return None
+    return Path(url[len(prefix):])
+
+
+def load_settings(
+    mode: Mode,
+    *,
+    environ: Mapping[str, str] | None = None,
+    env_file: str | Path | None = ".env",
+    config_file: str | Path | None = None,
+) -> Settings:
+    """Read and validate the settings `mode` needs; raise ConfigError listing every problem."""
+    env = dict(os.environ if environ is None else environ)
+    if env_file is not None and Path(env_file).is_file():
+        for key, value in dotenv_values(env_file).items():
+            if value is not None:
+                env.setdefault(key, value)  # the real environment wins over .env
+
+    problems: list[str] = []
+    explicit = config_file is not None or "BRIDGE_CONFIG" in env
+    config_path = Path(config_file or env.get("BRIDGE_CONFIG") or DEFAULT_CONFIG_FILE)
+    file_values = _read_config_file(config_path, explicit=explicit, problems=problems)
+
+    def get(name: str, default: str = "") -> str:
+        if name in env and env[name].strip() != "":
+            return env[name].strip()
+        if name in file_values:
+            return file_values[name]
+        return default
+
+    backend = get("ASSISTANT_BACKEND", "responses").lower()
+    _check_choice(problems, "ASSISTANT_BACKEND", backend, BACKENDS, AVAILABLE_BACKENDS)
+    respond_to = get("BRIDGE_RESPOND_TO", "all").lower()
+    _check_choice(problems, "BRIDGE_RESPOND_TO", respond_to, RESPOND_TO, AVAILABLE_RESPOND_TO)
+    reply_in = get("BRIDGE_REPLY_IN", "channel").lower()
+    _check_choice(problems, "BRIDGE_REPLY_IN", reply_in, REPLY_IN, REPLY_IN)
+    log_format = get("LOG_FORMAT", "text").lower()
+    _check_choice(problems, "LOG_FORMAT", log_format, LOG_FORMATS, LOG_FORMATS)
+    log_level = get("LOG_LEVEL", "INFO").upper()
+    _check_choice(problems, "LOG_LEVEL", log_level, LOG_LEVELS, LOG_LEVELS)
+
+    bot_token = get("SLACK_BOT_TOKEN")
+    app_token = get("SLACK_APP_TOKEN")
+    signing_secret = get("SLACK_SIGNING_SECRET")
+    if not bot_token:
+        problems.append("SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token (xoxb-…) from your "
+                        "Slack app's OAuth & Permissions page.")
+    elif not bot_token.startswith("xoxb-"):
+        problems.append("SLACK_BOT_TOKEN must be a bot token starting with 'xoxb-'.")
+    needs_app_token = mode == "run" or (mode == "check" and not signing_secret)
+    if needs_app_token:
+        if not app_token:
+            problems.append("SLACK_APP_TOKEN is not set: Socket Mode needs an app-level token (xapp-…) with "
+                            "the connections:write scope, from your Slack app's Basic Information page.")
+        elif not app_token.startswith("xapp-"):
+            problems.append("SLACK_APP_TOKEN must be an app-level token starting with 'xapp-'.")
+    if mode == "serve" and not signing_secret:
+        problems.append("SLACK_SIGNING_SECRET is not set: HTTP mode needs the Signing Secret from your "
+                        "Slack app's Basic Information page.")
+
+    slack_api_url = get("SLACK_API_URL", DEFAULT_SLACK_API_URL)
+    if not _is_http_url(slack_api_url):
+        problems.append(f"SLACK_API_URL must be an http(s) URL, not {slack_api_url!r}.")
+    elif not slack_api_url.endswith("/"):
+        slack_api_url += "/"
+
+    base_url = get("OPENAI_BASE_URL") or None
+    if base_url is not None and not _is_http_url(base_url):
+        problems.append(f"OPENAI_BASE_URL must be an http(s) URL, not {base_url!r}.")
+    api_key = get("OPENAI_API_KEY")
+    if not api_key:
+        problems.append("OPENAI_API_KEY is not set: create a key at https://platform.openai.com/api-keys "
+                        "(or set any placeholder when OPENAI_BASE_URL points at a server without keys).")
+
+    model = get("OPENAI_MODEL", DEFAULT_MODEL)
+    command = get("BRIDGE_COMMAND", DEFAULT_COMMAND)
+    if not command.startswith("/") or len(command) < 2 or any(c.isspace() for c in command):
+        problems.append(f"BRIDGE_COMMAND must be a slash command like '/assistant', not {command!r}.")
+
+    channels = _parse_channels(get("BRIDGE_CHANNELS"), problems)
+    database_url = get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    if sqlite_path(database_url) is None:
+        if database_url.startswith(("postgres://", "postgresql://")):
+            problems.append("DATABASE_URL points at PostgreSQL, which this version does not support yet; "
+                            "use sqlite:///data/bridge.sqlite3.")
+        else:
+            problems.append(f"DATABASE_URL must look like sqlite:///relative/path or "
+                            f"sqlite:////absolute/path, not {_redact_url(database_url)!r}.")
+
+    port_text = get("PORT", str(DEFAULT_PORT))
+    port = DEFAULT_PORT
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        problems.append(f"PORT must be a number between 1 and 65535, not {port_text!r}.")
+    else:
+        port = int(port_text)
+
+    instructions, source = _instructions(env, file_values, problems)
+
+    if problems:
+        raise ConfigError(problems)
+    return Settings(
+        slack_bot_token=bot_token, slack_app_token=app_token, slack_signing_secret=signing_secret,
+        slack_api_url=slack_api_url, openai_api_key=api_key, openai_base_url=base_url, openai_model=model,
+        openai_assistant_id=get("OPENAI_ASSISTANT_ID") or None, assistant_backend=backend,
+        instructions=instructions, instructions_source=source, channels=channels, respond_to=respond_to,
+        reply_in=reply_in, command=command, tools_module=get("BRIDGE_TOOLS_MODULE") or None,
+        database_url=database_url, log_level=log_level, log_format=log_format, port=port,
+        config_file=str(config_path) if config_path.is_file() else None,
+    )
+
+
+def _read_config_file(path: Path, *, explicit: bool, problems: list[str]) -> dict[str, str]:
+    if not path.is_file():
+        if explicit:
+            problems.append(f"The configuration file {str(path)!r} (BRIDGE_CONFIG) does not exist.")
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        problems.append(f"The configuration file {str(path)!r} is not valid TOML: {exc}.")
+        return {}
+    values: dict[str, str] = {}
+    for key, value in data.items():
+        name = key.upper()
+        if isinstance(value, dict):
+            continue  # tables ([channels.C…], [tools]) are read by the features that own them
+        if name not in FILE_SETTINGS:
+            problems.append(f"{str(path)!r} has an unknown setting {key!r}; secrets such as tokens and keys "
+                            f"belong in the environment or .env, not in this file.")
+            continue
+        values[name] = _toml_to_text(value)
+    return values
+
+
+def _toml_to_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _instructions(env: Mapping[str, str], file_values: Mapping[str, str], problems: list[str]) -> tuple[str, str]:
+    text = env.get("ASSISTANT_INSTRUCTIONS", "").strip() or file_values.get("ASSISTANT_INSTRUCTIONS", "")
+    if text:
+        return text, "ASSISTANT_INSTRUCTIONS"
+    path = DEFAULT_INSTRUCTIONS_FILE
+    if path.is_file():
+        try:
+            content = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"The instructions file {str(path)!r} cannot be read: {exc}.")
+            return DEFAULT_INSTRUCTIONS, "built-in default"
+        if content:
+            return content, str(path)
+    return DEFAULT_INSTRUCTIONS, "built-in default"
+
+
+def _check_choice(problems: list[str], name: str, value: str, choices: tuple[str, ...],
+                  available: tuple[str, ...]) -> None:
+    if value not in choices:
+        problems.append(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+    elif value not in available:
+        problems.append(f"{name}={value} is not available in this version yet; use "
+                        f"{' or '.join(available)}.")
+
+
+def _parse_channels(text: str, problems: list[str]) -> frozenset[str]:
+    ids = [part.strip() for part in text.replace(" ", ",").split(",") if part.strip()]
+    bad = [i for i in ids if not (i[:1] in ("C", "G", "D") and i.isalnum() and i.isupper())]
+    if bad:
+        problems.append(f"BRIDGE_CHANNELS must be a comma-separated list of channel IDs like C0123ABCD "
+                        f"(not names); these are not: {', '.join(bad)}.")
+    return frozenset(ids)
+
+
+def _is_http_url(text: str) -> bool:
+    parsed = urlparse(text)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+
+
+def _redact_url(url: str) -> str:
+    """Hide a password in a database URL before it is printed."""
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(parsed.password, "***")
+    return url

@@ -1,0 +1,1 @@
+"""The Slack side: thin Bolt listeners, message normalisation, names and markup."""

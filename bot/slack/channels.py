@@ -1,0 +1,57 @@
+"""Channel facts the instructions mention (name, direct message or not), cached."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+log = logging.getLogger(__name__)
+
+CHANNEL_TTL = 3600.0
+FAILED_LOOKUP_TTL = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    id: str
+    name: str | None
+    is_direct: bool
+
+
+class ChannelDirectory:
+    """`conversations.info`, cached for an hour per channel."""
+
+    def __init__(self, client: AsyncWebClient, *, ttl: float = CHANNEL_TTL) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._cache: dict[str, tuple[ChannelInfo, float]] = {}
+
+    async def info(self, channel: str) -> ChannelInfo:
+        cached = self._cache.get(channel)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        ttl = self._ttl
+        try:
+            response = await self._client.conversations_info(channel=channel)
+            data = response["channel"]
+            info = ChannelInfo(channel, data.get("name"), bool(data.get("is_im") or data.get("is_mpim")))
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("conversations.info failed for %s: %s", channel, _reason(exc))
+            info = ChannelInfo(channel, None, channel.startswith("D"))
+            ttl = FAILED_LOOKUP_TTL
+        self._cache[channel] = (info, time.monotonic() + ttl)
+        return info
+
+    def forget(self, channel: str) -> None:
+        self._cache.pop(channel, None)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error"))
+    return type(exc).__name__

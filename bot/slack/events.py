@@ -1,0 +1,49 @@
+"""Which Slack events reach the model, and their normalised form."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bot.items import FileNote, IncomingMessage
+from bot.slack.markup import mentions_user
+
+# Message subtypes that are a person saying something; every other subtype (edits, deletions, joins,
+# topic changes, bot messages …) is acked and ignored.
+HUMAN_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
+
+
+def human_message(event: Mapping[str, Any], *, bot_user_id: str | None) -> IncomingMessage | None:
+    """The message a person wrote, from a `message` or `app_mention` event; None for anything else."""
+    if event.get("type") not in ("message", "app_mention"):
+        return None
+    if event.get("subtype") not in HUMAN_SUBTYPES:
+        return None
+    user = event.get("user")
+    channel = event.get("channel")
+    ts = event.get("ts")
+    if event.get("bot_id") or event.get("bot_profile") or not user or not channel or not ts:
+        return None
+    if bot_user_id is not None and user == bot_user_id:
+        return None
+    text = event.get("text") or ""
+    files = tuple(
+        FileNote(name=str(f.get("name") or f.get("title") or "file"), mimetype=str(f.get("mimetype") or ""),
+                 size=f.get("size") if isinstance(f.get("size"), int) else None)
+        for f in event.get("files") or () if isinstance(f, Mapping)
+    )
+    if not text.strip() and not files:
+        return None
+    thread_ts = event.get("thread_ts")
+    return IncomingMessage(
+        channel=channel, ts=ts, user=user, text=text,
+        thread_ts=thread_ts if thread_ts and thread_ts != ts else None,
+        files=files,
+        mentions_bot=event.get("type") == "app_mention"
+        or (bot_user_id is not None and mentions_user(text, bot_user_id)),
+        channel_type=event.get("channel_type") or _channel_type(channel),
+    )
+
+
+def _channel_type(channel: str) -> str:
+    return {"D": "im", "G": "group"}.get(channel[:1], "channel")

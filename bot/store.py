@@ -1,0 +1,279 @@
+"""The durable store: the inbox of every channel and each channel's conversation.
+
+SQLite in WAL mode through aiosqlite (its own thread, so the event loop never waits on the disk).
+The schema is owned here and upgraded on open by numbered migrations. A committed row survives a
+crash of the process (`synchronous=NORMAL` in WAL mode); the bridge acks Slack only after the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+from bot.items import FileNote, InboxItem, IncomingMessage, ItemKind, ResetRequest
+
+# Numbered migrations: MIGRATIONS[n] upgrades schema version n to n + 1. Never edit a shipped one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE inbox (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel      TEXT    NOT NULL,
+        dedupe_key   TEXT    NOT NULL,
+        kind         TEXT    NOT NULL,
+        order_ts     TEXT    NOT NULL,
+        user_id      TEXT    NOT NULL,
+        text         TEXT    NOT NULL DEFAULT '',
+        thread_ts    TEXT,
+        files        TEXT,
+        mentions_bot INTEGER NOT NULL DEFAULT 0,
+        state        TEXT    NOT NULL DEFAULT 'pending',
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        turn_id      INTEGER,
+        received_at  REAL    NOT NULL,
+        done_at      REAL,
+        UNIQUE (channel, dedupe_key)
+    );
+    CREATE INDEX inbox_pending ON inbox (channel, order_ts, id) WHERE state = 'pending';
+    CREATE TABLE turns (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel     TEXT NOT NULL,
+        thread_ts   TEXT,
+        message_ts  TEXT,
+        state       TEXT NOT NULL DEFAULT 'started',
+        reply_text  TEXT,
+        response_id TEXT,
+        started_at  REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE INDEX turns_open ON turns (channel, id) WHERE state IN ('started', 'answered');
+    CREATE TABLE conversations (
+        channel         TEXT NOT NULL,
+        backend         TEXT NOT NULL,
+        conversation_id TEXT NOT NULL,
+        created_at      REAL NOT NULL,
+        PRIMARY KEY (channel, backend)
+    );
+    """,
+)
+
+PENDING, DONE, SKIPPED = "pending", "done", "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTurn:
+    """A turn that was started or answered but whose reply is not yet delivered."""
+
+    id: int
+    channel: str
+    thread_ts: str | None
+    message_ts: str | None
+    state: str
+    reply_text: str | None
+
+
+class Store:
+    """Inbox and conversation map. Create with `await Store.open(path)`; close with `await close()`."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._write_lock = asyncio.Lock()  # one multi-statement transaction at a time on the connection
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Store:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("PRAGMA busy_timeout=5000")
+        store = cls(db)
+        await store._migrate()
+        return store
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _migrate(self) -> None:
+        (version,) = await self._fetchone("PRAGMA user_version")
+        if version > len(MIGRATIONS):
+            raise RuntimeError(f"the database was written by a newer version (schema {version})")
+        for number in range(version, len(MIGRATIONS)):
+            async with self._transaction():
+                for statement in _statements(MIGRATIONS[number]):
+                    await self._db.execute(statement)
+                await self._db.execute(f"PRAGMA user_version = {number + 1}")
+
+    # --- inbox -------------------------------------------------------------------------------------
+
+    async def add_message(self, message: IncomingMessage) -> bool:
+        """Store a message; False if (channel, ts) was already stored (a duplicate delivery)."""
+        files = json.dumps([[f.name, f.mimetype, f.size] for f in message.files]) if message.files else None
+        cursor = await self._write(
+            "INSERT OR IGNORE INTO inbox (channel, dedupe_key, kind, order_ts, user_id, text, thread_ts, files,"
+            " mentions_bot, received_at) VALUES (?, ?, 'message', ?, ?, ?, ?, ?, ?, ?)",
+            (message.channel, message.ts, message.ts, message.user, message.text, message.thread_ts, files,
+             int(message.mentions_bot), time.time()),
+        )
+        return cursor.rowcount == 1
+
+    async def add_reset(self, reset: ResetRequest) -> bool:
+        """Store a reset in the channel's log; False if this invocation was already stored."""
+        cursor = await self._write(
+            "INSERT OR IGNORE INTO inbox (channel, dedupe_key, kind, order_ts, user_id, received_at)"
+            " VALUES (?, ?, 'reset', ?, ?, ?)",
+            (reset.channel, f"reset:{reset.key}", reset.order_ts, reset.user, time.time()),
+        )
+        return cursor.rowcount == 1
+
+    async def pending(self, channel: str, limit: int = 500) -> list[InboxItem]:
+        """The channel's pending items in Slack order."""
+        rows = await self._db.execute_fetchall(
+            "SELECT id, channel, kind, order_ts, user_id, text, thread_ts, files, mentions_bot, attempts"
+            " FROM inbox WHERE channel = ? AND state = 'pending' ORDER BY order_ts, id LIMIT ?",
+            (channel, limit),
+        )
+        return [_item(row) for row in rows]
+
+    async def pending_count(self, channel: str) -> int:
+        (count,) = await self._fetchone(
+            "SELECT count(*) FROM inbox WHERE channel = ? AND state = 'pending'", (channel,))
+        return int(count)
+
+    async def channels_with_pending(self) -> list[str]:
+        """Channels with work: pending items, or answered ones whose reply is not yet in Slack."""
+        rows = await self._db.execute_fetchall(
+            "SELECT DISTINCT channel FROM inbox WHERE state IN ('pending', 'answered') ORDER BY channel")
+        return [row[0] for row in rows]
+
+    async def mark_done(self, ids: Sequence[int]) -> None:
+        await self._set_state(ids, DONE)
+
+    async def mark_skipped(self, ids: Sequence[int]) -> None:
+        await self._set_state(ids, SKIPPED)
+
+    async def record_attempt(self, ids: Sequence[int]) -> None:
+        if ids:
+            await self._write(
+                f"UPDATE inbox SET attempts = attempts + 1 WHERE id IN ({_marks(ids)})", tuple(ids))
+
+    async def _set_state(self, ids: Sequence[int], state: str) -> None:
+        if ids:
+            await self._write(
+                f"UPDATE inbox SET state = ?, done_at = ? WHERE id IN ({_marks(ids)})",
+                (state, time.time(), *ids),
+            )
+
+    # --- turns: the journal of each model request and its reply ---------------------------------------
+
+    async def open_turn(self, channel: str) -> OpenTurn | None:
+        """The channel's unfinished turn (started or answered but not delivered), if a crash left one."""
+        row = await self._fetchone(
+            "SELECT id, channel, thread_ts, message_ts, state, reply_text FROM turns"
+            " WHERE channel = ? AND state IN ('started', 'answered') ORDER BY id LIMIT 1", (channel,))
+        return OpenTurn(*row) if row else None
+
+    async def start_turn(self, channel: str, item_ids: Sequence[int], *, thread_ts: str | None,
+                         message_ts: str | None, turn_id: int | None = None) -> int:
+        """Record that a model request for these items is about to be sent (reusing `turn_id` if given)."""
+        async with self._transaction():
+            if turn_id is None:
+                cursor = await self._db.execute(
+                    "INSERT INTO turns (channel, thread_ts, message_ts, started_at) VALUES (?, ?, ?, ?)",
+                    (channel, thread_ts, message_ts, time.time()))
+                turn_id = cursor.lastrowid
+            else:
+                await self._db.execute(
+                    "UPDATE turns SET thread_ts = ?, message_ts = ?, started_at = ? WHERE id = ?",
+                    (thread_ts, message_ts, time.time(), turn_id))
+            await self._db.execute(
+                f"UPDATE inbox SET turn_id = ?, attempts = attempts + 1 WHERE id IN ({_marks(item_ids)})",
+                (turn_id, *item_ids))
+        assert turn_id is not None
+        return turn_id
+
+    async def answer_turn(self, turn_id: int, reply_text: str, response_id: str | None) -> None:
+        """The model answered: its reply is now part of the conversation and must be delivered."""
+        async with self._transaction():
+            await self._db.execute(
+                "UPDATE turns SET state = 'answered', reply_text = ?, response_id = ? WHERE id = ?",
+                (reply_text, response_id, turn_id))
+            await self._db.execute(
+                "UPDATE inbox SET state = 'answered' WHERE turn_id = ? AND state = 'pending'", (turn_id,))
+
+    async def finish_turn(self, turn_id: int) -> None:
+        """The reply is in Slack: the turn and its items are done."""
+        now = time.time()
+        async with self._transaction():
+            await self._db.execute(
+                "UPDATE turns SET state = 'delivered', finished_at = ? WHERE id = ?", (now, turn_id))
+            await self._db.execute(
+                "UPDATE inbox SET state = 'done', done_at = ? WHERE turn_id = ?", (now, turn_id))
+
+    async def abandon_turn(self, turn_id: int) -> None:
+        """The model request failed: the items stay pending for the next turn; the message is reused."""
+        await self._write(
+            "UPDATE turns SET state = 'failed', finished_at = ? WHERE id = ?", (time.time(), turn_id))
+
+    # --- conversations -----------------------------------------------------------------------------
+
+    async def conversation(self, channel: str, backend: str) -> str | None:
+        row = await self._fetchone(
+            "SELECT conversation_id FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
+        return row[0] if row else None
+
+    async def set_conversation(self, channel: str, backend: str, conversation_id: str) -> None:
+        await self._write(
+            "INSERT INTO conversations (channel, backend, conversation_id, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (channel, backend) DO UPDATE SET conversation_id = excluded.conversation_id,"
+            " created_at = excluded.created_at",
+            (channel, backend, conversation_id, time.time()),
+        )
+
+    async def forget_conversation(self, channel: str, backend: str) -> None:
+        await self._write("DELETE FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
+
+    async def conversation_count(self) -> int:
+        (count,) = await self._fetchone("SELECT count(*) FROM conversations")
+        return int(count)
+
+    async def _write(self, sql: str, params: Iterable[object] = ()) -> aiosqlite.Cursor:
+        """One write statement, never inside another coroutine's open transaction."""
+        async with self._write_lock:
+            return await self._db.execute(sql, tuple(params))
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        async with self._write_lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _fetchone(self, sql: str, params: Iterable[object] = ()) -> tuple | None:
+        async with self._db.execute(sql, tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+
+def _item(row: tuple) -> InboxItem:
+    item_id, channel, kind, order_ts, user, text, thread_ts, files, mentions_bot, attempts = row
+    notes = tuple(FileNote(name, mimetype, size) for name, mimetype, size in json.loads(files)) if files else ()
+    return InboxItem(id=item_id, channel=channel, kind=ItemKind(kind), order_ts=order_ts, user=user, text=text,
+                     thread_ts=thread_ts, files=notes, mentions_bot=bool(mentions_bot), attempts=attempts)
+
+
+def _marks(ids: Sequence[int]) -> str:
+    return ",".join("?" * len(ids))
+
+
+def _statements(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";") if part.strip()]

@@ -1,0 +1,183 @@
+"""Channel workers: each channel's items, one turn at a time, in Slack order.
+
+A worker exists only while its channel has work. It takes every pending item of the channel at the
+start of a turn (messages that arrived while the previous reply was written are answered together),
+applies a reset exactly where it sits in the log, and marks items done only after their reply is in
+Slack. One model request at most is in flight per channel, so per conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import notes
+from bot.backends.base import BackendError, TextDelta, TurnCompleted
+from bot.conversation import ConversationService
+from bot.items import InboxItem, ItemKind
+from bot.reply import SlackReply
+from bot.store import OpenTurn, Store
+
+log = logging.getLogger(__name__)
+
+MAX_CONCURRENT_TURNS = 64  # model requests in flight across all channels of this process
+MAX_ITEMS_PER_TURN = 50
+
+
+class ChannelWorkers:
+    """Starts a worker for a channel when it has work; the worker ends when the channel is idle."""
+
+    def __init__(self, *, store: Store, conversations: ConversationService, slack: AsyncWebClient,
+                 max_concurrent_turns: int = MAX_CONCURRENT_TURNS) -> None:
+        self._store = store
+        self._conversations = conversations
+        self._slack = slack
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._dirty: set[str] = set()
+        self._turns = asyncio.Semaphore(max_concurrent_turns)
+        self._stopping = False
+
+    @property
+    def active_channels(self) -> int:
+        return len(self._tasks)
+
+    def notify(self, channel: str) -> None:
+        """The channel has new work: make sure a worker will see it."""
+        if self._stopping:
+            return
+        self._dirty.add(channel)
+        if channel not in self._tasks:
+            task = asyncio.create_task(self._work(channel), name=f"channel-{channel}")
+            self._tasks[channel] = task
+            task.add_done_callback(lambda _t, c=channel: self._tasks.pop(c, None))
+
+    async def resume(self) -> int:
+        """At start-up: restart every channel that has pending items or an undelivered reply."""
+        channels = await self._store.channels_with_pending()
+        for channel in channels:
+            self.notify(channel)
+        return len(channels)
+
+    async def stop(self, grace: float) -> None:
+        """Take no new work; let running turns finish for up to `grace` seconds, then cancel them.
+        Whatever is not finished stays in the store for the next start."""
+        self._stopping = True
+        tasks = list(self._tasks.values())
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _work(self, channel: str) -> None:
+        try:
+            while not self._stopping:
+                self._dirty.discard(channel)
+                progressed = await self._step(channel)
+                if not progressed and channel not in self._dirty:
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug must not kill the channel silently; the items stay pending
+            log.exception("channel %s: worker failed; its items stay pending", channel)
+
+    async def _step(self, channel: str) -> bool:
+        """Do the channel's next piece of work; False when there is none or it cannot progress now."""
+        open_turn = await self._store.open_turn(channel)
+        if open_turn is not None and open_turn.state == "answered":
+            return await self._deliver(open_turn)
+        items = await self._store.pending(channel, limit=MAX_ITEMS_PER_TURN)
+        if not items:
+            return False
+        if items[0].kind is ItemKind.RESET:
+            return await self._reset(items[0])
+        batch = _next_batch(items)
+        reuse = open_turn if open_turn is not None and open_turn.thread_ts == batch[0].thread_ts else None
+        return await self._turn(channel, batch, reuse)
+
+    async def _turn(self, channel: str, batch: Sequence[InboxItem], reuse: OpenTurn | None) -> bool:
+        started = time.monotonic()
+        thread_ts = batch[0].thread_ts
+        reply = SlackReply(self._slack, channel=channel, thread_ts=thread_ts,
+                           message_ts=reuse.message_ts if reuse else None)
+        try:
+            await reply.start()
+        except SlackApiError as exc:
+            log.warning("channel %s: cannot post the reply (%s); %d item(s) stay pending",
+                        channel, exc.response.get("error"), len(batch))
+            return False
+        turn_id = await self._store.start_turn(channel, [i.id for i in batch], thread_ts=thread_ts,
+                                               message_ts=reply.message_ts, turn_id=reuse.id if reuse else None)
+        async with self._turns:
+            first_token: float | None = None
+            completed: TurnCompleted | None = None
+            try:
+                request = await self._conversations.build_turn(channel, batch)
+                sent = time.monotonic()
+                async for event in self._conversations.stream(request):
+                    if isinstance(event, TextDelta) and first_token is None:
+                        first_token = time.monotonic()
+                    elif isinstance(event, TurnCompleted):
+                        completed = event
+            except BackendError as error:
+                await self._store.abandon_turn(turn_id)
+                log.warning("turn channel=%s items=%d outcome=failed transient=%s status=%s code=%s "
+                            "request_id=%s", channel, len(batch), error.transient, error.status, error.code,
+                            error.request_id)
+                await self._tell(reply, notes.model_failed(error))
+                return False
+        assert completed is not None
+        await self._store.answer_turn(turn_id, completed.text, completed.response_id)
+        delivered = await self._deliver(OpenTurn(turn_id, channel, thread_ts, reply.message_ts, "answered",
+                                                 completed.text))
+        now = time.monotonic()
+        log.info("turn channel=%s items=%d outcome=%s response_id=%s prepare_ms=%.0f first_token_ms=%s "
+                 "total_ms=%.0f input_tokens=%s output_tokens=%s", channel, len(batch),
+                 "answered" if delivered else "undelivered", completed.response_id, (sent - started) * 1000,
+                 f"{(first_token - sent) * 1000:.0f}" if first_token else "-", (now - started) * 1000,
+                 completed.input_tokens, completed.output_tokens)
+        return delivered
+
+    async def _deliver(self, turn: OpenTurn) -> bool:
+        reply = SlackReply(self._slack, channel=turn.channel, thread_ts=turn.thread_ts, message_ts=turn.message_ts)
+        try:
+            await reply.finish(turn.reply_text or "")
+        except SlackApiError as exc:
+            log.warning("channel %s: the reply of turn %d could not be posted (%s); will retry",
+                        turn.channel, turn.id, exc.response.get("error"))
+            return False
+        await self._store.finish_turn(turn.id)
+        return True
+
+    async def _reset(self, item: InboxItem) -> bool:
+        await self._conversations.reset(item.channel)
+        try:
+            await self._slack.chat_postMessage(channel=item.channel, text=notes.reset_announcement(item.user))
+        except SlackApiError as exc:
+            log.warning("channel %s: reset done but not announced (%s)", item.channel, exc.response.get("error"))
+        await self._store.mark_done([item.id])
+        log.info("reset channel=%s", item.channel)
+        return True
+
+    async def _tell(self, reply: SlackReply, text: str) -> None:
+        try:
+            await reply.fail(text)
+        except SlackApiError as exc:
+            log.warning("channel %s: could not tell the channel about a failure (%s)",
+                        reply.channel, exc.response.get("error"))
+
+
+def _next_batch(items: Sequence[InboxItem]) -> list[InboxItem]:
+    """The leading run of messages in one place (the channel, or one thread), up to the next reset."""
+    batch: list[InboxItem] = []
+    for item in items:
+        if item.kind is not ItemKind.MESSAGE or item.thread_ts != items[0].thread_ts:
+            break
+        batch.append(item)
+    return batch
