@@ -1,0 +1,110 @@
+"""The inbox and turn journal, on a real SQLite file."""
+
+from pathlib import Path
+
+import pytest
+
+from bot.items import FileNote, IncomingMessage, ItemKind, ResetRequest
+from bot.store import MIGRATIONS, Store
+from bot.worker import _next_batch
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    opened = await Store.open(tmp_path / "db" / "bridge.sqlite3")
+    yield opened
+    await opened.close()
+
+
+def msg(ts: str, channel: str = "C1", user: str = "U1", thread_ts: str | None = None, **kw) -> IncomingMessage:
+    return IncomingMessage(channel=channel, ts=ts, user=user, text=f"text {ts}", thread_ts=thread_ts, **kw)
+
+
+async def test_duplicate_delivery_dropped(store: Store) -> None:
+    assert await store.add_message(msg("1.000001"))
+    assert not await store.add_message(msg("1.000001"))
+    assert await store.add_message(msg("1.000001", channel="C2"))  # same ts, another channel
+    assert [i.ts for i in await store.pending("C1")] == ["1.000001"]
+
+
+async def test_pending_in_slack_order_with_reset_in_place(store: Store) -> None:
+    await store.add_message(msg("3.000000"))
+    await store.add_message(msg("1.000000"))
+    await store.add_reset(ResetRequest(channel="C1", user="U2", key="trig-1", order_ts="2.000000"))
+    assert not await store.add_reset(ResetRequest(channel="C1", user="U2", key="trig-1", order_ts="2.5"))
+    items = await store.pending("C1")
+    assert [(i.kind, i.ts) for i in items] == [
+        (ItemKind.MESSAGE, "1.000000"), (ItemKind.RESET, "2.000000"), (ItemKind.MESSAGE, "3.000000")]
+    assert await store.pending_count("C1") == 3
+
+
+async def test_files_and_flags_round_trip(store: Store) -> None:
+    await store.add_message(msg("1.0", files=(FileNote("a.txt", "text/plain", 3),), mentions_bot=True))
+    (item,) = await store.pending("C1")
+    assert item.files == (FileNote("a.txt", "text/plain", 3),)
+    assert item.mentions_bot
+
+
+async def test_turn_lifecycle(store: Store) -> None:
+    for ts in ("1.0", "2.0"):
+        await store.add_message(msg(ts))
+    ids = [i.id for i in await store.pending("C1")]
+    turn = await store.start_turn("C1", ids, thread_ts=None, message_ts="9.0")
+    assert (await store.open_turn("C1")).state == "started"
+    assert [i.attempts for i in await store.pending("C1")] == [1, 1]
+    await store.answer_turn(turn, "the reply", "resp_1")
+    assert await store.pending("C1") == []
+    assert await store.channels_with_pending() == ["C1"]  # answered, not yet delivered
+    opened = await store.open_turn("C1")
+    assert (opened.state, opened.reply_text, opened.message_ts) == ("answered", "the reply", "9.0")
+    await store.finish_turn(turn)
+    assert await store.open_turn("C1") is None
+    assert await store.channels_with_pending() == []
+
+
+async def test_abandoned_turn_leaves_items_pending(store: Store) -> None:
+    await store.add_message(msg("1.0"))
+    ids = [i.id for i in await store.pending("C1")]
+    turn = await store.start_turn("C1", ids, thread_ts=None, message_ts="9.0")
+    await store.abandon_turn(turn)
+    assert [i.ts for i in await store.pending("C1")] == ["1.0"]
+    assert await store.open_turn("C1") is None
+
+
+async def test_conversation_map_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.sqlite3"
+    first = await Store.open(path)
+    await first.set_conversation("C1", "responses", "conv_1")
+    await first.add_message(msg("1.0"))
+    await first.close()
+    second = await Store.open(path)
+    try:
+        assert await second.conversation("C1", "responses") == "conv_1"
+        assert await second.conversation("C1", "chat") is None
+        assert len(await second.pending("C1")) == 1
+        await second.forget_conversation("C1", "responses")
+        assert await second.conversation("C1", "responses") is None
+    finally:
+        await second.close()
+
+
+async def test_newer_schema_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "x.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(RuntimeError, match="newer version"):
+        await Store.open(path)
+
+
+async def test_next_batch_stops_at_reset_and_thread_change(store: Store) -> None:
+    await store.add_message(msg("1.0"))
+    await store.add_message(msg("2.0"))
+    await store.add_message(msg("3.0", thread_ts="0.5"))
+    await store.add_message(msg("4.0"))
+    items = await store.pending("C1")
+    assert [i.ts for i in _next_batch(items)] == ["1.0", "2.0"]
+    assert [i.ts for i in _next_batch(items[2:])] == ["3.0"]
+    await store.add_reset(ResetRequest(channel="C1", user="U1", key="k", order_ts="1.5"))
+    assert [i.ts for i in _next_batch(await store.pending("C1"))] == ["1.0"]
