@@ -11,6 +11,10 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from bot.commands import SlashCommands
 from bot.intake import Intake
 
+# The events the bridge listens for; manifest.yml subscribes to exactly these (message as
+# message.channels, message.groups and message.im). tests/test_manifest.py keeps the two in step.
+EVENTS = ("message", "app_mention", "user_change")
+
 
 def register(app: AsyncApp, *, intake: Intake, commands: SlashCommands, command_name: str) -> None:
     """Attach the bridge's listeners to `app`."""
