@@ -86,7 +86,8 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     names = NameDirectory(slack)
     conversations = ConversationService(store=store, backend=backend, names=names,
                                         channels=ChannelDirectory(slack), instructions=settings.instructions)
-    workers = ChannelWorkers(store=store, conversations=conversations, slack=slack)
+    workers = ChannelWorkers(store=store, conversations=conversations, slack=slack,
+                             reply_in_thread=settings.reply_in == "thread")
     intake = Intake(store=store, workers=workers, names=names, settings=settings)
     commands = SlashCommands(settings=settings, intake=intake, store=store, conversations=conversations)
     built = Services(settings=settings, store=store, slack=slack, backend=backend, conversations=conversations,

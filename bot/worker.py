@@ -33,8 +33,9 @@ class ChannelWorkers:
     """Starts a worker for a channel when it has work; the worker ends when the channel is idle."""
 
     def __init__(self, *, store: Store, conversations: ConversationService, slack: AsyncWebClient,
-                 max_concurrent_turns: int = MAX_CONCURRENT_TURNS) -> None:
+                 reply_in_thread: bool = False, max_concurrent_turns: int = MAX_CONCURRENT_TURNS) -> None:
         self._store = store
+        self._reply_in_thread = reply_in_thread
         self._conversations = conversations
         self._slack = slack
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -97,13 +98,16 @@ class ChannelWorkers:
             return False
         if items[0].kind is ItemKind.RESET:
             return await self._reset(items[0])
-        batch = _next_batch(items)
-        reuse = open_turn if open_turn is not None and open_turn.thread_ts == batch[0].thread_ts else None
-        return await self._turn(channel, batch, reuse)
+        return await self._turn(channel, _next_batch(items), open_turn)
 
-    async def _turn(self, channel: str, batch: Sequence[InboxItem], reuse: OpenTurn | None) -> bool:
+    async def _turn(self, channel: str, batch: Sequence[InboxItem], interrupted: OpenTurn | None) -> bool:
         started = time.monotonic()
-        thread_ts = batch[0].thread_ts
+        # In a thread when the user wrote in one; with BRIDGE_REPLY_IN=thread, always.
+        thread_ts = batch[0].thread_ts or (batch[0].ts if self._reply_in_thread else None)
+        # A turn a crash interrupted: reuse its working indicator if it is in the same place.
+        reuse = interrupted if interrupted is not None and interrupted.thread_ts == thread_ts else None
+        if interrupted is not None and reuse is None:
+            await self._discard(interrupted)
         reply = SlackReply(self._slack, channel=channel, thread_ts=thread_ts,
                            message_ts=reuse.message_ts if reuse else None)
         try:
@@ -154,6 +158,15 @@ class ChannelWorkers:
             return False
         await self._store.finish_turn(turn.id)
         return True
+
+    async def _discard(self, turn: OpenTurn) -> None:
+        await self._store.abandon_turn(turn.id)
+        if turn.message_ts:
+            try:
+                await self._slack.chat_delete(channel=turn.channel, ts=turn.message_ts)
+            except SlackApiError as exc:
+                log.info("channel %s: stale working indicator not deleted (%s)", turn.channel,
+                         exc.response.get("error"))
 
     async def _reset(self, item: InboxItem) -> bool:
         await self._conversations.reset(item.channel)
