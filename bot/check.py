@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_backend, build_slack_client
 from bot.backends.base import BackendError
 from bot.settings import Settings
+from bot.slack.errors import SLACK_FAILURES, reason
 
 OK, FAIL = "ok  ", "FAIL"
 
@@ -27,15 +26,15 @@ async def run_checks(settings: Settings, *, out=print) -> int:  # type: ignore[n
     try:
         auth = await slack.auth_test()
         report(True, "slack", f"connected to {auth.get('team')} as @{auth.get('user')} ({auth.get('user_id')})")
-    except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-        report(False, "slack", f"auth.test failed: {_slack_reason(exc)}")
+    except SLACK_FAILURES as exc:
+        report(False, "slack", f"auth.test failed: {reason(exc)}")
     if settings.slack_app_token:
         app_client = AsyncWebClient(token=settings.slack_app_token, base_url=settings.slack_api_url)
         try:
             await app_client.apps_connections_open()
             report(True, "socket mode", "the app-level token can open connections")
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-            report(False, "socket mode", f"apps.connections.open failed: {_slack_reason(exc)}")
+        except SLACK_FAILURES as exc:
+            report(False, "socket mode", f"apps.connections.open failed: {reason(exc)}")
     backend = build_backend(settings)
     try:
         report(True, "model", await backend.check())
@@ -49,8 +48,3 @@ async def run_checks(settings: Settings, *, out=print) -> int:  # type: ignore[n
     out("all checks passed" if passed else "some checks failed")
     return 0 if passed else 1
 
-
-def _slack_reason(exc: BaseException) -> str:
-    if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error") or exc)
-    return f"{type(exc).__name__}: cannot reach Slack"

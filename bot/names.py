@@ -9,9 +9,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.errors import SLACK_FAILURES, reason
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,8 @@ class NameDirectory:
     async def _lookup(self, user_id: str) -> str:
         try:
             response = await self._client.users_info(user=user_id)
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
-            log.warning("users.info failed for %s: %s; using the user ID as the name", user_id, reason)
+        except SLACK_FAILURES as exc:
+            log.warning("users.info failed for %s: %s; using the user ID as the name", user_id, reason(exc))
             self._store(user_id, user_id, FAILED_LOOKUP_TTL)
             return user_id
         name = display_name(response["user"])

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Sequence
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import notes
@@ -21,6 +20,7 @@ from bot.backends.base import BackendError, TextDelta, TurnCompleted
 from bot.conversation import ConversationService
 from bot.items import InboxItem, ItemKind
 from bot.reply import SlackReply
+from bot.slack.errors import SLACK_FAILURES, reason
 from bot.store import OpenTurn, Store
 
 log = logging.getLogger(__name__)
@@ -112,9 +112,9 @@ class ChannelWorkers:
                            message_ts=reuse.message_ts if reuse else None)
         try:
             await reply.start()
-        except SlackApiError as exc:
+        except SLACK_FAILURES as exc:
             log.warning("channel %s: cannot post the reply (%s); %d item(s) stay pending",
-                        channel, exc.response.get("error"), len(batch))
+                        channel, reason(exc), len(batch))
             return False
         turn_id = await self._store.start_turn(channel, [i.id for i in batch], thread_ts=thread_ts,
                                                message_ts=reply.message_ts, turn_id=reuse.id if reuse else None)
@@ -152,9 +152,9 @@ class ChannelWorkers:
         reply = SlackReply(self._slack, channel=turn.channel, thread_ts=turn.thread_ts, message_ts=turn.message_ts)
         try:
             await reply.finish(turn.reply_text or "")
-        except SlackApiError as exc:
+        except SLACK_FAILURES as exc:
             log.warning("channel %s: the reply of turn %d could not be posted (%s); will retry",
-                        turn.channel, turn.id, exc.response.get("error"))
+                        turn.channel, turn.id, reason(exc))
             return False
         await self._store.finish_turn(turn.id)
         return True
@@ -164,16 +164,16 @@ class ChannelWorkers:
         if turn.message_ts:
             try:
                 await self._slack.chat_delete(channel=turn.channel, ts=turn.message_ts)
-            except SlackApiError as exc:
+            except SLACK_FAILURES as exc:
                 log.info("channel %s: stale working indicator not deleted (%s)", turn.channel,
-                         exc.response.get("error"))
+                         reason(exc))
 
     async def _reset(self, item: InboxItem) -> bool:
         await self._conversations.reset(item.channel)
         try:
             await self._slack.chat_postMessage(channel=item.channel, text=notes.reset_announcement(item.user))
-        except SlackApiError as exc:
-            log.warning("channel %s: reset done but not announced (%s)", item.channel, exc.response.get("error"))
+        except SLACK_FAILURES as exc:
+            log.warning("channel %s: reset done but not announced (%s)", item.channel, reason(exc))
         await self._store.mark_done([item.id])
         log.info("reset channel=%s", item.channel)
         return True
@@ -181,9 +181,9 @@ class ChannelWorkers:
     async def _tell(self, reply: SlackReply, text: str) -> None:
         try:
             await reply.fail(text)
-        except SlackApiError as exc:
+        except SLACK_FAILURES as exc:
             log.warning("channel %s: could not tell the channel about a failure (%s)",
-                        reply.channel, exc.response.get("error"))
+                        reply.channel, reason(exc))
 
 
 def _next_batch(items: Sequence[InboxItem]) -> list[InboxItem]:

@@ -6,9 +6,9 @@ import logging
 import time
 from dataclasses import dataclass
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.errors import SLACK_FAILURES, reason
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ class ChannelDirectory:
             response = await self._client.conversations_info(channel=channel)
             data = response["channel"]
             info = ChannelInfo(channel, data.get("name"), bool(data.get("is_im") or data.get("is_mpim")))
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("conversations.info failed for %s: %s", channel, _reason(exc))
+        except SLACK_FAILURES as exc:
+            log.warning("conversations.info failed for %s: %s", channel, reason(exc))
             info = ChannelInfo(channel, None, channel.startswith("D"))
             ttl = FAILED_LOOKUP_TTL
         self._cache[channel] = (info, time.monotonic() + ttl)
@@ -50,8 +50,3 @@ class ChannelDirectory:
     def forget(self, channel: str) -> None:
         self._cache.pop(channel, None)
 
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error"))
-    return type(exc).__name__
