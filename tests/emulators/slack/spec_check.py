@@ -16,6 +16,9 @@ JSON_VALUED_ARGS = frozenset({
     "loading_messages", "prompts", "unfurled_attachments", "file_ids",
 })
 BOOLEAN_STRINGS = frozenset({"true", "false", "1", "0"})
+# Accepted by every method: slack_sdk sends `team_id` on all calls when a client is built with one
+# (Bolt does so per request), and Slack reads it for org-wide installs.
+UNIVERSAL_ARGS = frozenset({"team_id"})
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ def check_arguments(spec: MethodSpec, args: dict[str, Any], *, token_present: bo
         problems.append("sent a JSON body, which this method does not accept (form or query only)")
     for name, value in args.items():
         prop = spec.properties.get(name)
+        if prop is None and name in UNIVERSAL_ARGS:
+            continue
         if prop is None:
             problems.append(f"unknown argument {name}={_short(value)}")
             continue

@@ -105,6 +105,8 @@ class WebApi:
         missing, problems = check_arguments(spec, args, token_present=bool(token), json_body=parsed.json_body)
         for problem in problems:
             self.core.violation(f"{method}: {problem}")
+        if args.get("team_id") not in (None, self.core.ws.team_id):
+            self.core.violation(f"{method}: team_id={args['team_id']!r} is not this workspace")
         if missing:
             self.core.violation(f"{method}: missing required argument(s) {', '.join(missing)}")
         try:
