@@ -10,8 +10,10 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -39,24 +41,34 @@ async def api_error(coro: Any) -> SlackApiError:
     return info.value
 
 
-@asynccontextmanager
-async def socket_client(emu: SlackEmulator, *, auto_ack: bool = True) -> AsyncIterator[
-        tuple[SocketModeClient, list[SocketModeRequest]]]:
-    """A connected slack_sdk SocketModeClient that records (and by default acks) every request."""
-    received: list[SocketModeRequest] = []
-    client = SocketModeClient(app_token=emu.app_token, web_client=web_client(emu), ping_interval=FAST_PING)
+@dataclass
+class SocketSession:
+    client: SocketModeClient
+    requests: list[SocketModeRequest] = field(default_factory=list)  # envelopes
+    messages: list[dict[str, Any]] = field(default_factory=list)  # every frame received (hello, disconnect...)
 
-    async def listener(c: SocketModeClient, req: SocketModeRequest) -> None:
-        received.append(req)
+
+@asynccontextmanager
+async def socket_client(emu: SlackEmulator, *, auto_ack: bool = True) -> AsyncIterator[SocketSession]:
+    """A connected slack_sdk SocketModeClient that records (and by default acks) every request."""
+    session = SocketSession(SocketModeClient(app_token=emu.app_token, web_client=web_client(emu),
+                                             ping_interval=FAST_PING))
+
+    async def on_frame(frame: aiohttp.WSMessage) -> None:
+        session.messages.append(json.loads(frame.data))
+
+    async def on_request(c: SocketModeClient, req: SocketModeRequest) -> None:
+        session.requests.append(req)
         if auto_ack:
             await c.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
 
-    client.socket_mode_request_listeners.append(listener)
+    session.client.on_message_listeners.append(on_frame)
+    session.client.socket_mode_request_listeners.append(on_request)
     try:
-        await client.connect()
-        yield client, received
+        await session.client.connect()
+        yield session
     finally:
-        await client.close()
+        await session.client.close()
 
 
 # -- Web API ----------------------------------------------------------------------------------------
@@ -348,8 +360,12 @@ def test_raw_events_from_other_bots_are_stored_and_delivered(slack: SlackEmulato
 
 async def test_socket_mode_client_receives_and_acks(slack: SlackEmulator) -> None:
     early = slack.user_says("general", "alice", "sent before anyone connected")  # queued until then
-    async with socket_client(slack) as (_, received):
+    async with socket_client(slack) as session:
+        received = session.requests
         assert slack.connections_open_count == 1
+        hello = (await slack.async_wait_for(lambda: session.messages))[0]
+        assert hello["type"] == "hello" and hello["num_connections"] == 1
+        assert hello["connection_info"]["app_id"] == slack.app_id
         later = slack.user_says("general", "bob", "sent while connected")
         await slack.async_wait_for(lambda: len(received) == 2, timeout=5)
         assert [r.payload["event"]["ts"] for r in received] == [early, later]
@@ -360,7 +376,8 @@ async def test_socket_mode_client_receives_and_acks(slack: SlackEmulator) -> Non
 
 async def test_unacked_envelope_is_redelivered(slack_factory) -> None:
     emu = slack_factory(ack_timeout=0.2)
-    async with socket_client(emu, auto_ack=False) as (client, received):
+    async with socket_client(emu, auto_ack=False) as session:
+        client, received = session.client, session.requests
         emu.user_says("general", "alice", "ack me")
         await emu.async_wait_for(lambda: len(received) == 2, timeout=5)
         assert [(r.retry_attempt, r.retry_reason) for r in received] == [(0, ""), (1, "timeout")]
@@ -373,24 +390,39 @@ async def test_unacked_envelope_is_redelivered(slack_factory) -> None:
 
 async def test_unacked_envelope_gives_up_after_three_retries(slack_factory) -> None:
     emu = slack_factory(ack_timeout=0.05)
-    async with socket_client(emu, auto_ack=False) as (_, received):
+    async with socket_client(emu, auto_ack=False) as session:
+        received = session.requests
         emu.user_says("general", "alice", "nobody acks")
         envelope = await emu.async_wait_for(lambda: emu.envelopes()[0].gave_up and emu.envelopes()[0], timeout=5)
         assert [a["attempt"] for a in envelope.attempts] == [0, 1, 2, 3]
         assert len(received) == 4
 
 
+async def test_unacked_slash_command_is_not_redelivered(slack_factory) -> None:
+    emu = slack_factory(ack_timeout=0.05)
+    async with socket_client(emu, auto_ack=False) as session:
+        command = emu.slash_command("general", "alice", "/assistant", "reset")
+        await emu.async_wait_for(lambda: command.envelope().gave_up, timeout=5)
+        assert len(session.requests) == 1 and session.requests[0].accepts_response_payload
+        assert session.requests[0].payload["command"] == "/assistant"
+        assert session.requests[0].payload["response_url"] == command.response_url
+
+
 async def test_refresh_requested_makes_the_client_reconnect(slack_factory) -> None:
     emu = slack_factory(refresh_grace=0.2)
-    async with socket_client(emu) as (_, received):
+    async with socket_client(emu) as session:
+        received = session.requests
         emu.request_refresh()
         await emu.async_wait_for(lambda: emu.connections_total == 2 and emu.connections_open_count == 1, timeout=5)
+        assert [m["type"] for m in session.messages] == ["hello", "disconnect", "hello"]
+        assert [m["reason"] for m in session.messages if m["type"] == "disconnect"] == ["refresh_requested"]
         emu.user_says("general", "carol", "after the refresh")
         await emu.async_wait_for(lambda: received, timeout=5)
 
 
 async def test_dropped_connection_is_reestablished(slack: SlackEmulator) -> None:
-    async with socket_client(slack) as (_, received):
+    async with socket_client(slack) as session:
+        received = session.requests
         slack.drop_connections()
         await slack.async_wait_for(lambda: slack.connections_total == 2 and slack.connections_open_count == 1,
                                    timeout=5)
@@ -446,22 +478,25 @@ async def test_bolt_socket_mode_message_and_slash_command(slack: SlackEmulator) 
 class Endpoint:
     """An aiohttp server in the test's loop that hands requests to a Bolt app (set once it exists)."""
 
-    def __init__(self, fail_first: int) -> None:
+    def __init__(self, fail_first: int, stall_first: float) -> None:
         self.app: AsyncApp | None = None
         self.fail_first = fail_first
+        self.stall_first = stall_first
         self.headers: list[dict[str, str]] = []
 
     async def handle(self, request: web.Request) -> web.Response:
         self.headers.append({k.lower(): v for k, v in request.headers.items() if k.lower().startswith("x-slack")})
         if len(self.headers) <= self.fail_first:
             return web.Response(status=500, text="not now")
+        if len(self.headers) == 1 and self.stall_first:
+            await asyncio.sleep(self.stall_first)
         assert self.app is not None
         return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
 
 
 @asynccontextmanager
-async def http_endpoint(fail_first: int = 0) -> AsyncIterator[tuple[str, Endpoint]]:
-    endpoint = Endpoint(fail_first)
+async def http_endpoint(fail_first: int = 0, stall_first: float = 0.0) -> AsyncIterator[tuple[str, Endpoint]]:
+    endpoint = Endpoint(fail_first, stall_first)
     web_app = web.Application()
     web_app.router.add_post("/slack/events", endpoint.handle)
     runner = web.AppRunner(web_app)
@@ -513,3 +548,13 @@ async def test_http_signature_with_the_wrong_secret_is_refused(slack_factory) ->
         envelope = await emu.async_wait_for(lambda: emu.envelopes()[0].gave_up and emu.envelopes()[0], timeout=5)
         assert {a["status"] for a in envelope.attempts} == {401} and len(envelope.attempts) == 4
         assert seen == []
+
+
+async def test_http_event_answered_too_late_is_retried(slack_factory) -> None:
+    async with http_endpoint(stall_first=0.5) as (url, endpoint):
+        emu = slack_factory(events_url=url, ack_timeout=0.2)
+        endpoint.app, seen = bolt_app(emu, signing_secret=emu.signing_secret)
+        emu.user_says("general", "alice", "slow")
+        envelope = await emu.async_wait_for(lambda: emu.envelopes()[0].acked and emu.envelopes()[0], timeout=5)
+        assert [a["reason"] for a in envelope.attempts] == ["http_timeout", None]
+        assert endpoint.headers[1]["x-slack-retry-reason"] == "http_timeout"

@@ -148,6 +148,10 @@ class SlackEmulator:
         return CommandHandle(emulator=self, envelope_id=envelope.id, response_url=envelope.payload["response_url"],
                              trigger_id=envelope.payload["trigger_id"], payload=dict(envelope.payload))
 
+    def deliver_interactive(self, payload: dict[str, Any]) -> str:
+        """Deliver an `interactive` payload (block_actions, view_submission...) as given. Returns its id."""
+        return self._on_loop(lambda c: c.enqueue("interactive", copy.deepcopy(payload)).id)
+
     def verify_url(self, challenge: str = "emulated-challenge") -> str:
         """HTTP mode: send Slack's `url_verification` request. Returns its envelope id."""
         if not self.options.events_url:

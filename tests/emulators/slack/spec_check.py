@@ -30,6 +30,7 @@ class MethodSpec:
     required: tuple[str, ...]
     properties: dict[str, Any]
     errors: frozenset[str]
+    output_required: tuple[str, ...] = ()
 
 
 @cache
@@ -50,6 +51,7 @@ def method_spec(name: str) -> MethodSpec | None:
         required=tuple(args.get("required") or ()),
         properties=dict(args.get("properties") or {}),
         errors=frozenset(raw.get("errors") or ()),
+        output_required=tuple((raw.get("output") or {}).get("required") or ()),
     )
 
 
@@ -82,6 +84,13 @@ def check_arguments(spec: MethodSpec, args: dict[str, Any], *, token_present: bo
         if not value_matches(prop, value, name=name):
             problems.append(f"argument {name}={_short(value)} does not match its type {_type_of(prop)}")
     return missing, problems
+
+
+def check_answer(spec: MethodSpec, body: dict[str, Any]) -> list[str]:
+    """Problems with the emulator's own answer: a success missing fields the spec promises."""
+    if not body.get("ok"):
+        return []
+    return [f"answer lacks output field {name!r}" for name in spec.output_required if name not in body]
 
 
 def value_matches(prop: dict[str, Any], value: Any, *, name: str = "") -> bool:

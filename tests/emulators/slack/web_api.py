@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .spec_check import check_arguments, method_spec
+from .spec_check import check_answer, check_arguments, method_spec
 
 if TYPE_CHECKING:
     from .core import SlackCore
@@ -128,6 +128,8 @@ class WebApi:
             body = {"ok": True, **handler(self.core, args)}
         except ApiError as exc:
             body = {"ok": False, "error": exc.error, **exc.extra}
+        for problem in check_answer(spec, body):
+            self.core.violation(f"{method}: emulator bug: {problem}")
         if parsed.warnings:
             body["warning"] = ",".join(parsed.warnings)
             body.setdefault("response_metadata", {})["warnings"] = parsed.warnings
