@@ -1,0 +1,189 @@
+"""The aiohttp application: one middleware pipeline in front of the endpoint modules.
+
+Every request goes through, in order: record it → check it against the spec (violations are noted
+now, answered later) → injected delay → API key → the Assistants beta header → injected error →
+400 for an invalid body → the endpoint. Every answer carries `x-request-id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from . import errors
+from .errors import ApiError
+from .faults import FaultPlan
+from .model import ScriptedModel
+from .spec_check import SpecChecker, Violation
+from .sse import SSEWriter
+from .state import PlatformState, Recorded, new_id
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+BODY = web.RequestKey("body", Any)  # the parsed JSON body ({} when there is none)
+REQUEST_ID = web.RequestKey("request_id", str)
+OPERATION = web.RequestKey("operation", Any)  # the spec operation the request matched
+BETA_PATHS = ("/v1/assistants", "/v1/threads")
+RESPONSE_SCHEMAS = {  # what we validate our own stream events against (self-check)
+    "responses": "#/components/schemas/ResponseStreamEvent",
+    "chat": "#/components/schemas/CreateChatCompletionStreamResponse",
+    "assistants": "#/components/schemas/AssistantStreamEvent",
+}
+
+
+@dataclass
+class Platform:
+    """Everything endpoint handlers share; lives on the emulator's loop."""
+
+    state: PlatformState
+    model: ScriptedModel
+    faults: FaultPlan
+    spec: SpecChecker
+    self_check: bool
+
+    def require_model(self, name: Any, *, status: int = 404) -> str:
+        if not isinstance(name, str) or not name:
+            self.state.violations.append("request without the required parameter 'model' [missing]")
+            raise errors.missing_parameter("model")
+        if name not in self.state.models:
+            raise errors.model_not_found(name, status)
+        return name
+
+    def json(self, request: web.Request, payload: Any, *, status: int = 200) -> web.Response:
+        if self.self_check and status == 200:
+            self._check_answer(request, payload)
+        return web.json_response(payload, status=status, dumps=json.dumps)
+
+    def sse(self, request: web.Request, family: str) -> SSEWriter:
+        check = None
+        if self.self_check:
+            ref = RESPONSE_SCHEMAS[family]
+
+            def check(name: str | None, data: Any) -> None:
+                payload = {"event": name, "data": data} if family == "assistants" else data
+                where = f"{request.path} event {name}"
+                key = "event" if family == "assistants" else ("type" if family == "responses" else None)
+                self._record_self(self.spec.check_object(ref, payload, where, key))
+
+        return SSEWriter(request, request_id=request[REQUEST_ID], check=check)
+
+    def _check_answer(self, request: web.Request, payload: Any) -> None:
+        op = request.get(OPERATION)
+        if op is None:
+            return
+        content = op.spec.get("responses", {}).get("200", {}).get("content", {})
+        schema = content.get("application/json", {}).get("schema", {})
+        ref = schema.get("$ref")
+        if ref:
+            self._record_self(self.spec.check_object(ref, payload, f"{request.method} {request.path} answer"))
+
+    def _record_self(self, problems: list[str]) -> None:
+        self.state.self_violations.extend(problems)
+
+
+def build_app(platform: Platform, register: list[Callable[[web.Application, Platform], None]]) -> web.Application:
+    app = web.Application(middlewares=[_pipeline(platform)], client_max_size=64 * 1024 * 1024)
+    for add_routes in register:
+        add_routes(app, platform)
+    return app
+
+
+def _pipeline(platform: Platform) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    state = platform.state
+
+    @web.middleware
+    async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = "req_" + new_id("", hex_chars=32, sep="")
+        request[REQUEST_ID] = request_id
+        record = Recorded(request.method, request.path, dict(request.query), None,
+                          dict(request.headers), time.time(), request_id)
+        state.requests.append(record)
+        try:
+            response = await _handle(platform, request, record, handler)
+        except ApiError as err:
+            response = err.response()
+        except Exception as exc:  # a bug in the emulator: answer like OpenAI would, and say so
+            state.violations.append(f"emulator bug on {request.method} {request.path}: {exc!r}")
+            raise
+        if not response.prepared:
+            response.headers["x-request-id"] = request_id
+        record.status = response.status
+        record.time_done = time.time()
+        return response
+
+    return pipeline
+
+
+async def _handle(platform: Platform, request: web.Request, record: Recorded,
+                  handler: Handler) -> web.StreamResponse:
+    state = platform.state
+    method, path = request.method, request.path
+    body: Any = None
+    if request.body_exists:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            state.violations.append(f"{method} {path}: body is not JSON")
+            raise errors.invalid_json() from None
+    record.json = body
+    record.stream = bool(isinstance(body, dict) and body.get("stream"))
+    request[BODY] = body if body is not None else {}
+
+    op, path_known = platform.spec.operation(method, path)
+    request[OPERATION] = op
+    problems: list[Violation] = []
+    if op is None:
+        kind = "unknown_path" if not path_known else "unknown_method"
+        state.violations.append(f"{method} {path}: no such operation in the OpenAI spec [{kind}]")
+        raise errors.invalid_url(method, path)
+    if request.match_info.http_exception is not None:
+        state.violations.append(f"{method} {path}: in the spec but not emulated [not_emulated]")
+        raise errors.invalid_url(method, path)
+    problems += platform.spec.check_query(method, path, op, dict(request.query))
+    if body is not None:
+        problems += platform.spec.check_body(method, path, op, body)
+    elif op.body_ref is not None and op.spec.get("requestBody", {}).get("required"):
+        problems.append(Violation(method, path, "", "request body is required", "missing"))
+    state.violations.extend(str(p) for p in problems)
+
+    delay = platform.faults.take_delay(path)
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+    _authenticate(state, request)
+    if path.startswith(BETA_PATHS) and request.headers.get("OpenAI-Beta") != "assistants=v2":
+        state.violations.append(f"{method} {path}: missing 'OpenAI-Beta: assistants=v2' header [header]")
+        raise errors.missing_beta_header()
+
+    fault = platform.faults.take_http(method, path)
+    if fault is not None:
+        model = request[BODY].get("model") if isinstance(request[BODY], dict) else None
+        raise errors.for_fault(fault.status, fault.code, fault.message, model or "gpt-4.1-mini",
+                               fault.retry_after, fault.error_type)
+
+    if problems:
+        raise _as_error(problems[0])
+    return await handler(request)
+
+
+def _authenticate(state: PlatformState, request: web.Request) -> None:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer ") or not header[len("Bearer "):].strip():
+        raise errors.missing_api_key()
+    key = header[len("Bearer "):].strip()
+    if key != state.api_key:
+        raise errors.invalid_api_key(key)
+
+
+def _as_error(problem: Violation) -> ApiError:
+    if problem.kind == "unknown_parameter" and problem.param:
+        return errors.unknown_parameter(problem.param)
+    if problem.kind == "missing" and problem.param:
+        return errors.missing_parameter(problem.param)
+    return errors.invalid_value(problem.param, problem.message)
