@@ -372,6 +372,17 @@ async def test_socket_mode_client_receives_and_acks(slack: SlackEmulator) -> Non
         assert received[0].type == "events_api" and received[0].retry_attempt == 0
         envelopes = await slack.async_wait_for(lambda: [e for e in slack.envelopes() if e.acked] or None)
         assert envelopes[0].ack_payload is None and envelopes[0].attempts[0]["connection"]
+        await asyncio.sleep(5 * FAST_PING)  # the SDK's ping/pong keeps the socket fresh: no reconnect
+        assert slack.connections_total == 1
+
+
+async def test_envelopes_are_spread_over_open_sockets(slack: SlackEmulator) -> None:
+    async with socket_client(slack) as first, socket_client(slack) as second:
+        assert slack.connections_open_count == 2
+        for n in range(4):
+            slack.user_says("general", "alice", f"message {n}")
+        await slack.async_wait_for(lambda: len(first.requests) + len(second.requests) == 4, timeout=5)
+        assert len(first.requests) == len(second.requests) == 2
 
 
 async def test_unacked_envelope_is_redelivered(slack_factory) -> None:
@@ -526,8 +537,9 @@ async def test_http_events_are_signed_and_retried_after_an_error(slack_factory) 
 
 
 async def test_http_url_verification_and_slash_command(slack_factory) -> None:
+    emu = slack_factory()  # started before the app's URL is known, as an end-to-end test would
     async with http_endpoint() as (url, endpoint):
-        emu = slack_factory(events_url=url)
+        emu.set_events_url(url)
         endpoint.app, _ = bolt_app(emu, signing_secret=emu.signing_secret)
         challenge = emu.verify_url("challenge-123")
         verified = await emu.async_wait_for(lambda: [e for e in emu.envelopes() if e.id == challenge and e.acked])

@@ -7,6 +7,7 @@ on the loop. Web API handlers (methods_*.py) receive it as their first argument.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import secrets
 import time
 from collections.abc import Sequence
@@ -69,9 +70,17 @@ class SlackCore:
                                  violation=self.violation, refresh_grace=options.refresh_grace)
         self.delivery: Delivery = self.hub
         if options.events_url:
-            self.delivery = HttpEventSender(
-                events_url=options.events_url, signing_secret=options.signing_secret,
-                ack_timeout=options.ack_timeout, on_ack=self.on_ack, retry_delays=options.http_retry_delays)
+            self.use_http(options.events_url)
+
+    def use_http(self, events_url: str) -> None:
+        """Deliver from now on by signed HTTP POSTs to `events_url` (Socket Mode stays reachable)."""
+        self.options = dataclasses.replace(self.options, events_url=events_url)
+        if isinstance(self.delivery, HttpEventSender):
+            self.delivery.events_url = events_url
+            return
+        self.delivery = HttpEventSender(
+            events_url=events_url, signing_secret=self.options.signing_secret,
+            ack_timeout=self.options.ack_timeout, on_ack=self.on_ack, retry_delays=self.options.http_retry_delays)
 
     def violation(self, text: str) -> None:
         self.violations.append(text)

@@ -154,10 +154,14 @@ class SlackEmulator:
 
     def verify_url(self, challenge: str = "emulated-challenge") -> str:
         """HTTP mode: send Slack's `url_verification` request. Returns its envelope id."""
-        if not self.options.events_url:
+        if self._on_loop(lambda c: c.transport) != "http":
             raise RuntimeError("url_verification only exists for HTTP event delivery")
         body = {"token": "emulated-verification-token", "challenge": challenge, "type": "url_verification"}
         return self._on_loop(lambda c: c.enqueue("url_verification", body).id)
+
+    def set_events_url(self, events_url: str) -> None:
+        """Switch to signed HTTP delivery to `events_url` (for an app whose port is known only later)."""
+        self._on_loop(lambda c: c.use_http(events_url))
 
     def request_refresh(self) -> None:
         """Send `disconnect` (reason refresh_requested) on every socket, then close them shortly after."""
@@ -260,7 +264,7 @@ class SlackEmulator:
 
     async def _on_shutdown(self, app: web.Application) -> None:
         await self._core.hub.close()
-        if self._core.delivery is not self._core.hub:
+        if self._core.delivery is not self._core.hub:  # the HTTP sender
             await self._core.delivery.close()
 
 
