@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .spec_check import check_answer, check_arguments, method_spec
+from .spec_check import MethodSpec, check_answer, check_arguments, method_spec
 
 if TYPE_CHECKING:
     from .core import SlackCore
@@ -92,23 +92,17 @@ class WebApi:
         except ApiError as exc:
             return self._answer(request, method, {}, {"ok": False, "error": exc.error}, 200)
         args = parsed.args
+        token = args.pop("token", None)
         spec = method_spec(method)
         if spec is None:
             self.core.violation(f"{method}: no such Slack Web API method")
             body = {"ok": False, "error": "unknown_method", "req_method": method}
             return self._answer(request, method, args, body, 200)
-        token = args.pop("token", None)
         if parsed.json_body and token is not None:
             self.core.violation(f"{method}: token sent in a JSON body (Slack only reads it from the header)")
             token = None
         token = parsed.header_token or token
-        missing, problems = check_arguments(spec, args, token_present=bool(token), json_body=parsed.json_body)
-        for problem in problems:
-            self.core.violation(f"{method}: {problem}")
-        if args.get("team_id") not in (None, self.core.ws.team_id):
-            self.core.violation(f"{method}: team_id={args['team_id']!r} is not this workspace")
-        if missing:
-            self.core.violation(f"{method}: missing required argument(s) {', '.join(missing)}")
+        missing = self._check_arguments(spec, args, token, parsed.json_body)
         try:
             self._authenticate(method, token)
             if missing and missing != ["token"]:
@@ -128,12 +122,28 @@ class WebApi:
             body = {"ok": True, **handler(self.core, args)}
         except ApiError as exc:
             body = {"ok": False, "error": exc.error, **exc.extra}
+        except Exception as exc:  # a bug in the emulator: make it loud, answer like a Slack outage
+            self.core.violation(f"{method}: emulator bug: {type(exc).__name__}: {exc}")
+            return self._answer(request, method, args, {"ok": False, "error": "internal_error"}, 500)
         for problem in check_answer(spec, body):
             self.core.violation(f"{method}: emulator bug: {problem}")
         if parsed.warnings:
             body["warning"] = ",".join(parsed.warnings)
             body.setdefault("response_metadata", {})["warnings"] = parsed.warnings
         return self._answer(request, method, args, body, 200)
+
+    def _check_arguments(self, spec: MethodSpec, args: dict[str, Any], token: str | None,
+                         json_body: bool) -> list[str]:
+        """Record spec violations; return the missing required arguments."""
+        method = spec.name
+        missing, problems = check_arguments(spec, args, token_present=bool(token), json_body=json_body)
+        for problem in problems:
+            self.core.violation(f"{method}: {problem}")
+        if args.get("team_id") not in (None, self.core.ws.team_id):
+            self.core.violation(f"{method}: team_id={args['team_id']!r} is not this workspace")
+        if missing:
+            self.core.violation(f"{method}: missing required argument(s) {', '.join(missing)}")
+        return missing
 
     def _authenticate(self, method: str, token: str | None) -> None:
         if not token:
