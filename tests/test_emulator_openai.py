@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
+import httpx2
 import openai
 import pytest
 from openai import AsyncAssistantEventHandler
@@ -399,6 +400,73 @@ async def test_failed_stream_reports_response_failed(client: openai.AsyncOpenAI,
     assert failed.type == "response.failed" and failed.response.status == "failed"
     assert failed.response.error.code == "server_error" and "request ID req_" in failed.response.error.message
     assert emu.conversation_items(conv.id) == []
+
+
+async def test_failed_stream_through_the_stream_helper(client: openai.AsyncOpenAI, emu: OpenAIEmulator) -> None:
+    emu.fail_stream_next(after_chars=3)
+    async with client.responses.stream(model=MODEL, input="x") as stream:
+        types = [e.type async for e in stream]
+        with pytest.raises(RuntimeError, match="response.completed"):  # what the SDK does on response.failed
+            await stream.get_final_response()
+    assert types[-2:] == ["error", "response.failed"]
+
+
+async def test_chat_stream_faults(client: openai.AsyncOpenAI, emu: OpenAIEmulator) -> None:
+    emu.model.reply_length, emu.model.chunk_size = 100, 3
+    messages = [{"role": "user", "content": "x"}]
+    emu.cut_stream_next(after_chars=10)
+    with pytest.raises(openai.APIConnectionError):
+        async for _ in await client.chat.completions.create(model=MODEL, messages=messages, stream=True):
+            pass
+    emu.fail_stream_next(after_chars=10)
+    with pytest.raises(openai.APIError, match="The server had an error"):  # an in-band {"error": …} chunk
+        async for _ in await client.chat.completions.create(model=MODEL, messages=messages, stream=True):
+            pass
+
+
+async def test_chat_names_must_match_the_platform_pattern(client: openai.AsyncOpenAI, emu: OpenAIEmulator) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x",
+                                                                     "name": "Alice Smith"}])
+    assert caught.value.body == {
+        "message": "Invalid 'messages[0].name': string does not match pattern. Expected a string that matches "
+                   "the pattern '^[a-zA-Z0-9_-]+$'.",
+        "type": "invalid_request_error", "param": "messages[0].name", "code": "invalid_value"}
+    assert "[platform_rule]" in emu.violations[0]
+    emu.clear_violations()
+
+
+async def test_conversation_items_cannot_be_added_mid_response(client: openai.AsyncOpenAI,
+                                                              emu: OpenAIEmulator) -> None:
+    emu.model.ttft = 0.3
+    conv = await client.conversations.create()
+    pending = asyncio.create_task(client.responses.create(model=MODEL, conversation=conv.id, input="x"))
+    await async_wait_until(lambda: len(emu.model.seen) == 1)
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.conversations.items.create(conv.id, items=[user("y")])
+    assert caught.value.code == "conversation_locked"
+    await pending
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+async def test_assistants_stream_faults(client: openai.AsyncOpenAI, emu: OpenAIEmulator) -> None:
+    emu.model.reply_length, emu.model.chunk_size, emu.model.chunk_delay = 60, 3, 0.005
+    assistant = await client.beta.assistants.create(model=MODEL, instructions="i")
+    thread = await client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    emu.cut_stream_next(after_chars=10)
+    with pytest.raises((openai.APIConnectionError, httpx2.TransportError)):  # the SDK lets httpx2's error out
+        async with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+            await stream.until_done()
+    (run,) = (await client.beta.threads.runs.list(thread.id)).data
+    assert run.status in ("in_progress", "completed")  # a run is a server-side job: it goes on without us
+    assert (await client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=20)).status \
+        == "completed"
+    emu.fail_stream_next(after_chars=10)
+    async with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        await stream.until_done()
+        failed = stream.current_run
+    assert failed.status == "failed" and failed.last_error.code == "server_error"
+    await client.beta.threads.messages.create(thread.id, role="user", content="the thread is free again")
 
 
 async def test_delay_knob(client: openai.AsyncOpenAI, emu: OpenAIEmulator) -> None:

@@ -29,6 +29,8 @@ BODY = web.RequestKey("body", Any)  # the parsed JSON body ({} when there is non
 REQUEST_ID = web.RequestKey("request_id", str)
 OPERATION = web.RequestKey("operation", Any)  # the spec operation the request matched
 BETA_PATHS = ("/v1/assistants", "/v1/threads")
+COMMON_HEADERS = {"openai-version": "2020-10-01", "openai-processing-ms": "1",
+                  "openai-organization": "org-emulator000000000000000"}
 RESPONSE_SCHEMAS = {  # what we validate our own stream events against (self-check)
     "responses": "#/components/schemas/ResponseStreamEvent",
     "chat": "#/components/schemas/CreateChatCompletionStreamResponse",
@@ -111,7 +113,7 @@ def _pipeline(platform: Platform) -> Callable[[web.Request, Handler], Awaitable[
             state.violations.append(f"emulator bug on {request.method} {request.path}: {exc!r}")
             raise
         if not response.prepared:
-            response.headers["x-request-id"] = request_id
+            response.headers.update({"x-request-id": request_id, **COMMON_HEADERS})
         record.status = response.status
         record.time_done = time.time()
         return response
@@ -164,8 +166,9 @@ async def _handle(platform: Platform, request: web.Request, record: Recorded,
     fault = platform.faults.take_http(method, path)
     if fault is not None:
         model = request[BODY].get("model") if isinstance(request[BODY], dict) else None
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         raise errors.for_fault(fault.status, fault.code, fault.message, model or "gpt-4.1-mini",
-                               fault.retry_after, fault.error_type)
+                               fault.retry_after, fault.error_type, key)
 
     if problems:
         raise _as_error(problems[0])

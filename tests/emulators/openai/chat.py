@@ -7,6 +7,7 @@ message with tool_calls. The platform's pairing rules for tool calls are enforce
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -20,6 +21,8 @@ from .sse import CharBudget, ClientGone, SSEWriter
 from .state import new_id
 
 FINGERPRINT = "fp_emulator01"
+NAME_PATTERN = re.compile(r"[a-zA-Z0-9_-]+")
+NAME_MAX = 64
 
 
 def register(app: web.Application, platform: Platform) -> None:
@@ -34,6 +37,7 @@ class ChatEndpoints:
         body: dict[str, Any] = request[BODY]
         model = self.p.require_model(body.get("model"))
         messages = list(body.get("messages") or [])
+        self._check_names(messages)
         results = _tool_results(messages)
         new = _trailing(messages, "tool" if results else "user")
         model_request = ModelRequest(
@@ -50,6 +54,23 @@ class ChatEndpoints:
             return await completion.stream(self.p.sse(request, "chat"), fault, request[REQUEST_ID])
         await self.p.model.think(reply.text or "")
         return self.p.json(request, completion.whole())
+
+
+    def _check_names(self, messages: list[dict[str, Any]]) -> None:
+        """The API enforces what the spec only documents: names match ^[a-zA-Z0-9_-]+$, at most 64 long."""
+        for index, message in enumerate(messages):
+            name = message.get("name")
+            if not isinstance(name, str):
+                continue
+            param = f"messages[{index}].name"
+            if not NAME_PATTERN.fullmatch(name):
+                error = errors.name_pattern(param)
+            elif len(name) > NAME_MAX:
+                error = errors.string_too_long(param, NAME_MAX, len(name))
+            else:
+                continue
+            self.p.state.violations.append(f"POST /v1/chat/completions: {error.message} [platform_rule]")
+            raise error
 
 
 def _speaker_line(message: dict[str, Any]) -> str:
@@ -187,8 +208,8 @@ class _Completion:
             return writer.response
         message = fault.message or ("The server had an error while processing your request. Sorry about that! "
                                     f"(request id {request_id})")
-        await writer.event(None, {"error": {"message": message, "type": "server_error", "param": None,
-                                            "code": fault.code}})
+        error = {"error": {"message": message, "type": "server_error", "param": None, "code": fault.code}}
+        await writer.event(None, error, check=False)  # an in-band error, not a chunk
         return await writer.finish()
 
 

@@ -137,7 +137,7 @@ class OpenAIEmulator:
         self._on_loop(apply)
 
     def fail_next(self, status: int = 500, code: str | None = None, message: str | None = None, *,
-                  times: int = 1, path: str = "/v1/responses", method: str | None = "POST",
+                  times: int = 1, path: str = "/v1/responses", method: str | None = None,
                   retry_after: float | None = None, error_type: str | None = None) -> None:
         """The next `times` requests to `path` (prefix) are answered with this error, OpenAI-style."""
         self.faults.add_http(HttpFault(status, code, message, retry_after, error_type, path, method, times))

@@ -182,6 +182,17 @@ def invalid_json() -> ApiError:
                          "contact us through our help center at help.openai.com.)")
 
 
+def name_pattern(param: str) -> ApiError:  # seen, exact
+    return ApiError(400, f"Invalid '{param}': string does not match pattern. Expected a string that matches the "
+                         "pattern '^[a-zA-Z0-9_-]+$'.", param=param, code="invalid_value")
+
+
+def string_too_long(param: str, limit: int, length: int) -> ApiError:
+    return ApiError(400, f"Invalid '{param}': string too long. Expected a string with maximum length {limit}, "
+                         f"but got a string with length {length} instead.", param=param,
+                    code="string_above_max_length")
+
+
 def chat_tool_without_call() -> ApiError:
     return ApiError(400, "Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
                          "with 'tool_calls'.", param="messages.[].role")
@@ -194,14 +205,14 @@ def chat_call_without_tool(call_ids: list[str]) -> ApiError:
 
 
 def for_fault(status: int, code: str | None, message: str | None, model: str,
-              retry_after: float | None, error_type: str | None) -> ApiError:
+              retry_after: float | None, error_type: str | None, api_key: str = "") -> ApiError:
     """The error a `fail_next()` fault answers with: OpenAI's own text for the known codes."""
     if code == "rate_limit_exceeded" or (status == 429 and code is None):
         err = rate_limited(model, retry_after)
     elif code == "insufficient_quota":
         err = insufficient_quota()
     elif code == "invalid_api_key" or (status == 401 and code is None):
-        err = invalid_api_key("sk-revoked-key-0000")
+        err = invalid_api_key(api_key)
     elif code == "model_not_found":
         err = model_not_found(model, status if status in (400, 404) else 404)
     elif code == "conversation_locked":

@@ -31,14 +31,15 @@ class SSEWriter:
             "Content-Type": "text/event-stream; charset=utf-8",
             "Cache-Control": "no-cache",
             "x-request-id": self.request_id,
+            "openai-version": "2020-10-01",
             "openai-processing-ms": "1",
         })
         await response.prepare(self.request)
         self._response = response
 
-    async def event(self, name: str | None, data: Any) -> None:
+    async def event(self, name: str | None, data: Any, *, check: bool = True) -> None:
         """One event; `name=None` writes a bare `data:` line (Chat Completions style)."""
-        if self._check is not None and not isinstance(data, str):
+        if check and self._check is not None and not isinstance(data, str):
             self._check(name, data)
         payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
         head = f"event: {name}\n" if name else ""
