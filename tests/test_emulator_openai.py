@@ -331,6 +331,35 @@ async def test_assistants_active_run_rule(client: openai.AsyncOpenAI, emu: OpenA
     assert emu.max_concurrent_per_thread == 2
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+async def test_assistants_polled_run_with_tools_and_cancel(client: openai.AsyncOpenAI, emu: OpenAIEmulator) -> None:
+    assistant = await client.beta.assistants.create(model=MODEL, instructions="i", tools=[CHAT_GET_TIME])
+    thread = await client.beta.threads.create(messages=[{"role": "user", "content": "time?"}])
+    emu.model.enqueue(tool_calls=[{"name": "get_time", "arguments": {"tz": "UTC"}}])
+    run = await client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                         poll_interval_ms=20)
+    assert run.status == "requires_action"
+    call = run.required_action.submit_tool_outputs.tool_calls[0]
+    with pytest.raises(openai.BadRequestError):  # every call needs its output
+        await client.beta.threads.runs.submit_tool_outputs(run.id, thread_id=thread.id, tool_outputs=[])
+    done = await client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "noon"}],
+        poll_interval_ms=20)
+    assert done.status == "completed"
+    steps = await client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc")
+    assert [s.type for s in steps.data] == ["tool_calls", "message_creation"]
+    assert steps.data[0].step_details.tool_calls[0].function.output == "noon"
+
+    emu.model.ttft = 5
+    slow = await client.beta.threads.runs.create(thread.id, assistant_id=assistant.id)
+    await async_wait_until(lambda: emu.run(slow.id)["status"] == "in_progress")
+    assert (await client.beta.threads.runs.cancel(slow.id, thread_id=thread.id)).status == "cancelling"
+    emu.model.ttft = 0
+    finished = await client.beta.threads.runs.poll(slow.id, thread_id=thread.id, poll_interval_ms=20)
+    assert finished.status == "cancelled"
+    await client.beta.threads.messages.create(thread.id, role="user", content="free again")
+
+
 # -- faults ------------------------------------------------------------------------------------------
 async def test_error_faults_map_to_sdk_exceptions(client: openai.AsyncOpenAI, emu: OpenAIEmulator) -> None:
     emu.fail_next(500)
@@ -494,6 +523,9 @@ async def test_invalid_bodies_are_refused_and_recorded(emu: OpenAIEmulator) -> N
             assert answer.status == 400
         async with http.get(emu.base_url + "/nowhere") as answer:
             assert answer.status == 404 and "Invalid URL (GET /v1/nowhere)" in await answer.text()
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(emu.base_url + "/models") as answer:
+        assert answer.status == 401
+        assert (await answer.json())["error"]["message"].startswith("You didn't provide an API key.")
     problems = emu.violations
     assert len(problems) == 4
     assert "input/0/name" in problems[1] and "unknown_path" in problems[3]
@@ -506,6 +538,12 @@ async def test_requests_are_recorded(client: openai.AsyncOpenAI, emu: OpenAIEmul
     (recorded,) = emu.requests("/v1/responses")
     assert recorded.method == "POST" and recorded.json["metadata"] == {"k": "v"} and recorded.status == 200
     assert recorded.request_id == raw.headers["x-request-id"] and recorded.time_done >= recorded.time_received
+
+
+async def test_plain_fixture_is_started_and_clean(openai_emu: OpenAIEmulator) -> None:
+    assert openai_emu.base_url.startswith("http://127.0.0.1:") and openai_emu.base_url.endswith("/v1")
+    async with openai.AsyncOpenAI(base_url=openai_emu.base_url, api_key="sk-test-key", max_retries=0) as c:
+        assert (await c.responses.create(model=MODEL, input="ping")).output_text == "Heard: «ping»"
 
 
 def test_usable_from_plain_threads_without_a_loop() -> None:

@@ -58,7 +58,10 @@ def missing_api_key() -> ApiError:
                          f"prompted for a username. You can obtain an API key from {DOCS_KEYS_URL}.")
 
 
-def model_not_found(model: str, status: int = 404) -> ApiError:  # seen
+def model_not_found(model: str, status: int = 404) -> ApiError:  # seen, both forms
+    if status == 400:  # the Responses API's wording
+        return ApiError(400, f"The requested model '{model}' does not exist.", param="model",
+                        code="model_not_found")
     return ApiError(status, f"The model `{model}` does not exist or you do not have access to it.",
                     code="model_not_found")
 

@@ -74,10 +74,10 @@ class RunEndpoints:
     def __init__(self, platform: Platform) -> None:
         self.p = platform
         self.state = platform.state
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: dict[str, asyncio.Task[None]] = {}  # run id -> worker of an unstreamed run
 
     async def stop_background(self, _app: web.Application) -> None:
-        for task in list(self._background):
+        for task in list(self._background.values()):
             task.cancel()
 
     def _run(self, request: web.Request) -> tuple[Thread, Run]:
@@ -128,7 +128,10 @@ class RunEndpoints:
         if status == "requires_action":
             _finish(thread, run, "cancelled")
         else:
-            run.body["status"] = "cancelling"  # the worker notices and finishes the cancellation
+            run.body["status"] = "cancelling"  # a streamed run notices at its next delta
+            worker = self._background.get(run.body["id"])
+            if worker is not None:
+                worker.cancel()
         return self.p.json(request, run.body)
 
     async def submit_tool_outputs(self, request: web.Request) -> web.StreamResponse:
@@ -191,9 +194,9 @@ class RunEndpoints:
     async def _proceed(self, request: web.Request, thread: Thread, run: Run, results: list[ToolResult], *,
                        prologue: list[tuple[str, Any]]) -> web.StreamResponse:
         if not request[BODY].get("stream"):
-            task = asyncio.get_running_loop().create_task(self._advance(thread, run, results, _Events(None, None)))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            task = asyncio.get_running_loop().create_task(self._work(thread, run, results))
+            self._background[run.body["id"]] = task
+            task.add_done_callback(lambda _: self._worker_done(thread, run))
             return self.p.json(request, run.body)
         writer = self.p.sse(request, "assistants")
         events = _Events(writer, self.p.faults.take_stream(request.path))
@@ -208,6 +211,19 @@ class RunEndpoints:
             return await writer.finish()
         except ClientGone:
             return writer.response
+
+    async def _work(self, thread: Thread, run: Run, results: list[ToolResult]) -> None:
+        """A run nobody streams: proceeds in the background; `cancel` interrupts it at once."""
+        try:
+            await self._advance(thread, run, results, _Events(None, None))
+        except asyncio.CancelledError:
+            if run.body["status"] != "cancelling":
+                raise  # the emulator is shutting down
+
+    def _worker_done(self, thread: Thread, run: Run) -> None:
+        self._background.pop(run.body["id"], None)
+        if run.body["status"] == "cancelling":  # also when cancelled before it ever ran
+            _finish(thread, run, "cancelled")
 
     async def _advance(self, thread: Thread, run: Run, results: list[ToolResult], events: _Events) -> None:
         """Generate until the run completes, fails, is cancelled or waits for tool outputs."""
