@@ -41,7 +41,7 @@ class ResetRequest:
     channel: str
     user: str
     key: str  # unique per invocation (the slash command's trigger_id): a re-delivery is dropped
-    order_ts: str  # Slack-shaped time of the command, so it sorts among the channel's messages
+    order_ts: str  # Slack-shaped time of the command: its place in a channel with no messages yet
 
 
 @dataclass(frozen=True, slots=True)

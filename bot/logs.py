@@ -10,7 +10,10 @@ import time
 
 # Slack tokens (xoxb-, xoxp-, xapp-, …) and OpenAI-style keys (sk-…), wherever they might appear.
 _SECRET = re.compile(r"\b(xox[a-z]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|sk-[A-Za-z0-9_-]{8,})")
-_QUIET_LIBRARIES = ("slack_bolt", "slack_sdk", "openai", "httpx", "httpcore", "aiohttp", "asyncio")
+_QUIET_LIBRARIES = ("slack_bolt", "slack_sdk", "openai", "httpx", "httpx2", "httpcore", "aiohttp", "asyncio")
+# Bolt reads SLACK_BOT_TOKEN from the environment itself and then warns that the client we pass wins;
+# that is exactly what we want, so the warning is noise.
+_NOISE = ("`token` will be unused",)
 
 
 def redact(text: str) -> str:
@@ -20,6 +23,8 @@ def redact(text: str) -> str:
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
+        if any(noise in message for noise in _NOISE):
+            return False
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None

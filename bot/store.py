@@ -128,12 +128,20 @@ class Store:
         return cursor.rowcount == 1
 
     async def add_reset(self, reset: ResetRequest) -> bool:
-        """Store a reset in the channel's log; False if this invocation was already stored."""
-        cursor = await self._write(
-            "INSERT OR IGNORE INTO inbox (channel, dedupe_key, kind, order_ts, user_id, received_at)"
-            " VALUES (?, ?, 'reset', ?, ?, ?)",
-            (reset.channel, f"reset:{reset.key}", reset.order_ts, reset.user, time.time()),
-        )
+        """Store a reset in the channel's log; False if this invocation was already stored.
+
+        A slash command carries no message ts, so the reset is placed right after the newest message
+        of the channel stored so far: it applies between the messages Slack delivered before it and
+        those it delivers after (a late re-delivery of an older message still sorts before it).
+        """
+        async with self._write_lock:
+            row = await self._fetchone("SELECT max(order_ts) FROM inbox WHERE channel = ?", (reset.channel,))
+            order_ts = _just_after(row[0]) if row and row[0] else reset.order_ts
+            cursor = await self._db.execute(
+                "INSERT OR IGNORE INTO inbox (channel, dedupe_key, kind, order_ts, user_id, received_at)"
+                " VALUES (?, ?, 'reset', ?, ?, ?)",
+                (reset.channel, f"reset:{reset.key}", order_ts, reset.user, time.time()),
+            )
         return cursor.rowcount == 1
 
     async def pending(self, channel: str, limit: int = 500) -> list[InboxItem]:
@@ -273,6 +281,13 @@ def _item(row: tuple) -> InboxItem:
     notes = tuple(FileNote(name, mimetype, size) for name, mimetype, size in json.loads(files)) if files else ()
     return InboxItem(id=item_id, channel=channel, kind=ItemKind(kind), order_ts=order_ts, user=user, text=text,
                      thread_ts=thread_ts, files=notes, mentions_bot=bool(mentions_bot), attempts=attempts)
+
+
+def _just_after(ts: str) -> str:
+    """The Slack ts one microsecond after `ts` ("1732600000.000100" → "1732600000.000101")."""
+    seconds, _, micros = ts.partition(".")
+    total = int(seconds) * 1_000_000 + int((micros or "0").ljust(6, "0")[:6]) + 1
+    return f"{total // 1_000_000}.{total % 1_000_000:06d}"
 
 
 def _marks(ids: Sequence[int]) -> str:

@@ -28,14 +28,23 @@ async def test_duplicate_delivery_dropped(store: Store) -> None:
 
 
 async def test_pending_in_slack_order_with_reset_in_place(store: Store) -> None:
-    await store.add_message(msg("3.000000"))
     await store.add_message(msg("1.000000"))
-    await store.add_reset(ResetRequest(channel="C1", user="U2", key="trig-1", order_ts="2.000000"))
-    assert not await store.add_reset(ResetRequest(channel="C1", user="U2", key="trig-1", order_ts="2.5"))
+    await store.add_message(msg("2.999999"))
+    # The reset lands right after the newest message stored before it …
+    await store.add_reset(ResetRequest(channel="C1", user="U2", key="trig-1", order_ts="9.000000"))
+    assert not await store.add_reset(ResetRequest(channel="C1", user="U2", key="trig-1", order_ts="9.5"))
+    await store.add_message(msg("4.000000"))
+    await store.add_message(msg("2.000000"))  # … and a late re-delivery of an older message sorts before it
     items = await store.pending("C1")
     assert [(i.kind, i.ts) for i in items] == [
-        (ItemKind.MESSAGE, "1.000000"), (ItemKind.RESET, "2.000000"), (ItemKind.MESSAGE, "3.000000")]
-    assert await store.pending_count("C1") == 3
+        (ItemKind.MESSAGE, "1.000000"), (ItemKind.MESSAGE, "2.000000"), (ItemKind.MESSAGE, "2.999999"),
+        (ItemKind.RESET, "3.000000"), (ItemKind.MESSAGE, "4.000000")]
+    assert await store.pending_count("C1") == 5
+
+
+async def test_reset_in_an_empty_channel_uses_its_own_time(store: Store) -> None:
+    await store.add_reset(ResetRequest(channel="C1", user="U2", key="k", order_ts="5.000000"))
+    assert [i.ts for i in await store.pending("C1")] == ["5.000000"]
 
 
 async def test_files_and_flags_round_trip(store: Store) -> None:
@@ -106,5 +115,7 @@ async def test_next_batch_stops_at_reset_and_thread_change(store: Store) -> None
     items = await store.pending("C1")
     assert [i.ts for i in _next_batch(items)] == ["1.0", "2.0"]
     assert [i.ts for i in _next_batch(items[2:])] == ["3.0"]
-    await store.add_reset(ResetRequest(channel="C1", user="U1", key="k", order_ts="1.5"))
-    assert [i.ts for i in _next_batch(await store.pending("C1"))] == ["1.0"]
+    await store.add_message(msg("1.0", channel="C2"))
+    await store.add_reset(ResetRequest(channel="C2", user="U1", key="k", order_ts="1.5"))
+    await store.add_message(msg("2.0", channel="C2"))
+    assert [i.ts for i in _next_batch(await store.pending("C2"))] == ["1.0"]

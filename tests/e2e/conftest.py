@@ -1,0 +1,44 @@
+"""End-to-end fixtures: the emulators plus the real `assistant-bridge` process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import MODEL, BridgeProcess
+from tests.emulators.openai import OpenAIEmulator
+from tests.emulators.slack import SlackEmulator
+
+
+@pytest.fixture
+def model_api(openai_factory: Callable[..., OpenAIEmulator]) -> OpenAIEmulator:
+    """The OpenAI emulator, serving the model the bridge is configured with."""
+    return openai_factory(models=(MODEL, "gpt-5.4"))
+
+
+@pytest.fixture
+def bridge_factory(slack: SlackEmulator, model_api: OpenAIEmulator,
+                   tmp_path: Path) -> Iterator[Callable[..., BridgeProcess]]:
+    """`bridge_factory(env={...}, start=True)`: bridge processes sharing one work dir (so one database)."""
+    made: list[BridgeProcess] = []
+
+    def make(*, env: dict[str, str] | None = None, start: bool = True, **kwargs: Any) -> BridgeProcess:
+        process = BridgeProcess(kwargs.pop("slack", slack), kwargs.pop("openai", model_api), tmp_path, env=env,
+                                **kwargs)
+        made.append(process)
+        return process.start() if start else process
+
+    yield make
+    for process in made:
+        if process.alive:
+            assert process.stop() == 0, process.log
+    for process in made:
+        assert "Traceback" not in process.log, process.log
+
+
+@pytest.fixture
+def bridge(bridge_factory: Callable[..., BridgeProcess]) -> BridgeProcess:
+    return bridge_factory()

@@ -1,0 +1,298 @@
+"""The bridge end to end: the real `assistant-bridge run` process against the Slack and OpenAI emulators."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from tests.e2e.harness import MODEL, BridgeProcess, eventually, settle
+from tests.e2e.replies import WORKING, bot_messages, replies, wait_replies
+from tests.emulators.openai import OpenAIEmulator
+from tests.emulators.slack import SlackEmulator
+
+
+def responses_seen(model_api: OpenAIEmulator) -> list:
+    return [s for s in model_api.model.seen if s.endpoint == "responses"]
+
+
+def input_texts(seen) -> list[str]:  # type: ignore[no-untyped-def]
+    """The text of each message item of one request's input, as the model read it."""
+    texts = []
+    for item in seen.input:
+        content = item.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        else:
+            texts.extend(part["text"] for part in content or () if part.get("type") == "input_text")
+    return texts
+
+
+def test_single_reply_names_the_speaker(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                        bridge: BridgeProcess) -> None:
+    slack.user_says("general", "alice", "hello there")
+    (reply,) = wait_replies(slack, "general")
+    (seen,) = responses_seen(model_api)
+    assert input_texts(seen) == ["[Alice] hello there"]
+    assert "[Alice] hello there" in reply  # the scripted model echoes what it heard
+    today = dt.date.today()
+    assert "Please address the user as Alice." in seen.instructions
+    assert f"Today is {today:%A}, {today.day} {today:%B %Y}." in seen.instructions
+    assert "#general" in seen.instructions
+    assert seen.model == MODEL
+    # One model request and a conversation for the channel.
+    assert len(model_api.requests("/v1/responses")) == 1
+    assert len(model_api.conversations) == 1
+
+
+def test_names_fall_back_when_display_name_is_empty(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                    bridge: BridgeProcess) -> None:
+    dave = slack.add_user(name="dave")  # neither display nor real name
+    slack.join_channel("general", dave)
+    slack.user_says("general", "bob", "I have only a real name")
+    wait_replies(slack, "general")
+    slack.user_says("general", dave, "and I only a user name")
+    wait_replies(slack, "general", 2)
+    first, second = responses_seen(model_api)
+    assert input_texts(first) == ["[Bob Builder] I have only a real name"]
+    assert input_texts(second) == ["[dave] and I only a user name"]
+    assert "Please address the user as dave." in second.instructions
+
+
+def test_mentions_and_markup_become_readable(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                             bridge: BridgeProcess) -> None:
+    bob = slack.users["bob"]
+    slack.user_says("general", "alice", f"ask <@{bob}> about <https://example.com|the site> &amp; more")
+    wait_replies(slack, "general")
+    (seen,) = responses_seen(model_api)
+    assert input_texts(seen) == ["[Alice] ask @Bob Builder about the site (https://example.com) & more"]
+
+
+def test_two_users_share_one_conversation(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                          bridge: BridgeProcess) -> None:
+    slack.user_says("general", "alice", "I like tea")
+    wait_replies(slack, "general")
+    slack.user_says("general", "carol", "what does Alice like?")
+    wait_replies(slack, "general", 2)
+    first, second = responses_seen(model_api)
+    assert first.conversation_id == second.conversation_id
+    # The second turn's context holds Alice's message and the assistant's first answer.
+    context = str(second.context)
+    assert "[Alice] I like tea" in context and "[Carol] what does Alice like?" in context
+    items = model_api.conversation_items(first.conversation_id)
+    assert [i["role"] for i in items if i.get("type") == "message"] == ["user", "assistant", "user", "assistant"]
+
+
+def test_two_channels_never_share(slack: SlackEmulator, model_api: OpenAIEmulator, bridge: BridgeProcess) -> None:
+    slack.add_channel("random", members=[slack.users["alice"], slack.users["bob"]])
+    slack.user_says("general", "alice", "secret plan in general")
+    slack.user_says("random", "bob", "hello random")
+    wait_replies(slack, "general")
+    wait_replies(slack, "random")
+    by_conversation = {s.conversation_id: s for s in responses_seen(model_api)}
+    assert len(by_conversation) == 2
+    for seen in by_conversation.values():
+        assert len(input_texts(seen)) == 1
+    random_turn = next(s for s in by_conversation.values() if "hello random" in str(s.input))
+    assert "secret plan" not in str(random_turn.context)
+    assert "#random" in random_turn.instructions
+
+
+def test_restart_keeps_the_channel_conversation(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                bridge: BridgeProcess) -> None:
+    slack.user_says("general", "alice", "remember 42")
+    wait_replies(slack, "general")
+    bridge.restart()
+    slack.user_says("general", "alice", "what did I say?")
+    wait_replies(slack, "general", 2)
+    first, second = responses_seen(model_api)
+    assert first.conversation_id == second.conversation_id
+    assert len(model_api.requests("/v1/conversations")) == 1  # created once, reused after the restart
+
+
+def test_reset_starts_a_new_conversation_for_that_channel_only(
+        slack: SlackEmulator, model_api: OpenAIEmulator, bridge: BridgeProcess) -> None:
+    slack.add_channel("random", members=[slack.users["alice"]])
+    slack.user_says("general", "alice", "before the reset")
+    slack.user_says("random", "alice", "in random")
+    wait_replies(slack, "general")
+    wait_replies(slack, "random")
+    slack.slash_command("general", "bob", "/assistant", "reset")
+    eventually(lambda: any("started a new conversation" in t for t in replies(slack, "general")),
+               message="the reset announcement")
+    announcement = next(t for t in replies(slack, "general") if "started a new conversation" in t)
+    assert f"<@{slack.users['bob']}>" in announcement
+    slack.user_says("general", "alice", "after the reset")
+    slack.user_says("random", "alice", "still random")
+    wait_replies(slack, "general", 3)
+    wait_replies(slack, "random", 2)
+    seen = {input_texts(s)[0]: s for s in responses_seen(model_api)}
+    assert seen["[Alice] after the reset"].conversation_id != seen["[Alice] before the reset"].conversation_id
+    assert "before the reset" not in str(seen["[Alice] after the reset"].context)
+    assert seen["[Alice] still random"].conversation_id == seen["[Alice] in random"].conversation_id
+
+
+def test_reset_applies_exactly_between_the_messages_around_it(
+        slack: SlackEmulator, model_api: OpenAIEmulator, bridge: BridgeProcess) -> None:
+    model_api.model.ttft = 1.0  # the first turn is still running when the rest arrives
+    slack.user_says("general", "alice", "one")
+    eventually(lambda: responses_seen(model_api) or model_api.requests("/v1/responses"), message="first turn")
+    slack.user_says("general", "alice", "two")
+    slack.slash_command("general", "alice", "/assistant", "reset")
+    slack.user_says("general", "alice", "three")
+    eventually(lambda: len(responses_seen(model_api)) == 3, timeout=20, message="three turns")
+    wait_replies(slack, "general", 4, timeout=20)
+    one, two, three = responses_seen(model_api)
+    assert [input_texts(s) for s in (one, two, three)] == [["[Alice] one"], ["[Alice] two"], ["[Alice] three"]]
+    assert one.conversation_id == two.conversation_id != three.conversation_id
+
+
+def test_status_and_help(slack: SlackEmulator, model_api: OpenAIEmulator, bridge: BridgeProcess) -> None:
+    status = slack.slash_command("general", "alice", "/assistant", "status")
+    text = eventually(lambda: status.responses(), message="the status answer")[0]["text"]
+    assert "responses" in text and MODEL in text and "none yet" in text and "0 messages waiting" in text
+    slack.user_says("general", "alice", "hi")
+    wait_replies(slack, "general")
+    status = slack.slash_command("general", "alice", "/assistant", "status")
+    text = eventually(lambda: status.responses(), message="the status answer")[0]["text"]
+    (conversation_id,) = model_api.conversations
+    assert conversation_id in text
+    for words in ("", "help", "bogus"):
+        handle = slack.slash_command("general", "alice", "/assistant", words)
+        answer = eventually(lambda h=handle: h.responses(), message="the help answer")[0]["text"]
+        assert "/assistant reset" in answer and "/assistant status" in answer
+    assert replies(slack, "general") == [replies(slack, "general")[0]]  # commands answered privately
+
+
+def test_duplicate_delivery_processed_once(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                           bridge: BridgeProcess) -> None:
+    # A mention arrives twice (message + app_mention); Slack also retries an event now and then.
+    ts = slack.user_says("general", "alice", f"<@{slack.bot_user_id}> are you there?")
+    wait_replies(slack, "general")
+    event = next(e for e in slack.events("message") if e.get("ts") == ts)
+    slack.deliver_event(dict(event))
+    settle(1.0)
+    assert len(responses_seen(model_api)) == 1
+    assert len(replies(slack, "general")) == 1
+    assert {e.type for e in slack.envelopes()} >= {"events_api"}
+    assert all(e.acked_at is not None for e in slack.envelopes())
+
+
+def test_bot_edit_join_and_own_events_are_acked_and_ignored(
+        slack: SlackEmulator, model_api: OpenAIEmulator, bridge: BridgeProcess) -> None:
+    slack.user_says("general", "alice", "first")
+    wait_replies(slack, "general")  # the bridge's own post and edit come back as events too
+    ts = next(e["ts"] for e in slack.events("message") if e.get("text") == "first")
+    slack.edit_message("general", ts, "first (edited)")
+    slack.delete_message("general", ts)
+    dave = slack.add_user(name="dave", display_name="Dave")
+    slack.join_channel("general", dave)
+    slack.deliver_event({"type": "message", "subtype": "bot_message", "bot_id": "B0OTHER", "text": "beep",
+                         "channel": slack.channels["general"], "ts": "1900000000.000100"})
+    slack.deliver_event({"type": "message", "subtype": "channel_topic", "user": dave, "topic": "t",
+                         "text": "set the topic", "channel": slack.channels["general"], "ts": "1900000000.000200"})
+    slack.deliver_event({"type": "reaction_added", "user": dave, "reaction": "eyes",
+                         "item": {"type": "message", "channel": slack.channels["general"], "ts": ts}})
+    settle(1.0)
+    eventually(lambda: all(e.acked_at is not None for e in slack.envelopes()), message="every envelope acked")
+    assert len(responses_seen(model_api)) == 1
+    assert all(e.retry_attempt == 0 for e in slack.envelopes()), "an envelope was re-delivered"
+    own = [e for e in slack.events("message") if e.get("bot_id") == slack.bot_id]
+    assert own, "the emulator echoes the bot's own posts"
+
+
+def test_burst_from_three_users_reaches_the_model_once_each_in_order(
+        slack: SlackEmulator, model_api: OpenAIEmulator, bridge: BridgeProcess) -> None:
+    model_api.model.ttft = 0.4
+    model_api.model.chunk_delay = 0.02
+    sent = []
+    for i in range(15):
+        user = ("alice", "bob", "carol")[i % 3]
+        text = f"burst message {i:02d}"
+        slack.user_says("general", user, text)
+        sent.append(text)
+    eventually(lambda: sum(len(input_texts(s)) for s in responses_seen(model_api)) == 15, timeout=30,
+               message="all 15 messages at the model")
+    wait_replies(slack, "general", len(responses_seen(model_api)), timeout=30)
+    delivered = [text.split("] ", 1)[1] for s in responses_seen(model_api) for text in input_texts(s)]
+    assert delivered == sent  # exactly once each, in Slack order
+    assert len(responses_seen(model_api)) < 15  # messages that arrived mid-reply were answered together
+    assert model_api.max_concurrent_per_conversation == 1
+    assert len({s.conversation_id for s in responses_seen(model_api)}) == 1
+
+
+def test_long_reply_with_code_block_delivered_whole(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                    bridge: BridgeProcess) -> None:
+    code = "\n".join(f"print('line {i}')" for i in range(1500))
+    prose = "An explanation follows. " * 250
+    answer = f"Here you go:\n\n```python\n{code}\n```\n\n{prose}".strip()
+    assert len(answer) > 30_000
+    model_api.model.enqueue(answer)
+    slack.user_says("general", "alice", "write me a long script")
+    texts = eventually(lambda: (r := replies(slack, "general")) and sum(map(len, r)) >= len(answer) and r,
+                       timeout=20, message="the whole reply")
+    assert len(texts) >= 3
+    assert all(len(t) <= 12_000 for t in texts)
+    rebuilt = texts[0]
+    for previous, text in zip(texts, texts[1:], strict=False):
+        assert text.count("```") % 2 == 0, "a message leaves a code block open"
+        if previous.endswith("```") and text.startswith("```python\n"):  # a cut inside the code block
+            rebuilt = rebuilt.removesuffix("```")
+            text = text.removeprefix("```python\n")
+        rebuilt += text
+    assert rebuilt.split() == answer.split()  # the whole answer, in order (whitespace at cuts aside)
+
+
+def test_working_indicator_shows_quickly(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                         bridge: BridgeProcess) -> None:
+    model_api.model.ttft = 3.0
+    slack.user_says("general", "alice", "think hard")
+    eventually(lambda: any(m["text"] == WORKING for m in bot_messages(slack, "general")), timeout=1.5,
+               message="the working indicator within a second or so")
+    assert not replies(slack, "general")
+    (reply,) = wait_replies(slack, "general", timeout=10)
+    assert len(bot_messages(slack, "general")) == 1  # the indicator became the reply
+
+
+def test_thread_message_answered_in_thread(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                           bridge: BridgeProcess) -> None:
+    parent = slack.user_says("general", "alice", "top level")
+    wait_replies(slack, "general")
+    slack.user_says("general", "bob", "in the thread", thread_ts=parent)
+    wait_replies(slack, "general", 1, thread_ts=parent)
+    thread_replies = [m for m in bot_messages(slack, "general", parent) if m.get("thread_ts") == parent]
+    assert len(thread_replies) == 1
+    assert len({s.conversation_id for s in responses_seen(model_api)}) == 1  # still the channel's conversation
+
+
+def test_files_are_mentioned_to_the_model(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                          bridge: BridgeProcess) -> None:
+    slack.user_says("general", "alice", "see attached",
+                    files=[{"name": "report.pdf", "mimetype": "application/pdf", "size": 2048}])
+    wait_replies(slack, "general")
+    (seen,) = responses_seen(model_api)
+    assert input_texts(seen) == ["[Alice] see attached\n(attached files: report.pdf (application/pdf, 2.0 KB))"]
+
+
+def test_model_401_reported_and_answered_after_recovery(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                        bridge: BridgeProcess) -> None:
+    model_api.set_api_key("sk-rotated")  # the bridge's key is no longer accepted
+    slack.user_says("general", "alice", "are you ok?")
+    (notice,) = wait_replies(slack, "general")
+    assert "couldn't answer" in notice and "kept" in notice
+    assert "Traceback" not in notice and "sk-" not in notice
+    assert bridge.alive
+    model_api.set_api_key(model_api.api_key)
+    slack.user_says("general", "alice", "how about now?")
+    wait_replies(slack, "general", 2)
+    answered = [s for s in responses_seen(model_api)]
+    assert input_texts(answered[-1]) == ["[Alice] are you ok?", "[Alice] how about now?"]
+
+
+def test_allowlist_ignores_other_channels(slack: SlackEmulator, model_api: OpenAIEmulator, bridge_factory) -> None:
+    slack.add_channel("random", members=[slack.users["alice"]])
+    bridge_factory(env={"BRIDGE_CHANNELS": slack.channels["general"]})
+    slack.user_says("random", "alice", "not served here")
+    slack.user_says("general", "alice", "served here")
+    wait_replies(slack, "general")
+    settle(0.5)
+    assert replies(slack, "random") == []
+    assert [input_texts(s) for s in responses_seen(model_api)] == [["[Alice] served here"]]
