@@ -194,9 +194,13 @@ async def test_previous_response_id_chains_context(client: openai.AsyncOpenAI, e
     await client.responses.create(model=MODEL, input="Gus: two", previous_response_id=first.id)
     texts = [i["content"][0]["text"] for i in emu.model.seen[-1].context]
     assert texts == ["Gus: one", "Heard: «Gus: one»", "Gus: two"]
-    with pytest.raises(openai.BadRequestError):
-        conv = await client.conversations.create()
+    conv = await client.conversations.create()
+    with pytest.raises(openai.BadRequestError) as caught:
         await client.responses.create(model=MODEL, input="x", previous_response_id=first.id, conversation=conv.id)
+    assert caught.value.code == "mutually_exclusive_parameters"
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.responses.create(model="gpt-nope", input="x")
+    assert caught.value.body["message"] == "The requested model 'gpt-nope' does not exist."
 
 
 async def test_scripted_steps_match_and_knobs(client: openai.AsyncOpenAI, emu: OpenAIEmulator) -> None:
@@ -530,6 +534,45 @@ async def test_invalid_bodies_are_refused_and_recorded(emu: OpenAIEmulator) -> N
     assert len(problems) == 4
     assert "input/0/name" in problems[1] and "unknown_path" in problems[3]
     emu.clear_violations()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+async def test_many_valid_sdk_call_shapes_raise_no_violation(client: openai.AsyncOpenAI) -> None:
+    # (the fixture asserts at teardown that none of these broke the spec: no false positives)
+    conv = await client.conversations.create(items=[{"type": "message", "role": "developer", "content": "note"}])
+    await client.conversations.items.create(conv.id, items=[{"role": "assistant", "content": "earlier"}],
+                                            include=["message.output_text.logprobs"])
+    await client.responses.create(
+        model=MODEL, conversation={"id": conv.id}, input=[{"type": "message", "role": "user", "content": "hi"}],
+        tools=[{"type": "file_search", "vector_store_ids": ["vs_1"]},
+               {"type": "mcp", "server_label": "wiki", "server_url": "https://example.com/mcp",
+                "require_approval": "never"}],
+        tool_choice={"type": "function", "name": "f"}, text={"format": {"type": "text"}},
+        reasoning={"effort": "low"}, parallel_tool_calls=False, temperature=0.5, top_p=0.9, max_tool_calls=3)
+    stream = await client.responses.create(model=MODEL, stream=True, stream_options={"include_obfuscation": False},
+                                           input=[{"role": "system", "content": "s"}, user("u")])
+    async for _ in stream:
+        pass
+    await client.chat.completions.create(
+        model=MODEL, messages=[{"role": "developer", "content": "d"},
+                               {"role": "user", "content": [{"type": "text", "text": "hi"}], "name": "al_1"}],
+        max_completion_tokens=100, response_format={"type": "text"}, seed=1, store=False, metadata={"a": "b"},
+        tools=[{"type": "function", "function": {"name": "g", "parameters": {"type": "object"}, "strict": True}}])
+    assistant = await client.beta.assistants.create(model=MODEL, name="n", instructions="i",
+                                                    tools=[{"type": "code_interpreter"}], metadata={"k": "v"})
+    await client.beta.assistants.update(assistant.id, instructions="i2")
+    thread = await client.beta.threads.create(metadata={"c": "1"}, messages=[
+        {"role": "user", "content": [{"type": "text", "text": "hello"}], "metadata": {"nick": "ann"}}])
+    await client.beta.threads.update(thread.id, metadata={"c": "2"})
+    run = await client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, truncation_strategy={"type": "auto"},
+        max_prompt_tokens=1000, tool_choice="auto", response_format="auto", poll_interval_ms=20)
+    assert run.status == "completed"
+    async with client.beta.threads.create_and_run_stream(
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "yo"}]}) as stream:
+        await stream.until_done()
+    await client.beta.threads.delete(thread.id)
+    await client.beta.assistants.delete(assistant.id)
 
 
 async def test_requests_are_recorded(client: openai.AsyncOpenAI, emu: OpenAIEmulator) -> None:
