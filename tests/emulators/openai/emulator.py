@@ -146,7 +146,7 @@ class OpenAIEmulator:
         """The next streamed answer drops its connection after about `after_chars` characters."""
         self.faults.add_stream(StreamFault("cut", after_chars, "", "", path, times))
 
-    def fail_stream_next(self, after_chars: int = 10, *, times: int = 1, code: str = "server_error",
+    def fail_stream_next(self, *, times: int = 1, after_chars: int = 10, code: str = "server_error",
                          message: str | None = None, path: str = ANY_STREAM) -> None:
         """The next streamed answer reports a failure (Responses: `error` + `response.failed`;
         Chat: an in-band error chunk; Assistants: `thread.run.failed`) after about `after_chars`."""
