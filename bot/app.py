@@ -14,6 +14,8 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -29,6 +31,7 @@ from bot.intake import Intake
 from bot.names import NameDirectory
 from bot.settings import Settings
 from bot.slack.channels import ChannelDirectory
+from bot.slack.errors import SLACK_FAILURES, reason
 from bot.slack.listeners import register
 from bot.store import Store
 from bot.worker import ChannelWorkers
@@ -42,11 +45,20 @@ OPENAI_MAX_RETRIES = 2
 OPENAI_TIMEOUT = 120.0
 
 
+class StartupError(Exception):
+    """The bridge cannot start; the message says why in one sentence. `config` → exit status 2."""
+
+    def __init__(self, message: str, *, config: bool) -> None:
+        super().__init__(message)
+        self.config = config
+
+
 @dataclass
 class Services:
     settings: Settings
     store: Store
     slack: AsyncWebClient
+    identity: AuthorizeResult
     backend: Backend
     conversations: ConversationService
     workers: ChannelWorkers
@@ -80,8 +92,9 @@ def build_backend(settings: Settings) -> Backend:
 async def services(settings: Settings) -> AsyncIterator[Services]:
     sqlite = settings.sqlite_path
     assert sqlite is not None, "settings validation admits only SQLite for now"
-    store = await Store.open(sqlite)
     slack = build_slack_client(settings)
+    identity = await _who_am_i(slack, settings)
+    store = await Store.open(sqlite)
     backend = build_backend(settings)
     names = NameDirectory(slack)
     conversations = ConversationService(store=store, backend=backend, names=names,
@@ -90,17 +103,40 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                              reply_in_thread=settings.reply_in == "thread")
     intake = Intake(store=store, workers=workers, names=names, settings=settings)
     commands = SlashCommands(settings=settings, intake=intake, store=store, conversations=conversations)
-    built = Services(settings=settings, store=store, slack=slack, backend=backend, conversations=conversations,
-                     workers=workers, intake=intake, commands=commands)
+    built = Services(settings=settings, store=store, slack=slack, identity=identity, backend=backend,
+                     conversations=conversations, workers=workers, intake=intake, commands=commands)
     try:
         yield built
     finally:
         await built.aclose()
 
 
+async def _who_am_i(slack: AsyncWebClient, settings: Settings) -> AuthorizeResult:
+    """`auth.test` once at start-up: a bad token stops the bridge at once, with a clear sentence."""
+    try:
+        response = await slack.auth_test()
+    except SLACK_FAILURES as exc:
+        if isinstance(exc, SlackApiError) and exc.response.get("error") in ("invalid_auth", "not_authed",
+                                                                             "account_inactive", "token_revoked"):
+            raise StartupError(f"SLACK_BOT_TOKEN was refused by Slack ({reason(exc)}): copy the Bot User OAuth "
+                               "Token again from your Slack app's OAuth & Permissions page.", config=True) from exc
+        raise StartupError(f"Slack's auth.test failed at {settings.slack_api_url} ({reason(exc)}).",
+                           config=False) from exc
+    return AuthorizeResult.from_auth_test_response(auth_test_response=response, bot_token=settings.slack_bot_token)
+
+
 def build_bolt_app(built: Services) -> AsyncApp:
+    identity = built.identity
+
+    async def authorize() -> AuthorizeResult:
+        # One workspace, one token, checked at start-up: no auth.test per request. (Bolt's single-team
+        # authorization would call auth.test for every event that arrives before the first answer, and
+        # those calls finish in any order, shuffling the first messages.)
+        return identity
+
     # process_before_response: Bolt acks only after the listener returned, i.e. after the inbox commit.
-    app = AsyncApp(client=built.slack, signing_secret=built.settings.slack_signing_secret or "socket-mode",
+    app = AsyncApp(client=built.slack, authorize=authorize,
+                   signing_secret=built.settings.slack_signing_secret or "socket-mode",
                    process_before_response=True, logger=logging.getLogger("slack_bolt"))
     register(app, intake=built.intake, commands=built.commands, command_name=built.settings.command)
     return app

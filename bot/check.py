@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from slack_sdk.web.async_client import AsyncWebClient
-
 from bot.app import build_backend, build_slack_client
 from bot.backends.base import BackendError
 from bot.settings import Settings
@@ -29,9 +27,8 @@ async def run_checks(settings: Settings, *, out=print) -> int:  # type: ignore[n
     except SLACK_FAILURES as exc:
         report(False, "slack", f"auth.test failed: {reason(exc)}")
     if settings.slack_app_token:
-        app_client = AsyncWebClient(token=settings.slack_app_token, base_url=settings.slack_api_url)
         try:
-            await app_client.apps_connections_open()
+            await slack.apps_connections_open(app_token=settings.slack_app_token)
             report(True, "socket mode", "the app-level token can open connections")
         except SLACK_FAILURES as exc:
             report(False, "socket mode", f"apps.connections.open failed: {reason(exc)}")

@@ -66,7 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(runner, settings: Settings) -> int:  # type: ignore[no-untyped-def]
+    from bot.app import StartupError
+
     try:
         return asyncio.run(runner(settings))
+    except StartupError as error:
+        print(f"assistant-bridge: {error}", file=sys.stderr)
+        return EXIT_CONFIG if error.config else 1
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         return 130

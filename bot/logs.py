@@ -11,9 +11,9 @@ import time
 # Slack tokens (xoxb-, xoxp-, xapp-, …) and OpenAI-style keys (sk-…), wherever they might appear.
 _SECRET = re.compile(r"\b(xox[a-z]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|sk-[A-Za-z0-9_-]{8,})")
 _QUIET_LIBRARIES = ("slack_bolt", "slack_sdk", "openai", "httpx", "httpx2", "httpcore", "aiohttp", "asyncio")
-# Bolt reads SLACK_BOT_TOKEN from the environment itself and then warns that the client we pass wins;
-# that is exactly what we want, so the warning is noise.
-_NOISE = ("`token` will be unused",)
+# Bolt reads SLACK_BOT_TOKEN from the environment itself and then warns that the client and the
+# authorize function we pass win over it; that is exactly what we want, so the warnings are noise.
+_NOISE = ("`token` will be unused", "`token` (or SLACK_BOT_TOKEN env variable) will be ignored")
 
 
 def redact(text: str) -> str:
