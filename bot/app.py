@@ -29,10 +29,12 @@ from bot.commands import SlashCommands
 from bot.conversation import ConversationService
 from bot.intake import Intake
 from bot.names import NameDirectory
+from bot.reply import ReplyFactory
 from bot.settings import Settings
 from bot.slack.channels import ChannelDirectory
 from bot.slack.errors import SLACK_FAILURES, reason
 from bot.slack.listeners import register
+from bot.slack.writer import SlackWriter
 from bot.store import Store
 from bot.worker import ChannelWorkers
 
@@ -70,16 +72,13 @@ class Services:
         await self.store.close()
 
 
-def build_slack_client(settings: Settings) -> AsyncWebClient:
-    return AsyncWebClient(
-        token=settings.slack_bot_token,
-        base_url=settings.slack_api_url,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=SLACK_RATE_LIMIT_RETRIES),
-            AsyncServerErrorRetryHandler(max_retry_count=SLACK_SERVER_ERROR_RETRIES),
-        ],
-    )
+def build_slack_client(settings: Settings, *, retry_rate_limits: bool = True) -> AsyncWebClient:
+    """The Web API client. Replies use one without the 429 retry: their pacers wait for Retry-After."""
+    handlers = [AsyncConnectionErrorRetryHandler(),
+                AsyncServerErrorRetryHandler(max_retry_count=SLACK_SERVER_ERROR_RETRIES)]
+    if retry_rate_limits:
+        handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=SLACK_RATE_LIMIT_RETRIES))
+    return AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=handlers)
 
 
 def build_backend(settings: Settings) -> Backend:
@@ -99,7 +98,9 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     names = NameDirectory(slack)
     conversations = ConversationService(store=store, backend=backend, names=names,
                                         channels=ChannelDirectory(slack), instructions=settings.instructions)
-    workers = ChannelWorkers(store=store, conversations=conversations, slack=slack,
+    writer = SlackWriter.create(build_slack_client(settings, retry_rate_limits=False), team_id=identity.team_id)
+    replies = ReplyFactory(writer, stream_in_threads=settings.reply_in == "thread")
+    workers = ChannelWorkers(store=store, conversations=conversations, slack=slack, replies=replies,
                              reply_in_thread=settings.reply_in == "thread")
     intake = Intake(store=store, workers=workers, names=names, settings=settings)
     commands = SlashCommands(settings=settings, intake=intake, store=store, conversations=conversations)

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import notes
-from bot.backends.base import BackendError, TextDelta, TurnCompleted
+from bot.backends.base import BackendError, TextDelta, TurnCompleted, TurnRequest
 from bot.conversation import ConversationService
 from bot.items import InboxItem, ItemKind
-from bot.reply import SlackReply
+from bot.reply import Reply, ReplyFactory
 from bot.slack.errors import SLACK_FAILURES, reason
 from bot.store import OpenTurn, Store
 
@@ -33,8 +33,10 @@ class ChannelWorkers:
     """Starts a worker for a channel when it has work; the worker ends when the channel is idle."""
 
     def __init__(self, *, store: Store, conversations: ConversationService, slack: AsyncWebClient,
-                 reply_in_thread: bool = False, max_concurrent_turns: int = MAX_CONCURRENT_TURNS) -> None:
+                 replies: ReplyFactory, reply_in_thread: bool = False,
+                 max_concurrent_turns: int = MAX_CONCURRENT_TURNS) -> None:
         self._store = store
+        self._replies = replies
         self._reply_in_thread = reply_in_thread
         self._conversations = conversations
         self._slack = slack
@@ -104,31 +106,21 @@ class ChannelWorkers:
         started = time.monotonic()
         # In a thread when the user wrote in one; with BRIDGE_REPLY_IN=thread, always.
         thread_ts = batch[0].thread_ts or (batch[0].ts if self._reply_in_thread else None)
-        # A turn a crash interrupted: reuse its working indicator if it is in the same place.
+        # A turn a crash interrupted: reuse its message if it is in the same place.
         reuse = interrupted if interrupted is not None and interrupted.thread_ts == thread_ts else None
         if interrupted is not None and reuse is None:
             await self._discard(interrupted)
-        reply = SlackReply(self._slack, channel=channel, thread_ts=thread_ts,
-                           message_ts=reuse.message_ts if reuse else None)
-        try:
-            await reply.start()
-        except SLACK_FAILURES as exc:
-            log.warning("channel %s: cannot post the reply (%s); %d item(s) stay pending",
-                        channel, reason(exc), len(batch))
-            return False
+        reply = self._replies.create(channel=channel, thread_ts=thread_ts, recipient=batch[-1].user,
+                                     message_ts=reuse.message_ts if reuse else None)
         turn_id = await self._store.start_turn(channel, [i.id for i in batch], thread_ts=thread_ts,
                                                message_ts=reply.message_ts, turn_id=reuse.id if reuse else None)
         async with self._turns:
-            first_token: float | None = None
-            completed: TurnCompleted | None = None
+            timing = _Timing(started)
             try:
                 request = await self._conversations.build_turn(channel, batch)
-                sent = time.monotonic()
-                async for event in self._conversations.stream(request):
-                    if isinstance(event, TextDelta) and first_token is None:
-                        first_token = time.monotonic()
-                    elif isinstance(event, TurnCompleted):
-                        completed = event
+                timing.sent = time.monotonic()
+                reply.start()
+                completed = await self._stream(request, reply, timing)
             except BackendError as error:
                 await self._store.abandon_turn(turn_id)
                 log.warning("turn channel=%s items=%d outcome=failed transient=%s status=%s code=%s "
@@ -136,28 +128,42 @@ class ChannelWorkers:
                             error.request_id)
                 await self._tell(reply, notes.model_failed(error))
                 return False
-        assert completed is not None
         await self._store.answer_turn(turn_id, completed.text, completed.response_id)
-        delivered = await self._deliver(OpenTurn(turn_id, channel, thread_ts, reply.message_ts, "answered",
-                                                 completed.text))
-        now = time.monotonic()
+        delivered = await self._finish(reply, turn_id, completed.text)
         log.info("turn channel=%s items=%d outcome=%s response_id=%s prepare_ms=%.0f first_token_ms=%s "
                  "total_ms=%.0f input_tokens=%s output_tokens=%s", channel, len(batch),
-                 "answered" if delivered else "undelivered", completed.response_id, (sent - started) * 1000,
-                 f"{(first_token - sent) * 1000:.0f}" if first_token else "-", (now - started) * 1000,
-                 completed.input_tokens, completed.output_tokens)
+                 "answered" if delivered else "undelivered", completed.response_id, timing.prepare_ms,
+                 timing.first_token_ms, timing.total_ms, completed.input_tokens, completed.output_tokens)
         return delivered
 
-    async def _deliver(self, turn: OpenTurn) -> bool:
-        reply = SlackReply(self._slack, channel=turn.channel, thread_ts=turn.thread_ts, message_ts=turn.message_ts)
+    async def _stream(self, request: TurnRequest, reply: Reply, timing: _Timing) -> TurnCompleted:
+        """Run the model turn, feeding its text to the live reply as it arrives."""
+        completed: TurnCompleted | None = None
+        async for event in self._conversations.stream(request):
+            if isinstance(event, TextDelta):
+                timing.first_token = timing.first_token or time.monotonic()
+                reply.feed(event.text)
+            elif isinstance(event, TurnCompleted):
+                completed = event
+        if completed is None:  # a backend must end with TurnCompleted or raise
+            raise BackendError("the model's answer ended without completing", transient=True)
+        return completed
+
+    async def _finish(self, reply: Reply, turn_id: int, text: str) -> bool:
         try:
-            await reply.finish(turn.reply_text or "")
+            await reply.finish(text)
         except SLACK_FAILURES as exc:
-            log.warning("channel %s: the reply of turn %d could not be posted (%s); will retry",
-                        turn.channel, turn.id, reason(exc))
+            log.warning("channel %s: the reply of turn %d could not be written (%s); will retry",
+                        reply.channel, turn_id, reason(exc))
             return False
-        await self._store.finish_turn(turn.id)
+        await self._store.finish_turn(turn_id)
         return True
+
+    async def _deliver(self, turn: OpenTurn) -> bool:
+        """Write a reply the model gave before (Slack failed, or the process stopped, in between)."""
+        reply = self._replies.create(channel=turn.channel, thread_ts=turn.thread_ts, recipient=None,
+                                     message_ts=turn.message_ts)
+        return await self._finish(reply, turn.id, turn.reply_text or "")
 
     async def _discard(self, turn: OpenTurn) -> None:
         await self._store.abandon_turn(turn.id)
@@ -178,12 +184,33 @@ class ChannelWorkers:
         log.info("reset channel=%s", item.channel)
         return True
 
-    async def _tell(self, reply: SlackReply, text: str) -> None:
+    async def _tell(self, reply: Reply, text: str) -> None:
         try:
             await reply.fail(text)
         except SLACK_FAILURES as exc:
             log.warning("channel %s: could not tell the channel about a failure (%s)",
                         reply.channel, reason(exc))
+
+
+class _Timing:
+    """When a turn started, sent its request and got its first token (for the turn's log line)."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.sent = started
+        self.first_token: float | None = None
+
+    @property
+    def prepare_ms(self) -> float:
+        return (self.sent - self.started) * 1000
+
+    @property
+    def first_token_ms(self) -> str:
+        return f"{(self.first_token - self.sent) * 1000:.0f}" if self.first_token else "-"
+
+    @property
+    def total_ms(self) -> float:
+        return (time.monotonic() - self.started) * 1000
 
 
 def _next_batch(items: Sequence[InboxItem]) -> list[InboxItem]:

@@ -1,0 +1,115 @@
+"""Shared budgets for Slack's rate-limited methods.
+
+Slack limits `chat.update` to about 50 calls a minute per workspace (Tier 3), for all channels
+together; `chat.appendStream` (Tier 4) and `chat.startStream` (Tier 2) likewise; `chat.postMessage`
+to about one message a second per channel. A `Pacer` is a token bucket that every live reply of the
+process draws from. Waiters are served by priority (a reply's final text before its first text before
+progress), then first come, first served — so replies streaming at once share the budget fairly, and
+when it runs short, progress updates get sparser while final texts still go out first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from enum import IntEnum
+
+
+class Priority(IntEnum):
+    FINAL = 0  # the text a message keeps: always written
+    FIRST = 1  # the first text of a reply: what makes it visible
+    PROGRESS = 2  # a reply growing: may be skipped when the budget is short
+
+
+class Pacer:
+    """A token bucket: `burst` calls at once, then `per_minute` a minute; waiters by priority."""
+
+    def __init__(self, *, per_minute: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if per_minute <= 0 or burst < 1:
+            raise ValueError("a pacer needs a positive rate and a burst of at least one call")
+        self._rate = per_minute / 60.0
+        self._capacity = float(burst)
+        self._tokens = float(burst)
+        self._clock = clock
+        self._updated = clock()
+        self._paused_until = 0.0
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for _, _, future in self._waiters if not future.done())
+
+    async def acquire(self, priority: Priority = Priority.PROGRESS) -> None:
+        """Wait for a call's turn, then take it."""
+        self._refill()
+        if not self._waiters and self._tokens >= 1 and self._clock() >= self._paused_until:
+            self._tokens -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (int(priority), next(self._order), future))
+        self._schedule()
+        await future  # cancelled waiters are skipped when their turn comes
+
+    def pause(self, seconds: float) -> None:
+        """Slack answered 429 with Retry-After: nothing goes out until then, and the bucket is empty."""
+        self._tokens = 0.0
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+        self._schedule(reschedule=True)
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+        self._updated = now
+
+    def _schedule(self, reschedule: bool = False) -> None:
+        if self._timer is not None:
+            if not reschedule:
+                return
+            self._timer.cancel()
+        self._timer = None
+        if not self._waiters:
+            return
+        self._refill()
+        now = self._clock()
+        delay = max(0.0, (1 - self._tokens) / self._rate, self._paused_until - now)
+        self._timer = asyncio.get_running_loop().call_later(delay, self._grant)
+
+    def _grant(self) -> None:
+        self._timer = None
+        self._refill()
+        if self._clock() >= self._paused_until:
+            while self._waiters and self._tokens >= 1:
+                _, _, future = heapq.heappop(self._waiters)
+                if future.done():
+                    continue
+                self._tokens -= 1
+                future.set_result(None)
+        while self._waiters and self._waiters[0][2].done():
+            heapq.heappop(self._waiters)
+        self._schedule()
+
+
+class ChannelPacers:
+    """One pacer per channel (for `chat.postMessage`'s per-channel limit), created on first use."""
+
+    MAX_CHANNELS = 10_000
+
+    def __init__(self, *, per_minute: float, burst: int) -> None:
+        self._per_minute = per_minute
+        self._burst = burst
+        self._pacers: dict[str, Pacer] = {}
+
+    def __call__(self, channel: str) -> Pacer:
+        pacer = self._pacers.get(channel)
+        if pacer is None:
+            if len(self._pacers) >= self.MAX_CHANNELS:
+                idle = [key for key, p in self._pacers.items() if not p.waiting]
+                for key in idle[: len(idle) // 2 or 1]:
+                    del self._pacers[key]
+            pacer = self._pacers[channel] = Pacer(per_minute=self._per_minute, burst=self._burst)
+        return pacer

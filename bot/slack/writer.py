@@ -1,0 +1,105 @@
+"""Every Slack write a reply makes, paced by the shared budgets and retried after a 429 when it must."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.pacing import ChannelPacers, Pacer, Priority
+
+log = logging.getLogger(__name__)
+
+# Slack's limits (per workspace unless said otherwise), with headroom: a burst plus a steady rate that
+# together stay under the tier's calls per minute in any 60-second window.
+UPDATE_PER_MINUTE, UPDATE_BURST = 40, 10  # chat.update, Tier 3 (50+/min)
+APPEND_PER_MINUTE, APPEND_BURST = 80, 20  # chat.appendStream, Tier 4 (100+/min)
+START_PER_MINUTE, START_BURST = 15, 5  # chat.startStream and chat.stopStream, Tier 2 (20+/min)
+POST_PER_MINUTE, POST_BURST = 60, 3  # chat.postMessage, about 1/s per channel
+DEFAULT_RETRY_AFTER = 1.0
+MAX_FINAL_ATTEMPTS = 20  # a final write retried after this many 429s in a row is given up (and logged)
+
+
+@dataclass
+class SlackWriter:
+    """The client replies write through (no built-in 429 retry: waits go through the pacers)."""
+
+    client: AsyncWebClient
+    updates: Pacer
+    appends: Pacer
+    starts: Pacer
+    posts: ChannelPacers
+    team_id: str | None = None
+
+    @classmethod
+    def create(cls, client: AsyncWebClient, *, team_id: str | None = None) -> SlackWriter:
+        return cls(
+            client=client,
+            updates=Pacer(per_minute=UPDATE_PER_MINUTE, burst=UPDATE_BURST),
+            appends=Pacer(per_minute=APPEND_PER_MINUTE, burst=APPEND_BURST),
+            starts=Pacer(per_minute=START_PER_MINUTE, burst=START_BURST),
+            posts=ChannelPacers(per_minute=POST_PER_MINUTE, burst=POST_BURST),
+            team_id=team_id,
+        )
+
+    async def post(self, channel: str, markdown: str, *, thread_ts: str | None, priority: Priority) -> str | None:
+        kwargs = {"thread_ts": thread_ts} if thread_ts else {}
+        response = await self._call(self.posts(channel), priority, self.client.chat_postMessage,
+                                    channel=channel, markdown_text=markdown, **kwargs)
+        return response["ts"] if response else None
+
+    async def update(self, channel: str, ts: str, markdown: str, *, priority: Priority) -> bool:
+        response = await self._call(self.updates, priority, self.client.chat_update,
+                                    channel=channel, ts=ts, markdown_text=markdown)
+        return response is not None
+
+    async def delete(self, channel: str, ts: str) -> None:
+        await self._call(self.updates, Priority.FINAL, self.client.chat_delete, channel=channel, ts=ts)
+
+    async def start_stream(self, channel: str, *, thread_ts: str, recipient: str | None,
+                           markdown: str) -> str | None:
+        kwargs: dict[str, Any] = {"channel": channel, "thread_ts": thread_ts}
+        if recipient and self.team_id and not channel.startswith("D"):
+            kwargs |= {"recipient_user_id": recipient, "recipient_team_id": self.team_id}
+        if markdown:
+            kwargs["markdown_text"] = markdown
+        response = await self._call(self.starts, Priority.FIRST, self.client.chat_startStream, **kwargs)
+        return response["ts"] if response else None
+
+    async def append_stream(self, channel: str, ts: str, markdown: str, *, priority: Priority) -> bool:
+        response = await self._call(self.appends, priority, self.client.chat_appendStream,
+                                    channel=channel, ts=ts, markdown_text=markdown)
+        return response is not None
+
+    async def stop_stream(self, channel: str, ts: str, markdown: str = "") -> None:
+        kwargs = {"markdown_text": markdown} if markdown else {}
+        await self._call(self.starts, Priority.FINAL, self.client.chat_stopStream, channel=channel, ts=ts, **kwargs)
+
+    async def _call(self, pacer: Pacer, priority: Priority, method: Any, **kwargs: Any) -> Any:
+        """Call when the budget allows. On 429 the pacer pauses for Retry-After; a FINAL write then
+        tries again, anything else is skipped (returns None) — a later write carries its text."""
+        for _attempt in range(MAX_FINAL_ATTEMPTS):
+            await pacer.acquire(priority)
+            try:
+                return await method(**kwargs)
+            except SlackApiError as exc:
+                if exc.response.status_code != 429:
+                    raise
+                pacer.pause(_retry_after(exc))
+                log.info("slack rate limit on %s; waiting %.0fs", getattr(method, "__name__", "call"),
+                         _retry_after(exc))
+                if priority is not Priority.FINAL:
+                    return None
+        raise SlackApiError("rate limited too many times in a row", {"ok": False, "error": "ratelimited"})
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    headers = getattr(exc.response, "headers", None) or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return max(float(value), 0.0) if value is not None else DEFAULT_RETRY_AFTER
+    except (TypeError, ValueError):
+        return DEFAULT_RETRY_AFTER
