@@ -58,7 +58,7 @@ def test_slash_command_matches_default() -> None:
 
 def _methods_called_by_the_bot() -> set[str]:
     """Web API methods the bot's code calls through slack_sdk (`client.chat_postMessage(…)` …)."""
-    pattern = re.compile(r"\.((?:chat|users|conversations|reactions|assistant|apps|auth)_[A-Za-z_]+)\(")
+    pattern = re.compile(r"(?:client|slack)\.((?:chat|users|conversations|reactions|assistant|apps|auth)_[A-Za-z_]+)\b")
     methods = set()
     for path in (ROOT / "bot").rglob("*.py"):
         for name in pattern.findall(path.read_text()):

@@ -124,7 +124,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
         time.sleep(interval)
 
 
-async def async_wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
+async def async_wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,  # noqa: ASYNC109
                            message: str = "condition") -> Any:
     """Like `wait_until`, for asyncio tests (does not block their loop)."""
     deadline = time.monotonic() + timeout

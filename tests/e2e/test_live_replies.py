@@ -1,0 +1,151 @@
+"""Live replies end to end: the answer grows in Slack while the model writes, within Slack's limits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tests.e2e.harness import BridgeProcess, eventually
+from tests.e2e.replies import WORKING, bot_messages, replies, wait_replies, wait_text
+from tests.emulators.openai import OpenAIEmulator
+from tests.emulators.slack import SlackEmulator
+
+CUT_OFF = "the answer was cut off"
+
+
+def slow_model(model_api: OpenAIEmulator, *, length: int, seconds: float) -> None:
+    """The model writes `length` characters over about `seconds`."""
+    model = model_api.model
+    model.reply_length = length
+    model.chunk_size = 20
+    model.chunk_delay = seconds / (length / model.chunk_size)
+
+
+def model_done_at(model_api: OpenAIEmulator) -> list[float]:
+    return [r.time_done for r in model_api.requests("/v1/responses") if r.time_done]
+
+
+def test_channel_reply_grows_then_ends_with_the_final_text(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                           bridge: BridgeProcess) -> None:
+    slow_model(model_api, length=1200, seconds=4.0)
+    slack.user_says("general", "alice", "tell me a story")
+    (seen,) = model_api.wait_for(lambda: model_api.model.seen, message="the model request")
+    message = wait_text(slack, "general", seen.reply.text.strip())
+    (done,) = model_done_at(model_api)
+    assert len(bot_messages(slack, "general")) == 1
+    updates = [c for c in slack.calls("chat.update") if c.ok]
+    # The first text was posted, then the message changed at least twice before the model finished.
+    shown_before_done = [c for c in updates if c.time < done]
+    assert len(shown_before_done) >= 2, [c.time - done for c in updates]
+    texts = [c.args["markdown_text"] for c in shown_before_done]
+    assert all(len(a) < len(b) for a, b in zip(texts, texts[1:], strict=False)), "the text only grows"
+    assert message["text"] == seen.reply.text.strip()  # ends with exactly the model's final text
+
+
+def test_six_channels_stream_at_once_within_real_limits(slack_factory: Callable[..., SlackEmulator],
+                                                        model_api: OpenAIEmulator, bridge_factory) -> None:
+    slack = slack_factory(rate_limits="real")
+    users = [slack.users[name] for name in ("alice", "bob", "carol")]
+    channels = [slack.add_channel(f"team-{i}", members=users) for i in range(6)]
+    slow_model(model_api, length=2500, seconds=6.0)
+    bridge_factory(slack=slack)
+    for channel in channels:
+        slack.user_says(channel, "alice", f"a long answer for {channel}, please")
+    model_api.wait_for(lambda: len(model_api.model.seen) == 6, message="six model requests")
+    for seen in model_api.model.seen:
+        wait_text(slack, next(c for c in channels if c in str(seen.input)), seen.reply.text.strip(), timeout=60)
+    assert [c for c in slack.calls() if c.status == 429] == [], "the bridge went over a Slack rate limit"
+    finals = {s.conversation_id: s.reply.text.strip() for s in model_api.model.seen}
+    assert sorted(finals.values()) == sorted(replies(slack, c)[0] for c in channels)
+    updates = [c for c in slack.calls("chat.update") if c.ok]
+    assert len(updates) <= 50 + 12  # at most a Tier-3 window's worth (and the final writes)
+
+
+def test_injected_429_on_update_delays_but_keeps_the_final_text(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                                bridge: BridgeProcess) -> None:
+    slow_model(model_api, length=800, seconds=2.0)
+    slack.fail_next("chat.update", error="ratelimited", status=429, retry_after=2, times=3)
+    slack.user_says("general", "alice", "keep going")
+    (seen,) = model_api.wait_for(lambda: model_api.model.seen, message="the model request")
+    wait_text(slack, "general", seen.reply.text.strip(), timeout=30)
+    limited = [c for c in slack.calls("chat.update") if c.status == 429]
+    assert len(limited) == 3
+    later = [c for c in slack.calls("chat.update") if c.ok and c.time > limited[0].time]
+    assert later and later[0].time - limited[0].time >= 1.9, "Retry-After was not honoured"
+
+
+def test_thread_mode_streams_natively(slack: SlackEmulator, model_api: OpenAIEmulator, bridge_factory) -> None:
+    bridge_factory(env={"BRIDGE_REPLY_IN": "thread"})
+    slow_model(model_api, length=900, seconds=2.0)
+    ts = slack.user_says("general", "alice", "stream it")
+    (seen,) = model_api.wait_for(lambda: model_api.model.seen, message="the model request")
+    wait_text(slack, "general", seen.reply.text.strip(), thread_ts=ts)
+    (message,) = bot_messages(slack, "general", ts)
+    assert message["thread_ts"] == ts and not message["streaming"]
+    assert len(slack.calls("chat.startStream")) == 1
+    assert len([c for c in slack.calls("chat.appendStream") if c.ok]) >= 2
+    assert len(slack.calls("chat.stopStream")) == 1
+    assert not slack.calls("chat.update")
+    start = slack.calls("chat.startStream")[0].args
+    assert start["recipient_user_id"] == slack.users["alice"] and start["thread_ts"] == ts
+
+
+def test_thread_mode_falls_back_when_the_stream_expires(slack_factory: Callable[..., SlackEmulator],
+                                                        model_api: OpenAIEmulator, bridge_factory) -> None:
+    slack = slack_factory(stream_expiry=1.5)
+    bridge_factory(slack=slack, env={"BRIDGE_REPLY_IN": "thread"})
+    slow_model(model_api, length=1500, seconds=4.0)
+    ts = slack.user_says("general", "alice", "a slow one")
+    (seen,) = model_api.wait_for(lambda: model_api.model.seen, message="the model request")
+    wait_text(slack, "general", seen.reply.text.strip(), timeout=30, thread_ts=ts)
+    assert any(c.error == "message_not_in_streaming_state" for c in slack.calls("chat.appendStream"))
+    assert [c for c in slack.calls("chat.update") if c.ok], "no chat.update fallback"
+    assert len(bot_messages(slack, "general", ts)) == 1  # completed on the same message
+
+
+def test_forty_thousand_characters_arrive_whole_across_messages(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                                bridge: BridgeProcess) -> None:
+    paragraph = "A sentence that goes on for a while, to fill the reply. " * 10 + "\n\n"
+    code = "```sql\n" + "SELECT * FROM big_table WHERE id = 1;\n" * 80 + "```\n\n"
+    answer = ((paragraph * 8 + code) * 8)[:40_000].rstrip()
+    model_api.model.enqueue(answer)
+    model_api.model.chunk_size = 400
+    model_api.model.chunk_delay = 0.02
+    slack.user_says("general", "alice", "everything, please")
+    texts = eventually(lambda: (r := replies(slack, "general")) and sum(map(len, r)) >= len(answer) and r,
+                       timeout=40, message="the whole 40,000-character reply")
+    texts = wait_replies(slack, "general", len(texts), timeout=10)
+    assert len(texts) >= 4
+    assert all(len(t) <= 12_000 for t in texts)
+    rebuilt = texts[0]
+    for previous, text in zip(texts, texts[1:], strict=False):
+        assert text.count("```") % 2 == 0, "a message leaves a code block open"
+        if previous.endswith("```") and text.startswith("```sql\n"):  # cut inside a code block
+            rebuilt = rebuilt.removesuffix("```")
+            text = text.removeprefix("```sql\n")
+        rebuilt += text
+    assert rebuilt.split() == answer.split()
+
+
+def test_cut_stream_is_marked_and_the_message_answered_later(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                             bridge: BridgeProcess) -> None:
+    model_api.model.reply_length = 400
+    model_api.model.chunk_delay = 0.05
+    model_api.cut_stream_next(after_chars=200)
+    slack.user_says("general", "alice", "first question")
+    (cut,) = wait_replies(slack, "general", timeout=20)
+    assert CUT_OFF in cut and "kept" in cut
+    # Nothing of the cut answer entered the conversation; the message goes with the next turn.
+    slack.user_says("general", "alice", "second question")
+    wait_replies(slack, "general", 2, timeout=20)
+    last = [s for s in model_api.model.seen if s.endpoint == "responses"][-1]
+    assert "[Alice] first question" in str(last.input) and "[Alice] second question" in str(last.input)
+
+
+def test_failed_stream_is_marked(slack: SlackEmulator, model_api: OpenAIEmulator, bridge: BridgeProcess) -> None:
+    model_api.model.reply_length = 300
+    model_api.model.chunk_delay = 0.05
+    model_api.fail_stream_next(after_chars=100)
+    slack.user_says("general", "alice", "hello")
+    (notice,) = wait_replies(slack, "general", timeout=20)
+    assert CUT_OFF in notice and "couldn't answer" in notice
+    assert WORKING not in notice
