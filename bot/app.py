@@ -27,6 +27,7 @@ from bot.backends.base import Backend
 from bot.backends.responses import ResponsesBackend
 from bot.commands import SlashCommands
 from bot.conversation import ConversationService
+from bot.failures import RetryPolicy
 from bot.intake import Intake
 from bot.names import NameDirectory
 from bot.reply import ReplyFactory
@@ -36,6 +37,7 @@ from bot.slack.errors import SLACK_FAILURES, reason
 from bot.slack.listeners import register
 from bot.slack.writer import SlackWriter
 from bot.store import Store
+from bot.turns import TurnRunner
 from bot.worker import ChannelWorkers
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ SLACK_RATE_LIMIT_RETRIES = 5
 SLACK_SERVER_ERROR_RETRIES = 2
 OPENAI_MAX_RETRIES = 2
 OPENAI_TIMEOUT = 120.0
+MAX_CONCURRENT_TURNS = 64  # model requests in flight across all channels of this process
 
 
 class StartupError(Exception):
@@ -100,8 +103,10 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                                         channels=ChannelDirectory(slack), instructions=settings.instructions)
     writer = SlackWriter.create(build_slack_client(settings, retry_rate_limits=False), team_id=identity.team_id)
     replies = ReplyFactory(writer, stream_in_threads=settings.reply_in == "thread")
-    workers = ChannelWorkers(store=store, conversations=conversations, slack=slack, replies=replies,
-                             reply_in_thread=settings.reply_in == "thread")
+    runner = TurnRunner(store=store, conversations=conversations, replies=replies, slack=slack,
+                        policy=RetryPolicy(max_attempts=settings.max_attempts, turn_timeout=settings.turn_timeout),
+                        reply_in_thread=settings.reply_in == "thread", max_concurrent_turns=MAX_CONCURRENT_TURNS)
+    workers = ChannelWorkers(store=store, runner=runner)
     intake = Intake(store=store, workers=workers, names=names, settings=settings)
     commands = SlashCommands(settings=settings, intake=intake, store=store, conversations=conversations)
     built = Services(settings=settings, store=store, slack=slack, identity=identity, backend=backend,

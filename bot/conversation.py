@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from bot.backends.base import Backend, TurnEvent, TurnRequest
+from bot.backends.base import Backend, FoundReply, TurnEvent, TurnRequest
 from bot.items import InboxItem
 from bot.names import NameDirectory
 from bot.prompt import build_instructions, speaker_text
@@ -57,3 +57,11 @@ class ConversationService:
 
     def stream(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         return self.backend.stream_turn(request)
+
+    async def find_reply(self, channel: str, conversation_id: str | None,
+                         messages: Sequence[str]) -> FoundReply | None:
+        """The answer to a turn whose outcome is unknown, if the conversation has it."""
+        if not conversation_id or not messages:
+            return None
+        after = await self._store.last_item(channel, self.backend.name)
+        return await self.backend.find_reply(conversation_id, messages, after)

@@ -5,10 +5,32 @@ from __future__ import annotations
 from bot.backends.base import BackendError
 
 
+def model_trouble(error: BackendError) -> str:
+    """A transient failure, said once: the bridge keeps trying by itself."""
+    return (f":hourglass: Sorry, I couldn't answer yet: {error.message}. Your message is kept; "
+            "I'll try again shortly.")
+
+
 def model_failed(error: BackendError) -> str:
-    later = ("I'll try again with the next message." if error.transient
-             else "An admin needs to fix this; I'll answer once it works again.")
-    return f":warning: Sorry, I couldn't answer: {error.message}. Your message is kept. {later}"
+    """An account failure: nothing works until an admin acts; the messages wait."""
+    return (f":warning: Sorry, I couldn't answer: {error.message}. Your messages are kept, and I'll answer "
+            "them once an admin has fixed this.")
+
+
+def gave_up(user_ids: list[str], reason: str, attempts: int) -> str:
+    return (f":warning: I couldn't answer {_whose(user_ids)} after {attempts} attempts ({reason}), "
+            "so I've skipped it. Please ask again.")
+
+
+def refused(user_ids: list[str], reason: str) -> str:
+    return f":warning: I couldn't answer {_whose(user_ids)}: {reason}. I've skipped it; please rephrase."
+
+
+def _whose(user_ids: list[str]) -> str:
+    people = list(dict.fromkeys(user_ids))
+    mentions = [f"<@{user}>" for user in people]
+    owners = mentions[0] if len(mentions) == 1 else ", ".join(mentions[:-1]) + " and " + mentions[-1]
+    return f"the message from {owners}" if len(user_ids) == 1 else f"the messages from {owners}"
 
 
 def reset_announcement(user_id: str) -> str:

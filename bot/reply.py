@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from slack_sdk.errors import SlackApiError
@@ -34,9 +35,14 @@ APPEND_INTERVAL = 0.25  # at most four stream appends a second per reply
 STREAM_HEADROOM = 64  # characters kept free in a streamed message for a closing code fence
 STATUS_ROOM = 200  # characters kept free in a growing message for a status line ("Using a tool…")
 CUT_OFF_NOTE = "_…the answer was cut off here._"
+# Slack errors meaning a message to update is gone.
+MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message"})
 # Slack errors meaning a native stream can no longer be appended to (expired, stopped, gone).
 STREAM_GONE = frozenset({"message_not_in_streaming_state", "streaming_state_conflict", "message_not_found",
                          "invalid_stream", "stream_expired"})
+
+
+OnPost = Callable[[str], Awaitable[None]]  # told the ts of every message a reply posts, when it posts it
 
 
 class Reply(Protocol):
@@ -56,6 +62,10 @@ class Reply(Protocol):
     async def finish(self, text: str) -> list[str]: ...
 
     async def fail(self, note: str) -> None: ...
+
+    async def cancel(self) -> list[str]:
+        """Stop writing; return the ts of the messages posted so far."""
+        ...
 
 
 class _LiveText:
@@ -100,15 +110,16 @@ class UpdatingReply:
     """A reply that is posted, then edited as it grows (see the module docstring)."""
 
     def __init__(self, writer: SlackWriter, *, channel: str, thread_ts: str | None,
-                 message_ts: str | None = None, limit: int = MARKDOWN_TEXT_LIMIT,
-                 shown: str | None = None) -> None:
+                 messages: Sequence[str] = (), limit: int = MARKDOWN_TEXT_LIMIT, shown: str | None = None,
+                 on_post: OnPost | None = None) -> None:
         self._writer = writer
         self.channel = channel
         self.thread_ts = thread_ts
         self._limit = limit
         self._live = _LiveText()
-        self.timestamps: list[str] = [message_ts] if message_ts else []
-        self._shown: list[str | None] = [shown] if message_ts else []  # None: unknown, rewrite it
+        self.timestamps: list[str] = list(messages)  # messages already posted (a resumed reply) and new ones
+        self._shown: list[str | None] = [shown] + [None] * (len(messages) - 1) if messages else []  # None: rewrite
+        self.on_post = on_post
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -135,6 +146,10 @@ class UpdatingReply:
         partial = self._live.text.strip()
         self._live.end(f"{_balanced(partial)}\n\n{CUT_OFF_NOTE}\n\n{note}" if partial else note)
         await self._wait_done()
+
+    async def cancel(self) -> list[str]:
+        await _cancel(self._task)
+        return list(self.timestamps)
 
     async def _wait_done(self) -> None:
         if self._task is None:
@@ -170,19 +185,36 @@ class UpdatingReply:
         for index, piece in enumerate(pieces):
             level = Priority.FINAL if index < settled else priority
             if index < len(self.timestamps):
-                if self._shown[index] != piece:
-                    if await self._writer.update(self.channel, self.timestamps[index], piece, priority=level):
-                        self._shown[index] = piece
+                if self._shown[index] != piece and await self._update(index, piece, level):
+                    self._shown[index] = piece
             else:
                 ts = await self._writer.post(self.channel, piece, thread_ts=self.thread_ts, priority=level)
                 if ts is None:
                     return  # rate limited: the next write posts it
                 self.timestamps.append(ts)
                 self._shown.append(piece)
+                if self.on_post is not None:
+                    await self.on_post(ts)
         if final_upto is None:
             for ts in self.timestamps[len(pieces):]:  # the final text is shorter than what was shown
                 await self._writer.delete(self.channel, ts)
             del self.timestamps[len(pieces):], self._shown[len(pieces):]
+
+
+    async def _update(self, index: int, piece: str, level: Priority) -> bool:
+        try:
+            return await self._writer.update(self.channel, self.timestamps[index], piece, priority=level)
+        except SlackApiError as exc:
+            if exc.response.get("error") not in MESSAGE_GONE:
+                raise
+        # Someone deleted the message (or it is not ours any more): post the text anew in its place.
+        ts = await self._writer.post(self.channel, piece, thread_ts=self.thread_ts, priority=Priority.FINAL)
+        if ts is None:
+            return False
+        self.timestamps[index] = ts
+        if self.on_post is not None:
+            await self.on_post(ts)
+        return True
 
 
 class ReplyFactory:
@@ -192,19 +224,22 @@ class ReplyFactory:
         self.writer = writer
         self._stream_in_threads = stream_in_threads
 
-    def create(self, *, channel: str, thread_ts: str | None, recipient: str | None,
-               message_ts: str | None = None) -> Reply:
-        if self._stream_in_threads and thread_ts and message_ts is None:
-            return StreamingReply(self.writer, channel=channel, thread_ts=thread_ts, recipient=recipient)
-        return UpdatingReply(self.writer, channel=channel, thread_ts=thread_ts, message_ts=message_ts)
+    def create(self, *, channel: str, thread_ts: str | None, recipient: str | None, messages: Sequence[str] = (),
+               on_post: OnPost | None = None) -> Reply:
+        """A new reply; or, given the `messages` an earlier attempt posted, one that rewrites those."""
+        if self._stream_in_threads and thread_ts and not messages:
+            return StreamingReply(self.writer, channel=channel, thread_ts=thread_ts, recipient=recipient,
+                                  on_post=on_post)
+        return UpdatingReply(self.writer, channel=channel, thread_ts=thread_ts, messages=messages, on_post=on_post)
 
 
 class StreamingReply:
     """A reply streamed natively in a thread, falling back to `UpdatingReply` when the stream ends early."""
 
     def __init__(self, writer: SlackWriter, *, channel: str, thread_ts: str, recipient: str | None,
-                 limit: int = MARKDOWN_TEXT_LIMIT) -> None:
+                 limit: int = MARKDOWN_TEXT_LIMIT, on_post: OnPost | None = None) -> None:
         self._writer = writer
+        self.on_post = on_post
         self.channel = channel
         self.thread_ts = thread_ts
         self._recipient = recipient
@@ -242,6 +277,12 @@ class StreamingReply:
         partial = self._live.text
         await self._end(f"{_balanced(partial)}\n\n{CUT_OFF_NOTE}\n\n{note}" if partial.strip() else note)
 
+    async def cancel(self) -> list[str]:
+        await _cancel(self._task)
+        if self._fallback is not None:
+            return self.timestamps[:-1] + await self._fallback.cancel()
+        return list(self.timestamps)
+
     async def _end(self, final: str) -> list[str]:
         self._live.end(final)
         if self._task is None:
@@ -271,7 +312,8 @@ class StreamingReply:
             log.info("channel %s: the stream ended early (%s); finishing with chat.update", self.channel,
                      exc.response.get("error"))
             self._fallback = UpdatingReply(self._writer, channel=self.channel, thread_ts=self.thread_ts,
-                                           message_ts=self.timestamps[-1], limit=self._limit, shown=self._content)
+                                           messages=self.timestamps[-1:], limit=self._limit, shown=self._content,
+                                           on_post=self.on_post)
             self._fallback.feed(self._prefix + self._live.text[self._stream_start:])
             self._fallback.start()
 
@@ -304,10 +346,14 @@ class StreamingReply:
             ts = await self._writer.post(self.channel, markdown or WORKING_TEXT, thread_ts=self.thread_ts,
                                          priority=Priority.FINAL)
             self.timestamps.append(str(ts))
+            if self.on_post is not None:
+                await self.on_post(str(ts))
             self._stream_start, self._content = self._sent, markdown or WORKING_TEXT
             self._sent += len(first)
             raise SlackApiError("no stream available", {"ok": False, "error": "stream_expired"})
         self.timestamps.append(ts)
+        if self.on_post is not None:
+            await self.on_post(ts)
         self._stream_start, self._content, self._open = self._sent, markdown, True
         self._sent += len(first)
 
@@ -325,6 +371,15 @@ class StreamingReply:
         self._content += closing
         self._open = False
         self._prefix = fence.opening_line + "\n" if fence else ""
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    """Stop a reply's writer task; a failure it already had is not news any more."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 def _balanced(markdown: str) -> str:

@@ -18,6 +18,8 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
+from bot.failures import DEFAULT_MAX_ATTEMPTS, DEFAULT_TURN_TIMEOUT
+
 DEFAULT_CONFIG_FILE = Path("config/bridge.toml")
 DEFAULT_INSTRUCTIONS_FILE = Path("config/instructions.md")
 DEFAULT_DATABASE_URL = "sqlite:///data/bridge.sqlite3"
@@ -41,7 +43,7 @@ Mode = Literal["run", "serve", "check"]
 FILE_SETTINGS = frozenset({
     "ASSISTANT_BACKEND", "OPENAI_MODEL", "OPENAI_ASSISTANT_ID", "OPENAI_BASE_URL", "ASSISTANT_INSTRUCTIONS",
     "BRIDGE_CHANNELS", "BRIDGE_RESPOND_TO", "BRIDGE_REPLY_IN", "BRIDGE_COMMAND", "BRIDGE_TOOLS_MODULE",
-    "DATABASE_URL", "SLACK_API_URL", "LOG_LEVEL", "LOG_FORMAT", "PORT", "BRIDGE_MAX_ATTEMPTS",
+    "DATABASE_URL", "SLACK_API_URL", "LOG_LEVEL", "LOG_FORMAT", "PORT", "BRIDGE_MAX_ATTEMPTS", "BRIDGE_TURN_TIMEOUT",
 })
 
 
@@ -77,6 +79,8 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     port: int = DEFAULT_PORT
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    turn_timeout: float = DEFAULT_TURN_TIMEOUT
     config_file: str | None = None
 
     def serves_channel(self, channel: str) -> bool:
@@ -188,6 +192,8 @@ def load_settings(
     else:
         port = int(port_text)
 
+    max_attempts = _number(problems, "BRIDGE_MAX_ATTEMPTS", get("BRIDGE_MAX_ATTEMPTS"), DEFAULT_MAX_ATTEMPTS, 1, 100)
+    turn_timeout = _number(problems, "BRIDGE_TURN_TIMEOUT", get("BRIDGE_TURN_TIMEOUT"), DEFAULT_TURN_TIMEOUT, 1, 3600)
     instructions, source = _instructions(env, file_values, problems)
 
     if problems:
@@ -199,6 +205,7 @@ def load_settings(
         instructions=instructions, instructions_source=source, channels=channels, respond_to=respond_to,
         reply_in=reply_in, command=command, tools_module=get("BRIDGE_TOOLS_MODULE") or None,
         database_url=database_url, log_level=log_level, log_format=log_format, port=port,
+        max_attempts=int(max_attempts), turn_timeout=turn_timeout,
         config_file=str(config_path) if config_path.is_file() else None,
     )
 
@@ -257,6 +264,19 @@ def _check_choice(problems: list[str], name: str, value: str, choices: tuple[str
     elif value not in available:
         problems.append(f"{name}={value} is not available in this version yet; use "
                         f"{' or '.join(available)}.")
+
+
+def _number(problems: list[str], name: str, text: str, default: float, low: float, high: float) -> float:
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        problems.append(f"{name} must be a number from {low:g} to {high:g}, not {text!r}.")
+        return default
+    return value
 
 
 def _parse_channels(text: str, problems: list[str]) -> frozenset[str]:

@@ -61,6 +61,14 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (channel, backend)
     );
     """,
+    # 2: what a turn sent and where its reply is, so a crash or a cut stream can be resolved exactly;
+    #    the conversation's newest item, to tell an unfinished turn's messages from older ones.
+    """
+    ALTER TABLE turns ADD COLUMN conversation_id TEXT;
+    ALTER TABLE turns ADD COLUMN input_texts TEXT;
+    ALTER TABLE turns ADD COLUMN messages TEXT;
+    ALTER TABLE conversations ADD COLUMN last_item_id TEXT;
+    """,
 )
 
 PENDING, DONE, SKIPPED = "pending", "done", "skipped"
@@ -68,14 +76,21 @@ PENDING, DONE, SKIPPED = "pending", "done", "skipped"
 
 @dataclass(frozen=True, slots=True)
 class OpenTurn:
-    """A turn that was started or answered but whose reply is not yet delivered."""
+    """A turn that did not finish: `started` (outcome unknown), `retry` (failed before reaching the
+    conversation; its messages in Slack are reused) or `answered` (the reply still to be written)."""
 
     id: int
     channel: str
     thread_ts: str | None
-    message_ts: str | None
     state: str
     reply_text: str | None
+    conversation_id: str | None
+    input_texts: tuple[str, ...]
+    messages: tuple[str, ...]
+
+    @property
+    def message_ts(self) -> str | None:
+        return self.messages[0] if self.messages else None
 
 
 class Store:
@@ -147,8 +162,7 @@ class Store:
     async def pending(self, channel: str, limit: int = 500) -> list[InboxItem]:
         """The channel's pending items in Slack order."""
         rows = await self._db.execute_fetchall(
-            "SELECT id, channel, kind, order_ts, user_id, text, thread_ts, files, mentions_bot, attempts"
-            " FROM inbox WHERE channel = ? AND state = 'pending' ORDER BY order_ts, id LIMIT ?",
+            f"SELECT {_ITEM_COLUMNS} FROM inbox WHERE channel = ? AND state = 'pending' ORDER BY order_ts, id LIMIT ?",
             (channel, limit),
         )
         return [_item(row) for row in rows]
@@ -185,51 +199,93 @@ class Store:
     # --- turns: the journal of each model request and its reply ---------------------------------------
 
     async def open_turn(self, channel: str) -> OpenTurn | None:
-        """The channel's unfinished turn (started or answered but not delivered), if a crash left one."""
+        """The channel's unfinished turn, if a crash or a failure left one."""
         row = await self._fetchone(
-            "SELECT id, channel, thread_ts, message_ts, state, reply_text FROM turns"
-            " WHERE channel = ? AND state IN ('started', 'answered') ORDER BY id LIMIT 1", (channel,))
-        return OpenTurn(*row) if row else None
+            "SELECT id, channel, thread_ts, state, reply_text, conversation_id, input_texts, messages FROM turns"
+            " WHERE channel = ? AND state IN ('started', 'retry', 'answered') ORDER BY id DESC LIMIT 1",
+            (channel,))
+        if row is None:
+            return None
+        *head, conversation_id, input_texts, messages = row
+        return OpenTurn(*head, conversation_id, tuple(json.loads(input_texts or "[]")),
+                        tuple(json.loads(messages or "[]")))
+
+    async def turn_items(self, turn_id: int, state: str = PENDING) -> list[InboxItem]:
+        """The items a turn was started with that are still in `state`."""
+        rows = await self._db.execute_fetchall(
+            f"SELECT {_ITEM_COLUMNS} FROM inbox WHERE turn_id = ? AND state = ? ORDER BY order_ts, id",
+            (turn_id, state))
+        return [_item(row) for row in rows]
 
     async def start_turn(self, channel: str, item_ids: Sequence[int], *, thread_ts: str | None,
-                         message_ts: str | None, turn_id: int | None = None) -> int:
+                         conversation_id: str, input_texts: Sequence[str], messages: Sequence[str] = (),
+                         turn_id: int | None = None) -> int:
         """Record that a model request for these items is about to be sent (reusing `turn_id` if given)."""
+        fields = (thread_ts, conversation_id, json.dumps(list(input_texts)), json.dumps(list(messages)), time.time())
         async with self._transaction():
             if turn_id is None:
                 cursor = await self._db.execute(
-                    "INSERT INTO turns (channel, thread_ts, message_ts, started_at) VALUES (?, ?, ?, ?)",
-                    (channel, thread_ts, message_ts, time.time()))
+                    "INSERT INTO turns (channel, thread_ts, conversation_id, input_texts, messages, started_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)", (channel, *fields))
                 turn_id = cursor.lastrowid
             else:
                 await self._db.execute(
-                    "UPDATE turns SET thread_ts = ?, message_ts = ?, started_at = ? WHERE id = ?",
-                    (thread_ts, message_ts, time.time(), turn_id))
+                    "UPDATE turns SET state = 'started', thread_ts = ?, conversation_id = ?, input_texts = ?,"
+                    " messages = ?, started_at = ? WHERE id = ?", (*fields, turn_id))
             await self._db.execute(
                 f"UPDATE inbox SET turn_id = ?, attempts = attempts + 1 WHERE id IN ({_marks(item_ids)})",
                 (turn_id, *item_ids))
         assert turn_id is not None
         return turn_id
 
-    async def answer_turn(self, turn_id: int, reply_text: str, response_id: str | None) -> None:
-        """The model answered: its reply is now part of the conversation and must be delivered."""
+    async def add_turn_message(self, turn_id: int, ts: str) -> None:
+        """A message of the turn's reply was posted: remember it, so it is reused, never posted twice."""
+        await self._write(
+            "UPDATE turns SET messages = json_insert(coalesce(messages, '[]'), '$[#]', ?) WHERE id = ?",
+            (ts, turn_id))
+
+    async def set_turn_messages(self, turn_id: int, messages: Sequence[str]) -> None:
+        await self._write("UPDATE turns SET messages = ? WHERE id = ?", (json.dumps(list(messages)), turn_id))
+
+    async def answer_turn(self, turn_id: int, reply_text: str, response_id: str | None, *,
+                          backend: str | None = None, last_item_id: str | None = None) -> None:
+        """The model answered: its reply is now part of the conversation and must be delivered.
+        With `backend`, the conversation's newest item becomes `last_item_id` in the same transaction."""
         async with self._transaction():
             await self._db.execute(
                 "UPDATE turns SET state = 'answered', reply_text = ?, response_id = ? WHERE id = ?",
                 (reply_text, response_id, turn_id))
+            if backend is not None:
+                await self._db.execute(
+                    "UPDATE conversations SET last_item_id = ? WHERE backend = ? AND conversation_id ="
+                    " (SELECT conversation_id FROM turns WHERE id = ?)", (last_item_id, backend, turn_id))
             await self._db.execute(
                 "UPDATE inbox SET state = 'answered' WHERE turn_id = ? AND state = 'pending'", (turn_id,))
 
     async def finish_turn(self, turn_id: int) -> None:
         """The reply is in Slack: the turn and its items are done."""
+        await self._end_turn(turn_id, "delivered", DONE)
+
+    async def skip_turn(self, turn_id: int) -> None:
+        """Give up on the turn: its items are skipped (reported in the channel by the caller)."""
+        await self._end_turn(turn_id, "skipped", SKIPPED)
+
+    async def _end_turn(self, turn_id: int, turn_state: str, item_state: str) -> None:
         now = time.time()
         async with self._transaction():
             await self._db.execute(
-                "UPDATE turns SET state = 'delivered', finished_at = ? WHERE id = ?", (now, turn_id))
+                "UPDATE turns SET state = ?, finished_at = ? WHERE id = ?", (turn_state, now, turn_id))
             await self._db.execute(
-                "UPDATE inbox SET state = 'done', done_at = ? WHERE turn_id = ?", (now, turn_id))
+                "UPDATE inbox SET state = ?, done_at = ? WHERE turn_id = ? AND state IN ('pending', 'answered')",
+                (item_state, now, turn_id))
+
+    async def retry_turn(self, turn_id: int) -> None:
+        """The request failed before reaching the conversation: the items stay pending, and the next
+        attempt reuses the turn's messages in Slack."""
+        await self._write("UPDATE turns SET state = 'retry' WHERE id = ?", (turn_id,))
 
     async def abandon_turn(self, turn_id: int) -> None:
-        """The model request failed: the items stay pending for the next turn; the message is reused."""
+        """Close the turn without answering; its items stay pending for a new turn."""
         await self._write(
             "UPDATE turns SET state = 'failed', finished_at = ? WHERE id = ?", (time.time(), turn_id))
 
@@ -244,9 +300,18 @@ class Store:
         await self._write(
             "INSERT INTO conversations (channel, backend, conversation_id, created_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (channel, backend) DO UPDATE SET conversation_id = excluded.conversation_id,"
-            " created_at = excluded.created_at",
+            " created_at = excluded.created_at, last_item_id = NULL",
             (channel, backend, conversation_id, time.time()),
         )
+
+    async def last_item(self, channel: str, backend: str) -> str | None:
+        row = await self._fetchone(
+            "SELECT last_item_id FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
+        return row[0] if row else None
+
+    async def set_last_item(self, channel: str, backend: str, item_id: str | None) -> None:
+        await self._write("UPDATE conversations SET last_item_id = ? WHERE channel = ? AND backend = ?",
+                          (item_id, channel, backend))
 
     async def forget_conversation(self, channel: str, backend: str) -> None:
         await self._write("DELETE FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
@@ -274,6 +339,9 @@ class Store:
     async def _fetchone(self, sql: str, params: Iterable[object] = ()) -> tuple | None:
         async with self._db.execute(sql, tuple(params)) as cursor:
             return await cursor.fetchone()
+
+
+_ITEM_COLUMNS = "id, channel, kind, order_ts, user_id, text, thread_ts, files, mentions_bot, attempts"
 
 
 def _item(row: tuple) -> InboxItem:

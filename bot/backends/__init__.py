@@ -3,10 +3,11 @@
 from bot.backends.base import (
     Backend,
     BackendError,
+    FailureKind,
     TextDelta,
     TurnCompleted,
     TurnEvent,
     TurnRequest,
 )
 
-__all__ = ["Backend", "BackendError", "TextDelta", "TurnCompleted", "TurnEvent", "TurnRequest"]
+__all__ = ["Backend", "BackendError", "FailureKind", "TextDelta", "TurnCompleted", "TurnEvent", "TurnRequest"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 
@@ -32,6 +33,7 @@ class TextDelta:
 class TurnCompleted:
     text: str
     response_id: str | None = None
+    last_item_id: str | None = None  # the conversation's newest item after this turn (for recovery)
     input_tokens: int | None = None
     output_tokens: int | None = None
 
@@ -39,17 +41,45 @@ class TurnCompleted:
 TurnEvent = TextDelta | TurnCompleted
 
 
-class BackendError(Exception):
-    """A model request failed. `transient` failures may succeed if tried again later."""
+@dataclass(frozen=True, slots=True)
+class FoundReply:
+    """The answer of a turn found in the conversation after the fact."""
 
-    def __init__(self, message: str, *, transient: bool, status: int | None = None, code: str | None = None,
-                 request_id: str | None = None) -> None:
+    text: str
+    last_item_id: str | None
+
+
+class FailureKind(StrEnum):
+    """What a failure means for the messages of the turn."""
+
+    TRANSIENT = "transient"  # try again later (5xx, network, rate limit, a busy conversation, a cut stream)
+    ACCOUNT = "account"  # nothing will work until an admin acts (key, permission, quota, unknown model)
+    REQUEST = "request"  # this request is refused (invalid, too long, policy): a message may be poison
+
+
+class BackendError(Exception):
+    """A model request failed.
+
+    `outcome_unknown` is set when the request may have reached the model and completed anyway (a
+    stream cut mid-answer, a deadline passed): before trying again, look for the answer in the
+    conversation instead of sending the messages twice.
+    """
+
+    def __init__(self, message: str, *, kind: FailureKind, status: int | None = None, code: str | None = None,
+                 request_id: str | None = None, retry_after: float | None = None,
+                 outcome_unknown: bool = False) -> None:
         super().__init__(message)
         self.message = message
-        self.transient = transient
+        self.kind = kind
         self.status = status
         self.code = code
         self.request_id = request_id
+        self.retry_after = retry_after
+        self.outcome_unknown = outcome_unknown
+
+    @property
+    def transient(self) -> bool:
+        return self.kind is FailureKind.TRANSIENT
 
 
 class Backend(Protocol):
@@ -64,6 +94,13 @@ class Backend(Protocol):
 
     def stream_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         """Send the turn and yield text deltas, then exactly one TurnCompleted."""
+        ...
+
+    async def find_reply(self, conversation_id: str, messages: Sequence[str],
+                         after_item: str | None = None) -> FoundReply | None:
+        """If the conversation holds `messages` (the input of a turn whose outcome is unknown) after
+        `after_item` (the previous turn's last item), followed by an answer, return that answer;
+        None if the turn never completed."""
         ...
 
     async def check(self) -> str:

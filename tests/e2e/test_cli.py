@@ -68,7 +68,8 @@ def test_check_reports_a_refused_key_and_unknown_model(slack: SlackEmulator, mod
     env = bridge_env(slack, model_api, tmp_path, {"OPENAI_MODEL": "gpt-nonexistent"})
     result = run_once(["check"], env, tmp_path)
     assert result.returncode == 1
-    assert "[FAIL] model: the model or conversation was not found (HTTP 404" in result.stdout
+    assert "[FAIL] model: the configured model does not exist or is not available to this key (HTTP 404" \
+        in result.stdout
 
 
 def test_sigterm_exits_0_quickly_with_a_turn_in_flight(slack: SlackEmulator, model_api: OpenAIEmulator,

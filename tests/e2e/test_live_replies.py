@@ -126,26 +126,36 @@ def test_forty_thousand_characters_arrive_whole_across_messages(slack: SlackEmul
     assert rebuilt.split() == answer.split()
 
 
-def test_cut_stream_is_marked_and_the_message_answered_later(slack: SlackEmulator, model_api: OpenAIEmulator,
-                                                             bridge: BridgeProcess) -> None:
+def wait_notice(slack: SlackEmulator, words: str) -> str:
+    return eventually(lambda: next((t for t in replies(slack, "general") if words in t), None), timeout=20,
+                      message=f"a message saying {words!r}")
+
+
+def test_cut_stream_is_marked_then_retried_into_the_same_message(
+        slack: SlackEmulator, model_api: OpenAIEmulator, bridge: BridgeProcess) -> None:
     model_api.model.reply_length = 400
     model_api.model.chunk_delay = 0.05
     model_api.cut_stream_next(after_chars=200)
     slack.user_says("general", "alice", "first question")
-    (cut,) = wait_replies(slack, "general", timeout=20)
-    assert CUT_OFF in cut and "kept" in cut
-    # Nothing of the cut answer entered the conversation; the message goes with the next turn.
-    slack.user_says("general", "alice", "second question")
-    wait_replies(slack, "general", 2, timeout=20)
-    last = [s for s in model_api.model.seen if s.endpoint == "responses"][-1]
-    assert "[Alice] first question" in str(last.input) and "[Alice] second question" in str(last.input)
+    notice = wait_notice(slack, CUT_OFF)
+    assert "kept" in notice and notice.startswith("Heard: «[Alice] first question»")  # the partial answer
+    # The bridge tries again by itself; the answer replaces the notice.
+    model_api.wait_for(lambda: len(model_api.model.seen) == 2, timeout=20, message="the retry")
+    wait_text(slack, "general", model_api.model.seen[1].reply.text.strip())
+    assert len(bot_messages(slack, "general")) == 1
+    # Nothing of the cut answer entered the conversation, and the message entered it exactly once.
+    (conversation,) = model_api.conversations.values()
+    users = [i for i in conversation if i.get("role") == "user"]
+    assert [part["text"] for i in users for part in i["content"]] == ["[Alice] first question"]
 
 
-def test_failed_stream_is_marked(slack: SlackEmulator, model_api: OpenAIEmulator, bridge: BridgeProcess) -> None:
+def test_failed_stream_is_marked_then_retried(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                              bridge: BridgeProcess) -> None:
     model_api.model.reply_length = 300
     model_api.model.chunk_delay = 0.05
     model_api.fail_stream_next(after_chars=100)
     slack.user_says("general", "alice", "hello")
-    (notice,) = wait_replies(slack, "general", timeout=20)
-    assert CUT_OFF in notice and "couldn't answer" in notice
-    assert WORKING not in notice
+    notice = wait_notice(slack, CUT_OFF)
+    assert "couldn't answer" in notice and WORKING not in notice
+    model_api.wait_for(lambda: len(model_api.model.seen) == 2, timeout=20, message="the retry")
+    wait_text(slack, "general", model_api.model.seen[1].reply.text.strip())

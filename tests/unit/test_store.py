@@ -6,7 +6,7 @@ import pytest
 
 from bot.items import FileNote, IncomingMessage, ItemKind, ResetRequest
 from bot.store import MIGRATIONS, Store
-from bot.worker import _next_batch
+from bot.turns import next_batch as _next_batch
 
 
 @pytest.fixture
@@ -58,10 +58,18 @@ async def test_turn_lifecycle(store: Store) -> None:
     for ts in ("1.0", "2.0"):
         await store.add_message(msg(ts))
     ids = [i.id for i in await store.pending("C1")]
-    turn = await store.start_turn("C1", ids, thread_ts=None, message_ts="9.0")
-    assert (await store.open_turn("C1")).state == "started"
+    turn = await store.start_turn("C1", ids, thread_ts=None, conversation_id="conv_1",
+                                  input_texts=["[A] text 1.0", "[A] text 2.0"], messages=["9.0"])
+    opened = await store.open_turn("C1")
+    assert (opened.state, opened.conversation_id, opened.input_texts) == (
+        "started", "conv_1", ("[A] text 1.0", "[A] text 2.0"))
+    assert [i.ts for i in await store.turn_items(turn)] == ["1.0", "2.0"]
+    await store.add_turn_message(turn, "9.5")
+    assert (await store.open_turn("C1")).messages == ("9.0", "9.5")
     assert [i.attempts for i in await store.pending("C1")] == [1, 1]
-    await store.answer_turn(turn, "the reply", "resp_1")
+    await store.set_conversation("C1", "responses", "conv_1")
+    await store.answer_turn(turn, "the reply", "resp_1", backend="responses", last_item_id="msg_9")
+    assert await store.last_item("C1", "responses") == "msg_9"
     assert await store.pending("C1") == []
     assert await store.channels_with_pending() == ["C1"]  # answered, not yet delivered
     opened = await store.open_turn("C1")
@@ -71,13 +79,31 @@ async def test_turn_lifecycle(store: Store) -> None:
     assert await store.channels_with_pending() == []
 
 
-async def test_abandoned_turn_leaves_items_pending(store: Store) -> None:
+async def test_failed_turns_leave_items_pending(store: Store) -> None:
     await store.add_message(msg("1.0"))
     ids = [i.id for i in await store.pending("C1")]
-    turn = await store.start_turn("C1", ids, thread_ts=None, message_ts="9.0")
+    turn = await store.start_turn("C1", ids, thread_ts=None, conversation_id="c", input_texts=["x"],
+                                  messages=["9.0"])
+    await store.retry_turn(turn)  # failed before reaching the conversation: reuse its message
+    assert (await store.open_turn("C1")).state == "retry"
+    again = await store.start_turn("C1", ids, thread_ts=None, conversation_id="c", input_texts=["x"],
+                                   messages=["9.0"], turn_id=turn)
+    assert again == turn
+    assert (await store.pending("C1"))[0].attempts == 2
     await store.abandon_turn(turn)
     assert [i.ts for i in await store.pending("C1")] == ["1.0"]
     assert await store.open_turn("C1") is None
+
+
+async def test_skipped_turn_and_items(store: Store) -> None:
+    await store.add_message(msg("1.0"))
+    await store.add_message(msg("2.0"))
+    first, second = await store.pending("C1")
+    await store.mark_skipped([first.id])
+    assert [i.ts for i in await store.pending("C1")] == ["2.0"]
+    turn = await store.start_turn("C1", [second.id], thread_ts=None, conversation_id="c", input_texts=["x"])
+    await store.skip_turn(turn)
+    assert await store.pending("C1") == [] and await store.open_turn("C1") is None
 
 
 async def test_conversation_map_survives_reopen(tmp_path: Path) -> None:

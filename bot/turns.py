@@ -1,0 +1,307 @@
+"""One channel's next piece of work: a turn (model request + live reply), a reset, or a recovery.
+
+Every turn is journalled (see `Store`): `started` before the request is sent, `answered` once the
+model's answer is in the conversation, `delivered` once it is in Slack. So after a crash, a cut
+stream or a deadline, the bridge knows what happened — or, when the outcome is unknown (the request
+was sent, the answer never arrived), it looks in the conversation: if the turn's messages are there
+with an answer, that answer is delivered; if not, the turn is sent again. A user's message enters the
+conversation exactly once either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import notes
+from bot.backends.base import BackendError, FailureKind, TextDelta, TurnCompleted, TurnRequest
+from bot.backends.responses import CONVERSATION_GONE
+from bot.conversation import ConversationService
+from bot.failures import CONTINUE, SLACK_PERMANENT, WAIT, RetryPolicy, Step, retry_in
+from bot.items import InboxItem, ItemKind
+from bot.reply import Reply, ReplyFactory
+from bot.slack.errors import SLACK_FAILURES, reason
+from bot.store import OpenTurn, Store
+
+log = logging.getLogger(__name__)
+
+MAX_ITEMS_PER_TURN = 50
+
+
+class TurnRunner:
+    """Runs a channel's work one step at a time (the worker decides when to call `step` again)."""
+
+    def __init__(self, *, store: Store, conversations: ConversationService, replies: ReplyFactory,
+                 slack: AsyncWebClient, policy: RetryPolicy, reply_in_thread: bool,
+                 max_concurrent_turns: int) -> None:
+        self._store = store
+        self._conversations = conversations
+        self._replies = replies
+        self._slack = slack
+        self._policy = policy
+        self._reply_in_thread = reply_in_thread
+        self._model_slots = asyncio.Semaphore(max_concurrent_turns)
+        self._solo: set[str] = set()  # channels whose next turn takes one message (hunting a poison one)
+        self._reported: dict[str, str] = {}  # channel → the account failure already told to it
+
+    async def step(self, channel: str) -> Step:
+        open_turn = await self._store.open_turn(channel)
+        if open_turn is not None and open_turn.state == "answered":
+            return await self._deliver(open_turn)
+        if open_turn is not None and open_turn.state == "started":
+            outcome = await self._resolve(open_turn)
+            if outcome is not None:
+                return outcome
+            open_turn = await self._store.open_turn(channel)
+        items = await self._store.pending(channel, limit=MAX_ITEMS_PER_TURN)
+        if not items:
+            if open_turn is not None:
+                await self._discard(open_turn)
+            return WAIT
+        if items[0].kind is ItemKind.RESET:
+            return await self._reset(items[0])
+        batch = next_batch(items, solo=channel in self._solo)
+        return await self._turn(channel, batch, open_turn)
+
+    # --- a turn ------------------------------------------------------------------------------------
+
+    async def _turn(self, channel: str, batch: Sequence[InboxItem], earlier: OpenTurn | None) -> Step:
+        started = time.monotonic()
+        thread_ts = batch[0].thread_ts or (batch[0].ts if self._reply_in_thread else None)
+        reuse = earlier if earlier is not None and earlier.thread_ts == thread_ts else None
+        if earlier is not None and reuse is None:
+            await self._discard(earlier)
+        try:
+            request = await self._conversations.build_turn(channel, batch)
+        except BackendError as error:  # the conversation could not be created: nothing was sent
+            return await self._failed(None, batch, None, error)
+        turn_id = await self._store.start_turn(
+            channel, [i.id for i in batch], thread_ts=thread_ts, conversation_id=request.conversation_id,
+            input_texts=request.messages, messages=reuse.messages if reuse else (),
+            turn_id=reuse.id if reuse else None)
+
+        async def remember(ts: str) -> None:
+            await self._store.add_turn_message(turn_id, ts)
+
+        reply = self._replies.create(channel=channel, thread_ts=thread_ts, recipient=batch[-1].user,
+                                     messages=reuse.messages if reuse else (), on_post=remember)
+        timing = _Timing(started)
+        try:
+            async with self._model_slots:
+                timing.sent = time.monotonic()
+                reply.start()
+                completed = await self._stream(request, reply, timing)
+        except BackendError as error:
+            return await self._failed(turn_id, batch, reply, error)
+        await self._store.answer_turn(turn_id, completed.text, completed.response_id,
+                                      backend=self._conversations.backend.name, last_item_id=completed.last_item_id)
+        self._solo.discard(channel)
+        self._reported.pop(channel, None)
+        step = await self._finish(reply, turn_id, completed.text, batch)
+        log.info("turn channel=%s items=%d outcome=%s response_id=%s prepare_ms=%.0f first_token_ms=%s "
+                 "total_ms=%.0f input_tokens=%s output_tokens=%s", channel, len(batch),
+                 "answered" if step is CONTINUE else "undelivered", completed.response_id, timing.prepare_ms,
+                 timing.first_token_ms, timing.total_ms, completed.input_tokens, completed.output_tokens)
+        return step
+
+    async def _stream(self, request: TurnRequest, reply: Reply, timing: _Timing) -> TurnCompleted:
+        """The model turn, its text fed to the live reply as it arrives; abandoned past the deadline."""
+        completed: TurnCompleted | None = None
+        try:
+            async with asyncio.timeout(self._policy.turn_timeout):
+                async for event in self._conversations.stream(request):
+                    if isinstance(event, TextDelta):
+                        timing.first_token = timing.first_token or time.monotonic()
+                        reply.feed(event.text)
+                    elif isinstance(event, TurnCompleted):
+                        completed = event
+        except TimeoutError:
+            raise BackendError(f"the model did not finish within {self._policy.turn_timeout:.0f} seconds",
+                               kind=FailureKind.TRANSIENT, code="turn_timeout", outcome_unknown=True) from None
+        if completed is None:  # a backend must end with TurnCompleted or raise
+            raise BackendError("the model's answer ended early", kind=FailureKind.TRANSIENT,
+                               code="stream_cut", outcome_unknown=True)
+        return completed
+
+    async def _failed(self, turn_id: int | None, batch: Sequence[InboxItem], reply: Reply | None,
+                      error: BackendError) -> Step:
+        channel = batch[0].channel
+        attempt = max(item.attempts for item in batch) + 1
+        log.warning("turn channel=%s items=%d outcome=failed kind=%s attempt=%d status=%s code=%s request_id=%s",
+                    channel, len(batch), error.kind, attempt, error.status, error.code, error.request_id)
+        if turn_id is not None and not error.outcome_unknown:
+            # Not in the conversation. The next attempt rewrites this one's messages — except after an
+            # account failure, whose notice stays for people to read.
+            await (self._store.abandon_turn(turn_id) if error.kind is FailureKind.ACCOUNT
+                   else self._store.retry_turn(turn_id))
+        if error.code == CONVERSATION_GONE:
+            await self._conversations.reset(channel)
+            await self._quiet(reply, turn_id)
+            return CONTINUE
+        if error.kind is FailureKind.TRANSIENT:
+            return await self._transient(turn_id, batch, reply, error, attempt)
+        if error.kind is FailureKind.REQUEST:
+            if len(batch) > 1:  # which message is refused? one at a time until it is found
+                self._solo.add(channel)
+                await self._quiet(reply, turn_id)
+                return CONTINUE
+            self._solo.discard(channel)
+            return await self._skip(batch, reply, turn_id, notes.refused([batch[0].user], error.message))
+        if self._reported.get(channel) == (error.code or error.message):
+            await self._quiet(reply, turn_id)  # already told; the messages wait for the next try
+        else:
+            self._reported[channel] = error.code or error.message
+            await self._tell(reply, channel, notes.model_failed(error))
+        return WAIT
+
+    async def _transient(self, turn_id: int | None, batch: Sequence[InboxItem], reply: Reply | None,
+                         error: BackendError, attempt: int) -> Step:
+        """Try again later; messages that have had every attempt are reported and skipped."""
+        exhausted = [item for item in batch if self._policy.exhausted(item.attempts + 1)]
+        if exhausted:
+            return await self._skip(exhausted, reply, turn_id,
+                                    notes.gave_up([i.user for i in exhausted], error.message, attempt))
+        if attempt == 1:
+            await self._tell(reply, batch[0].channel, notes.model_trouble(error))
+        else:
+            await self._quiet(reply, turn_id)
+        return retry_in(self._policy.delay(attempt, error.retry_after))
+
+    async def _skip(self, items: Sequence[InboxItem], reply: Reply | None, turn_id: int | None, note: str) -> Step:
+        """Give up on these messages: say so (mentioning whose they were) and move on."""
+        await self._store.mark_skipped([item.id for item in items])
+        await self._quiet(reply, turn_id)
+        await self._post_text(items[0].channel, note, thread_ts=items[0].thread_ts)
+        log.warning("channel %s: %d message(s) skipped", items[0].channel, len(items))
+        return CONTINUE
+
+    # --- delivery, recovery, resets ----------------------------------------------------------------
+
+    async def _finish(self, reply: Reply, turn_id: int, text: str, batch: Sequence[InboxItem]) -> Step:
+        try:
+            await reply.finish(text)
+        except SLACK_FAILURES as exc:
+            attempt = max((i.attempts for i in batch), default=0) + 1
+            return await self._undelivered(turn_id, reply.channel, exc, attempt=attempt)
+        await self._store.finish_turn(turn_id)
+        return CONTINUE
+
+    async def _deliver(self, turn: OpenTurn) -> Step:
+        """Write a reply the model gave before (Slack failed, or the process stopped, in between)."""
+        async def remember(ts: str) -> None:
+            await self._store.add_turn_message(turn.id, ts)
+
+        reply = self._replies.create(channel=turn.channel, thread_ts=turn.thread_ts, recipient=None,
+                                     messages=turn.messages, on_post=remember)
+        items = await self._store.turn_items(turn.id, state="answered")
+        return await self._finish(reply, turn.id, turn.reply_text or "", items)
+
+    async def _undelivered(self, turn_id: int, channel: str, exc: BaseException, *, attempt: int) -> Step:
+        error = reason(exc)
+        if isinstance(exc, SlackApiError) and exc.response.get("error") in SLACK_PERMANENT:
+            await self._store.skip_turn(turn_id)
+            log.error("channel %s: cannot write replies there (%s); the turn's messages are skipped. Invite the "
+                      "bot to the channel, or remove the channel from BRIDGE_CHANNELS.", channel, error)
+            return CONTINUE
+        delay = self._policy.delay(attempt)
+        log.warning("channel %s: the reply of turn %d could not be written (%s); retrying in %.0fs",
+                    channel, turn_id, error, delay)
+        return retry_in(delay)
+
+    async def _resolve(self, turn: OpenTurn) -> Step | None:
+        """A turn whose outcome is unknown: deliver its answer if the conversation has one."""
+        try:
+            found = await self._conversations.find_reply(turn.channel, turn.conversation_id, turn.input_texts)
+        except BackendError as error:
+            log.warning("channel %s: cannot check turn %d yet (%s)", turn.channel, turn.id, error.message)
+            return retry_in(self._policy.delay(1, error.retry_after))
+        if found is None:
+            await self._store.retry_turn(turn.id)  # it never completed: send it again
+            return None
+        log.info("channel %s: turn %d had completed before the interruption; delivering its answer",
+                 turn.channel, turn.id)
+        await self._store.answer_turn(turn.id, found.text, None, backend=self._conversations.backend.name,
+                                      last_item_id=found.last_item_id)
+        return await self._deliver(await self._store.open_turn(turn.channel) or turn)
+
+    async def _reset(self, item: InboxItem) -> Step:
+        await self._conversations.reset(item.channel)
+        await self._post_text(item.channel, notes.reset_announcement(item.user))
+        await self._store.mark_done([item.id])
+        log.info("reset channel=%s", item.channel)
+        return CONTINUE
+
+    async def _discard(self, turn: OpenTurn) -> None:
+        """An earlier attempt's messages that the next reply cannot reuse (another thread): remove them."""
+        await self._store.abandon_turn(turn.id)
+        for ts in turn.messages:
+            await self._delete(turn.channel, ts)
+
+    async def _tell(self, reply: Reply | None, channel: str, text: str) -> None:
+        if reply is None:
+            await self._post_text(channel, text)
+            return
+        try:
+            await reply.fail(text)
+        except SLACK_FAILURES as exc:
+            log.warning("channel %s: could not tell the channel about a failure (%s)", reply.channel, reason(exc))
+
+    async def _quiet(self, reply: Reply | None, turn_id: int | None) -> None:
+        """End an attempt without a word: remove what its reply showed."""
+        if reply is None:
+            return
+        for ts in await reply.cancel():
+            await self._delete(reply.channel, ts)
+        if turn_id is not None:
+            await self._store.set_turn_messages(turn_id, ())
+
+    async def _delete(self, channel: str, ts: str) -> None:
+        try:
+            await self._slack.chat_delete(channel=channel, ts=ts)
+        except SLACK_FAILURES as exc:
+            log.info("channel %s: could not delete message %s (%s)", channel, ts, reason(exc))
+
+    async def _post_text(self, channel: str, text: str, thread_ts: str | None = None) -> None:
+        try:
+            kwargs = {"thread_ts": thread_ts} if thread_ts else {}
+            await self._slack.chat_postMessage(channel=channel, text=text, **kwargs)
+        except SLACK_FAILURES as exc:
+            log.warning("channel %s: could not post a notice (%s)", channel, reason(exc))
+
+
+def next_batch(items: Sequence[InboxItem], *, solo: bool = False) -> list[InboxItem]:
+    """The leading run of messages in one place (the channel, or one thread), up to the next reset."""
+    batch: list[InboxItem] = []
+    for item in items:
+        if item.kind is not ItemKind.MESSAGE or item.thread_ts != items[0].thread_ts:
+            break
+        batch.append(item)
+        if solo:
+            break
+    return batch
+
+
+class _Timing:
+    """When a turn started, sent its request and got its first token (for the turn's log line)."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.sent = started
+        self.first_token: float | None = None
+
+    @property
+    def prepare_ms(self) -> float:
+        return (self.sent - self.started) * 1000
+
+    @property
+    def first_token_ms(self) -> str:
+        return f"{(self.first_token - self.sent) * 1000:.0f}" if self.first_token else "-"
+
+    @property
+    def total_ms(self) -> float:
+        return (time.monotonic() - self.started) * 1000
