@@ -8,6 +8,8 @@ import re
 import sys
 import time
 
+import aiohttp
+
 # Slack tokens (xoxb-, xoxp-, xapp-, …) and OpenAI-style keys (sk-…), wherever they might appear.
 _SECRET = re.compile(r"\b(xox[a-z]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|sk-[A-Za-z0-9_-]{8,})")
 _QUIET_LIBRARIES = ("slack_bolt", "slack_sdk", "openai", "httpx", "httpx2", "httpcore", "aiohttp", "asyncio")
@@ -21,10 +23,17 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
+    """Drops known noise, shortens expected network failures inside the Slack libraries to one line,
+    and removes anything that looks like a token or key."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if any(noise in message for noise in _NOISE):
             return False
+        if record.name.startswith("slack_") and record.exc_info and isinstance(
+                record.exc_info[1], ConnectionError | aiohttp.ClientConnectionError):
+            # e.g. an ack written to a Socket Mode connection that just closed: Slack re-delivers it.
+            record.exc_info, record.exc_text = None, None
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.accounting import Tally, table
 from tests.e2e.harness import MODEL, BridgeProcess
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
@@ -37,6 +38,21 @@ def bridge_factory(slack: SlackEmulator, model_api: OpenAIEmulator,
             assert process.stop() == 0, process.log
     for process in made:
         assert "Traceback" not in process.log, process.log
+
+
+FAULT_ROWS: list[Tally] = []
+
+
+@pytest.fixture
+def fault_rows() -> list[Tally]:
+    """Rows of the fault-injection table, printed at the end of the run."""
+    return FAULT_ROWS
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FAULT_ROWS:
+        terminalreporter.section("fault injection: where every message went")
+        terminalreporter.write_line(table(FAULT_ROWS))
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.client_exceptions import ClientConnectionResetError
 
 from . import errors
 from .errors import ApiError
@@ -109,6 +110,9 @@ def _pipeline(platform: Platform) -> Callable[[web.Request, Handler], Awaitable[
             response = await _handle(platform, request, record, handler)
         except ApiError as err:
             response = err.response()
+        except (ConnectionError, ClientConnectionResetError):  # the client went away (a killed process)
+            record.status = 499
+            raise
         except Exception as exc:  # a bug in the emulator: note it (so the test fails), aiohttp answers 500
             state.violations.append(f"emulator bug on {request.method} {request.path}: {exc!r}")
             raise

@@ -146,6 +146,11 @@ class OpenAIEmulator:
         """The next streamed answer drops its connection after about `after_chars` characters."""
         self.faults.add_stream(StreamFault("cut", after_chars, "", "", path, times))
 
+    def lose_completion_next(self, *, times: int = 1, path: str = ANY_STREAM) -> None:
+        """The next streamed answer completes on the server (its items join the conversation), but the
+        connection drops before `response.completed` reaches the client: the client can't know."""
+        self.faults.add_stream(StreamFault("lose_completion", 10**9, "", "", path, times))
+
     def fail_stream_next(self, *, times: int = 1, after_chars: int = 10, code: str = "server_error",
                          message: str | None = None, path: str = ANY_STREAM) -> None:
         """The next streamed answer reports a failure (Responses: `error` + `response.failed`;

@@ -28,6 +28,7 @@ class HttpFault:
 @dataclass
 class StreamFault:
     kind: str  # "cut": connection dropped | "fail": the stream reports a failure and ends
+    #            | "lose_completion": the response completes, then the connection drops before it says so
     after_chars: int
     code: str
     message: str

@@ -189,6 +189,9 @@ class _Turn:
             if broke and fault is not None:
                 return await self._break(writer, fault, request_id)
             self.complete(self.output)
+            if fault is not None and fault.kind == "lose_completion":
+                writer.cut()  # done and stored server-side; the client never hears it
+                return writer.response
             await self.emit("response.completed", response=_snapshot(self.resp))
         except ClientGone:
             self.fail("server_error", "The client closed the connection.")
