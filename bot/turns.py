@@ -162,7 +162,9 @@ class TurnRunner:
     async def _transient(self, turn_id: int | None, batch: Sequence[InboxItem], reply: Reply | None,
                          error: BackendError, attempt: int) -> Step:
         """Try again later; messages that have had every attempt are reported and skipped."""
-        exhausted = [item for item in batch if self._policy.exhausted(item.attempts + 1)]
+        # A busy conversation is not the messages' fault: wait for it however long it takes.
+        patient = error.code == "conversation_locked"
+        exhausted = [item for item in batch if not patient and self._policy.exhausted(item.attempts + 1)]
         if exhausted:
             return await self._skip(exhausted, reply, turn_id,
                                     notes.gave_up([i.user for i in exhausted], error.message, attempt))

@@ -53,6 +53,11 @@ def _status_error(exc: openai.APIStatusError) -> BackendError:
     if isinstance(exc, openai.NotFoundError):
         return BackendError("the conversation was not found at the model service", kind=FailureKind.REQUEST,
                             **details)
+    if code == "conversation_locked":
+        # Another response of ours is still running on the conversation (one we lost track of in a
+        # crash, a timeout or a cut stream): it may yet add the same messages, so look before resending.
+        return BackendError("the conversation is busy with an earlier request", kind=FailureKind.TRANSIENT,
+                            outcome_unknown=True, **details)
     if code in TRANSIENT_CODES or status >= 500 or status in (408, 409):
         return BackendError("the model service had a temporary problem", kind=FailureKind.TRANSIENT, **details)
     return BackendError("the model service refused the request", kind=FailureKind.REQUEST, **details)

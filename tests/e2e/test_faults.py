@@ -198,7 +198,7 @@ def test_kill_mid_stream_then_restart(slack, model_api, bridge, fault_rows) -> N
 
 
 def test_sigterm_finishes_in_flight_or_leaves_it_for_next_start(slack, model_api, bridge, fault_rows) -> None:
-    model_api.model.ttft = 30.0  # cannot finish within the grace period
+    model_api.model.ttft = 12.0  # cannot finish within the grace period (8 s)
     sent: list[Sent] = []
     say(slack, "general", "alice", "slow one", sent)
     model_api.wait_for(lambda: model_api.requests("/v1/responses"), message="the turn")
