@@ -37,6 +37,7 @@ from bot.slack.errors import SLACK_FAILURES, reason
 from bot.slack.listeners import register
 from bot.slack.writer import SlackWriter
 from bot.store import Store
+from bot.tools import Toolbox, ToolError
 from bot.turns import TurnRunner
 from bot.worker import ChannelWorkers
 
@@ -94,18 +95,22 @@ def build_backend(settings: Settings) -> Backend:
 async def services(settings: Settings) -> AsyncIterator[Services]:
     sqlite = settings.sqlite_path
     assert sqlite is not None, "settings validation admits only SQLite for now"
+    toolbox = load_toolbox(settings)
     slack = build_slack_client(settings)
     identity = await _who_am_i(slack, settings)
     store = await Store.open(sqlite)
     backend = build_backend(settings)
     names = NameDirectory(slack)
     conversations = ConversationService(store=store, backend=backend, names=names,
-                                        channels=ChannelDirectory(slack), instructions=settings.instructions)
+                                        channels=ChannelDirectory(slack), instructions=settings.instructions,
+                                        toolbox=toolbox, hosted_tools=settings.hosted_tools, slack=slack,
+                                        max_tool_rounds=settings.max_tool_rounds)
     writer = SlackWriter.create(build_slack_client(settings, retry_rate_limits=False), team_id=identity.team_id)
     replies = ReplyFactory(writer, stream_in_threads=settings.reply_in == "thread")
     runner = TurnRunner(store=store, conversations=conversations, replies=replies, slack=slack,
                         policy=RetryPolicy(max_attempts=settings.max_attempts, turn_timeout=settings.turn_timeout),
-                        reply_in_thread=settings.reply_in == "thread", max_concurrent_turns=MAX_CONCURRENT_TURNS)
+                        reply_in_thread=settings.reply_in == "thread", max_concurrent_turns=MAX_CONCURRENT_TURNS,
+                        respond_to=settings.respond_to_for)
     workers = ChannelWorkers(store=store, runner=runner)
     intake = Intake(store=store, workers=workers, names=names, settings=settings)
     commands = SlashCommands(settings=settings, intake=intake, store=store, conversations=conversations)
@@ -115,6 +120,14 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         yield built
     finally:
         await built.aclose()
+
+
+def load_toolbox(settings: Settings) -> Toolbox:
+    """The operator's tools (BRIDGE_TOOLS_MODULE); a module that cannot be used is a settings error."""
+    try:
+        return Toolbox.load(settings.tools_module, call_timeout=settings.tool_timeout)
+    except ToolError as exc:
+        raise StartupError(str(exc), config=True) from exc
 
 
 async def _who_am_i(slack: AsyncWebClient, settings: Settings) -> AuthorizeResult:

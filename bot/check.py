@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.app import build_backend, build_slack_client
+from bot.app import StartupError, build_backend, build_slack_client, load_toolbox
 from bot.backends.base import BackendError
 from bot.settings import Settings
 from bot.slack.errors import SLACK_FAILURES, reason
@@ -32,6 +32,12 @@ async def run_checks(settings: Settings, *, out=print) -> int:  # type: ignore[n
             report(True, "socket mode", "the app-level token can open connections")
         except SLACK_FAILURES as exc:
             report(False, "socket mode", f"apps.connections.open failed: {reason(exc)}")
+    try:
+        toolbox = load_toolbox(settings)
+        if settings.tools_module:
+            report(True, "tools", f"{settings.tools_module}: {', '.join(toolbox.names) or 'no public functions'}")
+    except StartupError as exc:
+        report(False, "tools", str(exc))
     backend = build_backend(settings)
     try:
         report(True, "model", await backend.check())

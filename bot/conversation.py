@@ -2,28 +2,45 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
 
-from bot.backends.base import Backend, FoundReply, TurnEvent, TurnRequest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.backends.base import MAX_TOOL_ROUNDS, Backend, FoundReply, ToolCall, ToolOutput, TurnEvent, TurnRequest
 from bot.items import InboxItem
 from bot.names import NameDirectory
 from bot.prompt import build_instructions, speaker_text
 from bot.slack.channels import ChannelDirectory
 from bot.slack.markup import mentioned_users, to_readable
 from bot.store import Store
+from bot.tools import Toolbox, ToolContext
+
+log = logging.getLogger(__name__)
 
 
 class ConversationService:
     """Owns each channel's conversation id (created lazily, persisted) and builds every turn."""
 
     def __init__(self, *, store: Store, backend: Backend, names: NameDirectory, channels: ChannelDirectory,
-                 instructions: str, today: Callable[[], dt.date] = dt.date.today) -> None:
+                 instructions: str, toolbox: Toolbox | None = None,
+                 hosted_tools: Sequence[Mapping[str, Any]] = (), slack: AsyncWebClient | None = None,
+                 max_tool_rounds: int = MAX_TOOL_ROUNDS, today: Callable[[], dt.date] = dt.date.today) -> None:
         self._store = store
         self.backend = backend
         self._names = names
         self._channels = channels
         self._instructions = instructions
+        self._toolbox = toolbox or Toolbox()
+        self._tools = [{"name": s.name, "description": s.description, "parameters": s.parameters}
+                       for s in self._toolbox.specs]
+        self._hosted_tools = tuple(hosted_tools)
+        self._slack = slack
+        self._max_tool_rounds = max_tool_rounds
         self._today = today
 
     async def conversation_id(self, channel: str) -> str:
@@ -52,11 +69,33 @@ class ConversationService:
         speakers = [names[item.user] for item in items]
         instructions = build_instructions(self._instructions, channel_name=info.name, is_direct=info.is_direct,
                                           speakers=speakers, today=self._today())
+        speaker_ids = tuple(item.user for item in items)
+        context = ToolContext(channel=channel, user_ids=tuple(dict.fromkeys(speaker_ids)), slack=self._slack)
+
+        async def run_tools(calls: Sequence[ToolCall]) -> list[ToolOutput]:
+            return await self._run_tools(context, calls)
+
         return TurnRequest(conversation_id=await self.conversation_id(channel), channel=channel,
-                           instructions=instructions, messages=messages, speaker_ids=tuple(user_ids[:len(items)]))
+                           instructions=instructions, messages=messages, speaker_ids=speaker_ids,
+                           speaker_names=tuple(speakers), tools=self._tools, hosted_tools=self._hosted_tools,
+                           run_tools=run_tools, max_tool_rounds=self._max_tool_rounds)
+
+    async def build_continuation(self, channel: str, items: Sequence[InboxItem],
+                                 calls: Sequence[ToolCall]) -> TurnRequest:
+        """A turn interrupted while its tool calls were unanswered: run them, and send their results
+        (the messages are already in the conversation)."""
+        request = await self.build_turn(channel, items)
+        assert request.run_tools is not None
+        outputs = await request.run_tools(calls)
+        return dataclasses.replace(request, messages=(), tool_outputs=tuple(outputs))
 
     def stream(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         return self.backend.stream_turn(request)
+
+    async def add_context(self, request: TurnRequest) -> str | None:
+        """The messages join the conversation without an answer (a mention-only channel); returns the
+        conversation's newest item."""
+        return await self.backend.add_context(request.conversation_id, request.messages)
 
     async def find_reply(self, channel: str, conversation_id: str | None,
                          messages: Sequence[str]) -> FoundReply | None:
@@ -65,3 +104,8 @@ class ConversationService:
             return None
         after = await self._store.last_item(channel, self.backend.name)
         return await self.backend.find_reply(conversation_id, messages, after)
+
+    async def _run_tools(self, context: ToolContext, calls: Sequence[ToolCall]) -> list[ToolOutput]:
+        log.info("tools channel=%s calls=%s", context.channel, ",".join(call.name for call in calls))
+        results = await asyncio.gather(*(self._toolbox.call(call.name, call.arguments, context) for call in calls))
+        return [ToolOutput(call.call_id, result) for call, result in zip(calls, results, strict=True)]

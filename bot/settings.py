@@ -32,7 +32,6 @@ DEFAULT_INSTRUCTIONS = "You are a helpful assistant shared by the members of a S
 BACKENDS = ("responses", "chat", "assistants")
 AVAILABLE_BACKENDS = ("responses",)
 RESPOND_TO = ("all", "mentions")
-AVAILABLE_RESPOND_TO = ("all",)
 REPLY_IN = ("channel", "thread")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -44,7 +43,11 @@ FILE_SETTINGS = frozenset({
     "ASSISTANT_BACKEND", "OPENAI_MODEL", "OPENAI_ASSISTANT_ID", "OPENAI_BASE_URL", "ASSISTANT_INSTRUCTIONS",
     "BRIDGE_CHANNELS", "BRIDGE_RESPOND_TO", "BRIDGE_REPLY_IN", "BRIDGE_COMMAND", "BRIDGE_TOOLS_MODULE",
     "DATABASE_URL", "SLACK_API_URL", "LOG_LEVEL", "LOG_FORMAT", "PORT", "BRIDGE_MAX_ATTEMPTS", "BRIDGE_TURN_TIMEOUT",
+    "BRIDGE_MAX_TOOL_ROUNDS", "BRIDGE_TOOL_TIMEOUT",
 })
+FILE_TABLES = ("channels", "hosted_tools")  # [channels.C…] respond_to = …; [hosted_tools] for Responses
+DEFAULT_MAX_TOOL_ROUNDS = 5
+DEFAULT_TOOL_TIMEOUT = 20.0
 
 
 class ConfigError(Exception):
@@ -81,10 +84,18 @@ class Settings:
     port: int = DEFAULT_PORT
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     turn_timeout: float = DEFAULT_TURN_TIMEOUT
+    max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
+    tool_timeout: float = DEFAULT_TOOL_TIMEOUT
+    channel_respond_to: tuple[tuple[str, str], ...] = ()  # per-channel BRIDGE_RESPOND_TO from bridge.toml
+    hosted_tools: tuple[dict[str, Any], ...] = ()  # Responses hosted tools from bridge.toml
     config_file: str | None = None
 
     def serves_channel(self, channel: str) -> bool:
         return not self.channels or channel in self.channels
+
+    def respond_to_for(self, channel: str) -> str:
+        """`all` or `mentions` for this channel (its own setting in bridge.toml, else BRIDGE_RESPOND_TO)."""
+        return dict(self.channel_respond_to).get(channel, self.respond_to)
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -117,7 +128,7 @@ def load_settings(
     problems: list[str] = []
     explicit = config_file is not None or "BRIDGE_CONFIG" in env
     config_path = Path(config_file or env.get("BRIDGE_CONFIG") or DEFAULT_CONFIG_FILE)
-    file_values = _read_config_file(config_path, explicit=explicit, problems=problems)
+    file_values, tables = _read_config_file(config_path, explicit=explicit, problems=problems)
 
     def get(name: str, default: str = "") -> str:
         if name in env and env[name].strip() != "":
@@ -129,7 +140,7 @@ def load_settings(
     backend = get("ASSISTANT_BACKEND", "responses").lower()
     _check_choice(problems, "ASSISTANT_BACKEND", backend, BACKENDS, AVAILABLE_BACKENDS)
     respond_to = get("BRIDGE_RESPOND_TO", "all").lower()
-    _check_choice(problems, "BRIDGE_RESPOND_TO", respond_to, RESPOND_TO, AVAILABLE_RESPOND_TO)
+    _check_choice(problems, "BRIDGE_RESPOND_TO", respond_to, RESPOND_TO, RESPOND_TO)
     reply_in = get("BRIDGE_REPLY_IN", "channel").lower()
     _check_choice(problems, "BRIDGE_REPLY_IN", reply_in, REPLY_IN, REPLY_IN)
     log_format = get("LOG_FORMAT", "text").lower()
@@ -194,6 +205,13 @@ def load_settings(
 
     max_attempts = _number(problems, "BRIDGE_MAX_ATTEMPTS", get("BRIDGE_MAX_ATTEMPTS"), DEFAULT_MAX_ATTEMPTS, 1, 100)
     turn_timeout = _number(problems, "BRIDGE_TURN_TIMEOUT", get("BRIDGE_TURN_TIMEOUT"), DEFAULT_TURN_TIMEOUT, 1, 3600)
+    tool_rounds = _number(problems, "BRIDGE_MAX_TOOL_ROUNDS", get("BRIDGE_MAX_TOOL_ROUNDS"), DEFAULT_MAX_TOOL_ROUNDS,
+                          0, 50)
+    tool_timeout = _number(problems, "BRIDGE_TOOL_TIMEOUT", get("BRIDGE_TOOL_TIMEOUT"), DEFAULT_TOOL_TIMEOUT, 0.1, 600)
+    channel_respond_to = _channel_tables(tables.get("channels", {}), problems)
+    hosted_tools = _hosted_tools(tables.get("hosted_tools", {}), problems)
+    if hosted_tools and backend != "responses":
+        problems.append("[hosted_tools] in the configuration file work only with ASSISTANT_BACKEND=responses.")
     instructions, source = _instructions(env, file_values, problems)
 
     if problems:
@@ -205,32 +223,74 @@ def load_settings(
         instructions=instructions, instructions_source=source, channels=channels, respond_to=respond_to,
         reply_in=reply_in, command=command, tools_module=get("BRIDGE_TOOLS_MODULE") or None,
         database_url=database_url, log_level=log_level, log_format=log_format, port=port,
-        max_attempts=int(max_attempts), turn_timeout=turn_timeout,
+        max_attempts=int(max_attempts), turn_timeout=turn_timeout, max_tool_rounds=int(tool_rounds),
+        tool_timeout=tool_timeout, channel_respond_to=channel_respond_to, hosted_tools=hosted_tools,
         config_file=str(config_path) if config_path.is_file() else None,
     )
 
 
-def _read_config_file(path: Path, *, explicit: bool, problems: list[str]) -> dict[str, str]:
+def _read_config_file(path: Path, *, explicit: bool,
+                      problems: list[str]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """The file's settings (upper-cased names → text) and its tables."""
     if not path.is_file():
         if explicit:
             problems.append(f"The configuration file {str(path)!r} (BRIDGE_CONFIG) does not exist.")
-        return {}
+        return {}, {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         problems.append(f"The configuration file {str(path)!r} is not valid TOML: {exc}.")
-        return {}
+        return {}, {}
     values: dict[str, str] = {}
+    tables: dict[str, dict[str, Any]] = {}
     for key, value in data.items():
-        name = key.upper()
         if isinstance(value, dict):
-            continue  # tables ([channels.C…], [tools]) are read by the features that own them
+            if key in FILE_TABLES:
+                tables[key] = value
+            else:
+                problems.append(f"{str(path)!r} has an unknown table [{key}]; the tables are "
+                                f"{', '.join(f'[{t}]' for t in FILE_TABLES)}.")
+            continue
+        name = key.upper()
         if name not in FILE_SETTINGS:
             problems.append(f"{str(path)!r} has an unknown setting {key!r}; secrets such as tokens and keys "
                             f"belong in the environment or .env, not in this file.")
             continue
         values[name] = _toml_to_text(value)
-    return values
+    return values, tables
+
+
+def _channel_tables(channels: dict[str, Any], problems: list[str]) -> tuple[tuple[str, str], ...]:
+    """[channels.C0123ABCD] respond_to = "mentions" → (("C0123ABCD", "mentions"),)."""
+    found = []
+    for channel, table in channels.items():
+        respond_to = table.get("respond_to") if isinstance(table, dict) else None
+        if not isinstance(respond_to, str) or respond_to not in RESPOND_TO or set(table) != {"respond_to"}:
+            problems.append(f"[channels.{channel}] must hold only respond_to = \"all\" or \"mentions\".")
+            continue
+        found.append((channel, respond_to))
+    return tuple(found)
+
+
+def _hosted_tools(table: dict[str, Any], problems: list[str]) -> tuple[dict[str, Any], ...]:
+    """[hosted_tools]: web_search = true; file_search = ["vs_…"]; [[hosted_tools.mcp]] server_label/url…"""
+    tools: list[dict[str, Any]] = []
+    for key, value in table.items():
+        if key == "web_search" and isinstance(value, bool):
+            tools += [{"type": "web_search"}] if value else []
+        elif key == "file_search" and isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            tools.append({"type": "file_search", "vector_store_ids": list(value)})
+        elif key == "mcp" and isinstance(value, list) and all(_is_mcp(v) for v in value):
+            tools += [{"type": "mcp", "require_approval": "never", **server} for server in value]
+        else:
+            problems.append(f"[hosted_tools] {key} is not understood: use web_search = true, file_search = "
+                            "[\"vs_…\"] or [[hosted_tools.mcp]] tables with server_label and server_url.")
+    return tuple(tools)
+
+
+def _is_mcp(server: Any) -> bool:
+    return (isinstance(server, dict) and isinstance(server.get("server_label"), str)
+            and isinstance(server.get("server_url"), str) and _is_http_url(server["server_url"]))
 
 
 def _toml_to_text(value: Any) -> str:

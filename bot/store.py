@@ -69,6 +69,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE turns ADD COLUMN messages TEXT;
     ALTER TABLE conversations ADD COLUMN last_item_id TEXT;
     """,
+    # 3: turns that add context without an answer (mention-only channels).
+    """
+    ALTER TABLE turns ADD COLUMN silent INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 PENDING, DONE, SKIPPED = "pending", "done", "skipped"
@@ -87,6 +91,7 @@ class OpenTurn:
     conversation_id: str | None
     input_texts: tuple[str, ...]
     messages: tuple[str, ...]
+    silent: bool = False
 
     @property
     def message_ts(self) -> str | None:
@@ -201,14 +206,14 @@ class Store:
     async def open_turn(self, channel: str) -> OpenTurn | None:
         """The channel's unfinished turn, if a crash or a failure left one."""
         row = await self._fetchone(
-            "SELECT id, channel, thread_ts, state, reply_text, conversation_id, input_texts, messages FROM turns"
-            " WHERE channel = ? AND state IN ('started', 'retry', 'answered') ORDER BY id DESC LIMIT 1",
+            "SELECT id, channel, thread_ts, state, reply_text, conversation_id, input_texts, messages, silent"
+            " FROM turns WHERE channel = ? AND state IN ('started', 'retry', 'answered') ORDER BY id DESC LIMIT 1",
             (channel,))
         if row is None:
             return None
-        *head, conversation_id, input_texts, messages = row
+        *head, conversation_id, input_texts, messages, silent = row
         return OpenTurn(*head, conversation_id, tuple(json.loads(input_texts or "[]")),
-                        tuple(json.loads(messages or "[]")))
+                        tuple(json.loads(messages or "[]")), bool(silent))
 
     async def turn_items(self, turn_id: int, state: str = PENDING) -> list[InboxItem]:
         """The items a turn was started with that are still in `state`."""
@@ -219,19 +224,20 @@ class Store:
 
     async def start_turn(self, channel: str, item_ids: Sequence[int], *, thread_ts: str | None,
                          conversation_id: str, input_texts: Sequence[str], messages: Sequence[str] = (),
-                         turn_id: int | None = None) -> int:
+                         turn_id: int | None = None, silent: bool = False) -> int:
         """Record that a model request for these items is about to be sent (reusing `turn_id` if given)."""
-        fields = (thread_ts, conversation_id, json.dumps(list(input_texts)), json.dumps(list(messages)), time.time())
+        fields = (thread_ts, conversation_id, json.dumps(list(input_texts)), json.dumps(list(messages)), int(silent),
+                  time.time())
         async with self._transaction():
             if turn_id is None:
                 cursor = await self._db.execute(
-                    "INSERT INTO turns (channel, thread_ts, conversation_id, input_texts, messages, started_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)", (channel, *fields))
+                    "INSERT INTO turns (channel, thread_ts, conversation_id, input_texts, messages, silent,"
+                    " started_at) VALUES (?, ?, ?, ?, ?, ?, ?)", (channel, *fields))
                 turn_id = cursor.lastrowid
             else:
                 await self._db.execute(
                     "UPDATE turns SET state = 'started', thread_ts = ?, conversation_id = ?, input_texts = ?,"
-                    " messages = ?, started_at = ? WHERE id = ?", (*fields, turn_id))
+                    " messages = ?, silent = ?, started_at = ? WHERE id = ?", (*fields, turn_id))
             await self._db.execute(
                 f"UPDATE inbox SET turn_id = ?, attempts = attempts + 1 WHERE id IN ({_marks(item_ids)})",
                 (turn_id, *item_ids))

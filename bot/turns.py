@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import notes
-from bot.backends.base import BackendError, FailureKind, TextDelta, TurnCompleted, TurnRequest
+from bot.backends.base import BackendError, FailureKind, TextDelta, ToolCall, ToolsRunning, TurnCompleted, TurnRequest
 from bot.backends.responses import CONVERSATION_GONE
 from bot.conversation import ConversationService
 from bot.failures import CONTINUE, SLACK_PERMANENT, WAIT, RetryPolicy, Step, retry_in
@@ -27,6 +27,7 @@ from bot.items import InboxItem, ItemKind
 from bot.reply import Reply, ReplyFactory
 from bot.slack.errors import SLACK_FAILURES, reason
 from bot.store import OpenTurn, Store
+from bot.tools import tool_status
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,9 @@ class TurnRunner:
 
     def __init__(self, *, store: Store, conversations: ConversationService, replies: ReplyFactory,
                  slack: AsyncWebClient, policy: RetryPolicy, reply_in_thread: bool,
-                 max_concurrent_turns: int) -> None:
+                 max_concurrent_turns: int, respond_to: Callable[[str], str] = lambda _channel: "all") -> None:
         self._store = store
+        self._respond_to = respond_to
         self._conversations = conversations
         self._replies = replies
         self._slack = slack
@@ -66,24 +68,55 @@ class TurnRunner:
         if items[0].kind is ItemKind.RESET:
             return await self._reset(items[0])
         batch = next_batch(items, solo=channel in self._solo)
+        if not self._answers(channel, batch):
+            return await self._listen(channel, batch, open_turn)
         return await self._turn(channel, batch, open_turn)
+
+    def _answers(self, channel: str, batch: Sequence[InboxItem]) -> bool:
+        """In a mention-only channel, only a mention (or a direct message) asks for an answer."""
+        if self._respond_to(channel) != "mentions" or channel.startswith("D"):
+            return True
+        return any(item.mentions_bot for item in batch)
+
+    async def _listen(self, channel: str, batch: Sequence[InboxItem], earlier: OpenTurn | None) -> Step:
+        """Messages that enter the conversation as context, without an answer."""
+        if earlier is not None:
+            await self._discard(earlier)
+        try:
+            request = await self._conversations.build_turn(channel, batch)
+        except BackendError as error:
+            return await self._failed(None, batch, None, error)
+        turn_id = await self._store.start_turn(channel, [i.id for i in batch], thread_ts=None, silent=True,
+                                               conversation_id=request.conversation_id,
+                                               input_texts=request.messages)
+        try:
+            last_item = await self._conversations.add_context(request)
+        except BackendError as error:
+            return await self._failed(turn_id, batch, None, error)
+        await self._store.answer_turn(turn_id, "", None, backend=self._conversations.backend.name,
+                                      last_item_id=last_item)
+        await self._store.finish_turn(turn_id)
+        log.info("context channel=%s items=%d", channel, len(batch))
+        return CONTINUE
 
     # --- a turn ------------------------------------------------------------------------------------
 
-    async def _turn(self, channel: str, batch: Sequence[InboxItem], earlier: OpenTurn | None) -> Step:
+    async def _turn(self, channel: str, batch: Sequence[InboxItem], earlier: OpenTurn | None,
+                    continue_with: Sequence[ToolCall] = ()) -> Step:
         started = time.monotonic()
         thread_ts = batch[0].thread_ts or (batch[0].ts if self._reply_in_thread else None)
         reuse = earlier if earlier is not None and earlier.thread_ts == thread_ts else None
         if earlier is not None and reuse is None:
             await self._discard(earlier)
         try:
-            request = await self._conversations.build_turn(channel, batch)
+            request = await (self._conversations.build_continuation(channel, batch, continue_with) if continue_with
+                             else self._conversations.build_turn(channel, batch))
         except BackendError as error:  # the conversation could not be created: nothing was sent
             return await self._failed(None, batch, None, error)
         turn_id = await self._store.start_turn(
             channel, [i.id for i in batch], thread_ts=thread_ts, conversation_id=request.conversation_id,
-            input_texts=request.messages, messages=reuse.messages if reuse else (),
-            turn_id=reuse.id if reuse else None)
+            input_texts=reuse.input_texts if continue_with and reuse else request.messages,
+            messages=reuse.messages if reuse else (), turn_id=reuse.id if reuse else None)
 
         async def remember(ts: str) -> None:
             await self._store.add_turn_message(turn_id, ts)
@@ -118,6 +151,8 @@ class TurnRunner:
                     if isinstance(event, TextDelta):
                         timing.first_token = timing.first_token or time.monotonic()
                         reply.feed(event.text)
+                    elif isinstance(event, ToolsRunning):
+                        reply.status(tool_status(event.names))
                     elif isinstance(event, TurnCompleted):
                         completed = event
         except TimeoutError:
@@ -225,10 +260,18 @@ class TurnRunner:
         if found is None:
             await self._store.retry_turn(turn.id)  # it never completed: send it again
             return None
-        log.info("channel %s: turn %d had completed before the interruption; delivering its answer",
-                 turn.channel, turn.id)
+        if found.pending_calls:  # interrupted between a tool call and its result: carry on from there
+            items = await self._store.turn_items(turn.id)
+            if items:
+                log.info("channel %s: turn %d continues with its %d unanswered tool call(s)", turn.channel,
+                         turn.id, len(found.pending_calls))
+                return await self._turn(turn.channel, items, turn, continue_with=found.pending_calls)
+        log.info("channel %s: turn %d had completed before the interruption", turn.channel, turn.id)
         await self._store.answer_turn(turn.id, found.text, None, backend=self._conversations.backend.name,
                                       last_item_id=found.last_item_id)
+        if turn.silent:
+            await self._store.finish_turn(turn.id)
+            return CONTINUE
         return await self._deliver(await self._store.open_turn(turn.channel) or turn)
 
     async def _reset(self, item: InboxItem) -> Step:

@@ -1,32 +1,73 @@
 """The seam between the conversation service and a model API.
 
-A backend opens a conversation for a channel and streams one turn at a time as typed events. It
-raises `BackendError` (classified transient or permanent, with a sentence fit for the channel) and
-nothing else.
+A backend opens a conversation for a channel and streams one turn at a time as typed events. A turn
+may take several model requests: when the model calls tools, the backend runs them through the
+request's `run_tools` and sends their results back, for at most `max_tool_rounds` rounds. It raises
+`BackendError` (classified, with a sentence fit for the channel) and nothing else.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
+
+MAX_TOOL_ROUNDS = 5  # rounds of tool calls per turn; the last request is sent without tools
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model asks for a function to be called."""
+
+    call_id: str
+    name: str
+    arguments: str  # JSON text, as the model wrote it
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutput:
+    """A function's result (always text: JSON, or an error object) for the model."""
+
+    call_id: str
+    output: str
+
+
+ToolRunner = Callable[[Sequence[ToolCall]], Awaitable[list[ToolOutput]]]
 
 
 @dataclass(frozen=True, slots=True)
 class TurnRequest:
-    """One turn: the channel's new messages (speaker-marked) and the instructions for this turn."""
+    """One turn: the channel's new messages (speaker-marked) and the instructions for this turn.
+
+    `tool_outputs` continue a turn whose tool calls were left unanswered (after a crash) instead of
+    sending messages. `tools` are function tools (OpenAI function-tool shape: name, description,
+    parameters); `hosted_tools` are passed through as they are (Responses only).
+    """
 
     conversation_id: str
     channel: str
     instructions: str
     messages: Sequence[str]
     speaker_ids: Sequence[str] = field(default_factory=tuple)
+    speaker_names: Sequence[str] = field(default_factory=tuple)
+    tools: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+    hosted_tools: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+    run_tools: ToolRunner | None = None
+    max_tool_rounds: int = MAX_TOOL_ROUNDS
+    tool_outputs: Sequence[ToolOutput] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolsRunning:
+    """The model called these tools; their results go back to it (the reply can say so)."""
+
+    names: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +79,17 @@ class TurnCompleted:
     output_tokens: int | None = None
 
 
-TurnEvent = TextDelta | TurnCompleted
+TurnEvent = TextDelta | ToolsRunning | TurnCompleted
 
 
 @dataclass(frozen=True, slots=True)
 class FoundReply:
-    """The answer of a turn found in the conversation after the fact."""
+    """The answer of a turn found in the conversation after the fact. `pending_calls`: tool calls the
+    turn made that never got their results (the turn must be continued with them)."""
 
     text: str
     last_item_id: str | None
+    pending_calls: tuple[ToolCall, ...] = ()
 
 
 class FailureKind(StrEnum):
@@ -101,6 +144,11 @@ class Backend(Protocol):
         """If the conversation holds `messages` (the input of a turn whose outcome is unknown) after
         `after_item` (the previous turn's last item), followed by an answer, return that answer;
         None if the turn never completed."""
+        ...
+
+    async def add_context(self, conversation_id: str, messages: Sequence[str]) -> str | None:
+        """Add messages to the conversation without asking for an answer (mention-only channels);
+        return the id of the conversation's newest item if the API has item ids."""
         ...
 
     async def check(self) -> str:

@@ -1,22 +1,49 @@
-"""The default backend: OpenAI Conversations + Responses (one channel ↔ one Conversation)."""
+"""The default backend: OpenAI Conversations + Responses (one channel ↔ one Conversation).
+
+Each turn is a streamed `responses.create(conversation=…)` with the turn's messages as input; when the
+model calls functions, their outputs go back as `function_call_output` items in another request on
+the same conversation, until it answers (at most `max_tool_rounds` rounds).
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 
-from bot.backends.base import BackendError, FailureKind, FoundReply, TextDelta, TurnCompleted, TurnEvent, TurnRequest
+from bot.backends.base import (
+    BackendError,
+    FailureKind,
+    FoundReply,
+    TextDelta,
+    ToolCall,
+    ToolOutput,
+    ToolsRunning,
+    TurnCompleted,
+    TurnEvent,
+    TurnRequest,
+)
 from bot.backends.openai_errors import ACCOUNT_CODES, TRANSIENT_CODES, classify
 
 CONVERSATION_GONE = "conversation_gone"
 RECOVERY_ITEMS = 50  # how far back to look for an unfinished turn's messages
+ROUND_SEPARATOR = "\n\n"  # between the text the model writes before a tool call and after it
+
+
+@dataclass
+class _Round:
+    """What one response of a turn produced."""
+
+    text: str = ""
+    calls: list[ToolCall] = field(default_factory=list)
+    response: Any = None
 
 
 class ResponsesBackend:
-    """Each turn is one streamed `responses.create(conversation=…)` with the turn's messages as input."""
+    """OpenAI (or Azure) Conversations + Responses."""
 
     name = "responses"
 
@@ -32,21 +59,37 @@ class ResponsesBackend:
         return conversation.id
 
     async def stream_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
-        params: dict[str, Any] = {
-            "model": self.model,
-            "conversation": request.conversation_id,
-            "instructions": request.instructions,
-            "input": [
-                {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
-                for text in request.messages
-            ],
-            "stream": True,
-            "truncation": "auto",
-            "prompt_cache_key": f"slack-{request.channel}",
-        }
-        if request.speaker_ids:
-            params["safety_identifier"] = _hashed(request.speaker_ids[-1])
-        completed = False
+        items: list[dict[str, Any]] = [_user_message(text) for text in request.messages]
+        items += [_function_output(output) for output in request.tool_outputs]
+        shown = ""
+        usage_in = usage_out = 0
+        for round_number in range(request.max_tool_rounds + 1):
+            tools_allowed = round_number < request.max_tool_rounds
+            current = _Round()
+            if shown and not shown.endswith(ROUND_SEPARATOR):
+                shown += ROUND_SEPARATOR
+                yield TextDelta(ROUND_SEPARATOR)
+            async for delta in self._respond(request, items, tools_allowed, current):
+                shown += delta
+                yield TextDelta(delta)
+            usage = current.response.usage
+            usage_in += usage.input_tokens if usage else 0
+            usage_out += usage.output_tokens if usage else 0
+            if not current.calls:
+                output = current.response.output
+                yield TurnCompleted(text=shown, response_id=current.response.id,
+                                    last_item_id=output[-1].id if output else None,
+                                    input_tokens=usage_in, output_tokens=usage_out)
+                return
+            yield ToolsRunning(tuple(call.name for call in current.calls))
+            outputs = await _run(request, current.calls)
+            items = [_function_output(output) for output in outputs]
+        raise BackendError("the model kept calling tools", kind=FailureKind.REQUEST, code="tool_rounds")
+
+    async def _respond(self, request: TurnRequest, items: list[dict[str, Any]], tools_allowed: bool,
+                       current: _Round) -> AsyncIterator[str]:
+        """One streamed response; fills `current` with its text, tool calls and final object."""
+        params = self._params(request, items, tools_allowed)
         streaming = False
         try:
             stream = await self._client.responses.create(**params)
@@ -54,18 +97,12 @@ class ResponsesBackend:
                 async for event in stream:
                     streaming = True
                     if event.type == "response.output_text.delta":
-                        yield TextDelta(event.delta)
+                        current.text += event.delta
+                        yield event.delta
                     elif event.type == "response.completed":
-                        response = event.response
-                        usage = response.usage
-                        completed = True
-                        yield TurnCompleted(
-                            text=response.output_text,
-                            response_id=response.id,
-                            last_item_id=response.output[-1].id if response.output else None,
-                            input_tokens=usage.input_tokens if usage else None,
-                            output_tokens=usage.output_tokens if usage else None,
-                        )
+                        current.response = event.response
+                        current.calls = [ToolCall(item.call_id, item.name, item.arguments)
+                                         for item in event.response.output if item.type == "function_call"]
                     elif event.type in ("response.failed", "response.incomplete"):
                         raise _failed(event.response)
                     elif event.type == "error":
@@ -81,9 +118,36 @@ class ResponsesBackend:
             raise classify(exc) from exc
         except Exception as exc:  # noqa: BLE001 - every SDK failure is classified
             raise classify(exc, streaming=streaming) from exc
-        if not completed:
+        if current.response is None:
             raise BackendError("the model's answer was cut off", kind=FailureKind.TRANSIENT, code="stream_cut",
                                outcome_unknown=True)
+
+    def _params(self, request: TurnRequest, items: list[dict[str, Any]], tools_allowed: bool) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self.model,
+            "conversation": request.conversation_id,
+            "instructions": request.instructions,
+            "input": items,
+            "stream": True,
+            "truncation": "auto",
+            "prompt_cache_key": f"slack-{request.channel}",
+        }
+        tools = [dict(tool) for tool in request.hosted_tools]
+        if tools_allowed:
+            tools += [{"type": "function", **tool, "strict": False} for tool in request.tools]
+        if tools:
+            params["tools"] = tools
+        if request.speaker_ids:
+            params["safety_identifier"] = _hashed(request.speaker_ids[-1])
+        return params
+
+    async def add_context(self, conversation_id: str, messages: Sequence[str]) -> str | None:
+        try:
+            created = await self._client.conversations.items.create(
+                conversation_id, items=[_user_message(text) for text in messages])
+        except Exception as exc:  # noqa: BLE001
+            raise classify(exc) from exc
+        return created.data[-1].id if created.data else None
 
     async def find_reply(self, conversation_id: str, messages: Sequence[str],
                          after_item: str | None = None) -> FoundReply | None:
@@ -108,6 +172,20 @@ class ResponsesBackend:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+async def _run(request: TurnRequest, calls: Sequence[ToolCall]) -> list[ToolOutput]:
+    if request.run_tools is None:  # nobody to run them: the original sample's answer
+        return [ToolOutput(call.call_id, '{"status": "error", "message": "No function found"}') for call in calls]
+    return await request.run_tools(calls)
+
+
+def _user_message(text: str) -> dict[str, Any]:
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+
+
+def _function_output(output: ToolOutput) -> dict[str, Any]:
+    return {"type": "function_call_output", "call_id": output.call_id, "output": output.output}
 
 
 def _failed(response: Any) -> BackendError:
@@ -137,8 +215,8 @@ def answer_after(items: Sequence[dict[str, Any]], messages: Sequence[str],
     first; `after_item` is the last item of the turn before (None for a conversation's first turn).
 
     A completed turn is the conversation's newest: its messages are the last user messages, after
-    `after_item`, followed only by the answer (assistant messages, tool calls). Return the answer's
-    text (possibly empty) if so, else None.
+    `after_item`, followed only by the answer (assistant messages, tool calls and their outputs).
+    Return the answer (text possibly empty; tool calls still waiting for their output) if so, else None.
     """
     ids = [item.get("id") for item in items]
     window = list(items[ids.index(after_item) + 1:]) if after_item in ids else list(items)
@@ -148,8 +226,12 @@ def answer_after(items: Sequence[dict[str, Any]], messages: Sequence[str],
     matches = texts == expected if after_item in ids else texts[-len(expected):] == expected
     if not matches:
         return None
-    answer = [_text(item) for item in window[users[-1] + 1:] if _is_message(item, "assistant")]
-    return FoundReply("\n\n".join(text for text in answer if text), window[-1].get("id"))
+    after = window[users[-1] + 1:]
+    answer = [_text(item) for item in after if _is_message(item, "assistant")]
+    answered = {item.get("call_id") for item in after if item.get("type") == "function_call_output"}
+    pending = tuple(ToolCall(item["call_id"], item.get("name", ""), item.get("arguments", ""))
+                    for item in after if item.get("type") == "function_call" and item.get("call_id") not in answered)
+    return FoundReply(ROUND_SEPARATOR.join(text for text in answer if text), window[-1].get("id"), pending)
 
 
 def _is_message(item: dict[str, Any], role: str) -> bool:

@@ -14,6 +14,8 @@ def bot(text: str, item_id: str) -> dict:
 
 
 HISTORY = [user("[Alice] hi", "u1"), bot("Hello Alice", "a1")]
+CALL = {"id": "fc1", "type": "function_call", "call_id": "call_1", "name": "get_time", "arguments": "{}"}
+OUTPUT = {"id": "fo1", "type": "function_call_output", "call_id": "call_1", "output": "12:00"}
 
 
 @pytest.mark.parametrize(
@@ -30,8 +32,8 @@ HISTORY = [user("[Alice] hi", "u1"), bot("Hello Alice", "a1")]
         # The conversation's first turn (no previous item).
         ([user("[Bob] q", "u1"), bot("answer", "a1")], ["[Bob] q"], None, ("answer", "a1")),
         ([], ["[Bob] q"], None, None),
-        # Completed with tool calls only: found, with no text.
-        (HISTORY + [user("[Bob] q", "u2"), {"id": "fc1", "type": "function_call"}], ["[Bob] q"], "a1", ("", "fc1")),
+        # Completed with a tool call only: found, with no text (the call's pending: see below).
+        (HISTORY + [user("[Bob] q", "u2"), CALL], ["[Bob] q"], "a1", ("", "fc1")),
         # Previous item scrolled out of the window: the newest user messages must match.
         ([user("[Bob] q", "u2"), bot("answer", "a2")], ["[Bob] q"], "gone", ("answer", "a2")),
         ([user("[Bob] q", "u2"), bot("answer", "a2"), user("[Carol] z", "u3")], ["[Bob] q"], "gone", None),
@@ -40,6 +42,13 @@ HISTORY = [user("[Alice] hi", "u1"), bot("Hello Alice", "a1")]
 def test_answer_after(items, messages, after, found) -> None:
     result = answer_after(items, messages, after)
     assert (None if result is None else (result.text, result.last_item_id)) == found
+
+
+def test_tool_calls_left_without_output_are_pending() -> None:
+    found = answer_after(HISTORY + [user("[Bob] q", "u2"), CALL], ["[Bob] q"], "a1")
+    assert [(c.call_id, c.name) for c in found.pending_calls] == [("call_1", "get_time")]
+    found = answer_after(HISTORY + [user("[Bob] q", "u2"), CALL, OUTPUT, bot("It is noon", "a2")], ["[Bob] q"], "a1")
+    assert (found.text, found.pending_calls, found.last_item_id) == ("It is noon", (), "a2")
 
 
 @pytest.mark.parametrize(
