@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -73,9 +74,29 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE turns ADD COLUMN silent INTEGER NOT NULL DEFAULT 0;
     """,
+    # 4: the `chat` backend keeps each channel's conversation here (Chat Completions is stateless).
+    """
+    CREATE TABLE chat_messages (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        conversation_id TEXT    NOT NULL,
+        message         TEXT    NOT NULL,
+        chars           INTEGER NOT NULL,
+        created_at      REAL    NOT NULL
+    );
+    CREATE INDEX chat_messages_by_conversation ON chat_messages (conversation_id, id);
+    """,
 )
 
 PENDING, DONE, SKIPPED = "pending", "done", "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRecord:
+    """One stored chat message: its id, the OpenAI chat message dict, its size in characters."""
+
+    id: int
+    message: dict[str, Any]
+    chars: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +346,35 @@ class Store:
     async def conversation_count(self) -> int:
         (count,) = await self._fetchone("SELECT count(*) FROM conversations")
         return int(count)
+
+    # --- chat history (the `chat` backend) ----------------------------------------------------------
+
+    async def chat_history(self, conversation_id: str, *, max_chars: int | None = None) -> list[ChatRecord]:
+        """The conversation's messages, oldest first; with `max_chars`, only the newest that fit
+        (counting each message's characters) — the caller keeps tool calls with their results."""
+        if max_chars is None:
+            rows = await self._db.execute_fetchall(
+                "SELECT id, message, chars FROM chat_messages WHERE conversation_id = ? ORDER BY id",
+                (conversation_id,))
+        else:
+            rows = await self._db.execute_fetchall(
+                "SELECT id, message, chars FROM (SELECT id, message, chars, sum(chars) OVER (ORDER BY id DESC)"
+                " AS running FROM chat_messages WHERE conversation_id = ?) WHERE running <= ? ORDER BY id",
+                (conversation_id, max_chars))
+        return [ChatRecord(row[0], json.loads(row[1]), row[2]) for row in rows]
+
+    async def append_chat(self, conversation_id: str, messages: Sequence[dict[str, Any]]) -> int | None:
+        """Add messages (OpenAI chat message dicts) in one transaction; return the id of the last."""
+        last: int | None = None
+        now = time.time()
+        async with self._transaction():
+            for message in messages:
+                text = json.dumps(message, ensure_ascii=False)
+                cursor = await self._db.execute(
+                    "INSERT INTO chat_messages (conversation_id, message, chars, created_at) VALUES (?, ?, ?, ?)",
+                    (conversation_id, text, len(text), now))
+                last = cursor.lastrowid
+        return last
 
     async def _write(self, sql: str, params: Iterable[object] = ()) -> aiosqlite.Cursor:
         """One write statement, never inside another coroutine's open transaction."""
