@@ -15,6 +15,7 @@ from tests.emulators.server import wait_until
 from tests.emulators.slack import SlackEmulator
 
 MODEL = "gpt-5.4-mini"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 
