@@ -85,9 +85,15 @@ def build_slack_client(settings: Settings, *, retry_rate_limits: bool = True) ->
     return AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=handlers)
 
 
-def build_backend(settings: Settings) -> Backend:
+def build_backend(settings: Settings, store: Store | None = None) -> Backend:
+    """The model API the settings choose; `chat` keeps its history in `store` (not needed for `check`)."""
     client = openai.AsyncOpenAI(api_key=settings.openai_api_key, base_url=settings.openai_base_url,
                                 max_retries=OPENAI_MAX_RETRIES, timeout=OPENAI_TIMEOUT)
+    if settings.assistant_backend == "chat":
+        from bot.backends.chat import ChatBackend
+
+        return ChatBackend(client, model=settings.openai_model, store=store,  # type: ignore[arg-type]
+                           context_tokens=settings.context_tokens)
     return ResponsesBackend(client, model=settings.openai_model)
 
 
@@ -99,7 +105,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     slack = build_slack_client(settings)
     identity = await _who_am_i(slack, settings)
     store = await Store.open(sqlite)
-    backend = build_backend(settings)
+    backend = build_backend(settings, store)
     names = NameDirectory(slack)
     conversations = ConversationService(store=store, backend=backend, names=names,
                                         channels=ChannelDirectory(slack), instructions=settings.instructions,

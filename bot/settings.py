@@ -30,7 +30,7 @@ DEFAULT_PORT = 3000
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant shared by the members of a Slack channel."
 
 BACKENDS = ("responses", "chat", "assistants")
-AVAILABLE_BACKENDS = ("responses",)
+AVAILABLE_BACKENDS = ("responses", "chat")
 RESPOND_TO = ("all", "mentions")
 REPLY_IN = ("channel", "thread")
 LOG_FORMATS = ("text", "json")
@@ -43,10 +43,11 @@ FILE_SETTINGS = frozenset({
     "ASSISTANT_BACKEND", "OPENAI_MODEL", "OPENAI_ASSISTANT_ID", "OPENAI_BASE_URL", "ASSISTANT_INSTRUCTIONS",
     "BRIDGE_CHANNELS", "BRIDGE_RESPOND_TO", "BRIDGE_REPLY_IN", "BRIDGE_COMMAND", "BRIDGE_TOOLS_MODULE",
     "DATABASE_URL", "SLACK_API_URL", "LOG_LEVEL", "LOG_FORMAT", "PORT", "BRIDGE_MAX_ATTEMPTS", "BRIDGE_TURN_TIMEOUT",
-    "BRIDGE_MAX_TOOL_ROUNDS", "BRIDGE_TOOL_TIMEOUT",
+    "BRIDGE_MAX_TOOL_ROUNDS", "BRIDGE_TOOL_TIMEOUT", "BRIDGE_CONTEXT_TOKENS",
 })
 FILE_TABLES = ("channels", "hosted_tools")  # [channels.C…] respond_to = …; [hosted_tools] for Responses
 DEFAULT_MAX_TOOL_ROUNDS = 5
+DEFAULT_CONTEXT_TOKENS = 8000  # the chat backend's prompt budget
 DEFAULT_TOOL_TIMEOUT = 20.0
 
 
@@ -86,6 +87,7 @@ class Settings:
     turn_timeout: float = DEFAULT_TURN_TIMEOUT
     max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
     tool_timeout: float = DEFAULT_TOOL_TIMEOUT
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS
     channel_respond_to: tuple[tuple[str, str], ...] = ()  # per-channel BRIDGE_RESPOND_TO from bridge.toml
     hosted_tools: tuple[dict[str, Any], ...] = ()  # Responses hosted tools from bridge.toml
     config_file: str | None = None
@@ -177,6 +179,8 @@ def load_settings(
     if base_url is not None and not _is_http_url(base_url):
         problems.append(f"OPENAI_BASE_URL must be an http(s) URL, not {base_url!r}.")
     api_key = get("OPENAI_API_KEY")
+    if not api_key and backend == "chat" and base_url:
+        api_key = "not-needed"  # local servers (Ollama, llama.cpp …) take no key; the SDK wants one
     if not api_key:
         problems.append("OPENAI_API_KEY is not set: create a key at https://platform.openai.com/api-keys "
                         "(or set any placeholder when OPENAI_BASE_URL points at a server without keys).")
@@ -208,6 +212,8 @@ def load_settings(
     tool_rounds = _number(problems, "BRIDGE_MAX_TOOL_ROUNDS", get("BRIDGE_MAX_TOOL_ROUNDS"), DEFAULT_MAX_TOOL_ROUNDS,
                           0, 50)
     tool_timeout = _number(problems, "BRIDGE_TOOL_TIMEOUT", get("BRIDGE_TOOL_TIMEOUT"), DEFAULT_TOOL_TIMEOUT, 0.1, 600)
+    context_tokens = _number(problems, "BRIDGE_CONTEXT_TOKENS", get("BRIDGE_CONTEXT_TOKENS"),
+                             DEFAULT_CONTEXT_TOKENS, 500, 2_000_000)
     channel_respond_to = _channel_tables(tables.get("channels", {}), problems)
     hosted_tools = _hosted_tools(tables.get("hosted_tools", {}), problems)
     if hosted_tools and backend != "responses":
@@ -224,7 +230,8 @@ def load_settings(
         reply_in=reply_in, command=command, tools_module=get("BRIDGE_TOOLS_MODULE") or None,
         database_url=database_url, log_level=log_level, log_format=log_format, port=port,
         max_attempts=int(max_attempts), turn_timeout=turn_timeout, max_tool_rounds=int(tool_rounds),
-        tool_timeout=tool_timeout, channel_respond_to=channel_respond_to, hosted_tools=hosted_tools,
+        tool_timeout=tool_timeout, context_tokens=int(context_tokens), channel_respond_to=channel_respond_to,
+        hosted_tools=hosted_tools,
         config_file=str(config_path) if config_path.is_file() else None,
     )
 
