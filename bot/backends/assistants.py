@@ -1,0 +1,398 @@
+"""The legacy backend: OpenAI Assistants (one channel ↔ one thread), shut down by OpenAI on 2026-08-26.
+
+Each turn is one streamed run on the channel's thread: the turn's messages as `additional_messages`,
+our instructions as `additional_instructions` (the assistant keeps its own); tool outputs are
+submitted on the same run. A run writes its messages into the thread as soon as it is created,
+whatever becomes of it, so every later failure is `outcome_unknown` and `find_reply` sorts it out:
+an answered turn is found; a busy run makes the caller wait; a run waiting for tool outputs is
+continued (`pending_calls`); after a run that ended unanswered, the resent turn adds only the
+messages the thread lacks. Each message enters the thread once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import openai
+
+from bot.backends.base import (
+    BackendError,
+    FailureKind,
+    FoundReply,
+    TextDelta,
+    ToolCall,
+    ToolOutput,
+    ToolsRunning,
+    TurnCompleted,
+    TurnEvent,
+    TurnRequest,
+)
+from bot.backends.openai_errors import ACCOUNT_CODES, classify
+from bot.backends.responses import CONVERSATION_GONE
+
+Opener = Callable[[], Awaitable[Any]]  # starts one streamed request (a run, or its tool outputs)
+
+SHUTDOWN_WARNING = ("warning: OpenAI shut the Assistants API down on 2026-08-26; this works only with servers "
+                    "that still implement it")
+UNKNOWN_MODEL = "the assistant's model"  # `model` until the assistant has been fetched
+RECOVERY_MESSAGES = 50  # how far back find_reply looks for an unfinished turn's messages
+ROUND_SEPARATOR = "\n\n"  # between the text of two assistant messages (before and after a tool call)
+EXTRA_TOOL_ROUNDS = 2  # rounds answered "limit reached" before a run that keeps calling tools is cancelled
+NO_FUNCTION = json.dumps({"status": "error", "message": "No function found"})
+TOOL_LIMIT = json.dumps({"status": "error", "message": "Tool call limit reached; answer without tools."})
+BUSY = frozenset({"queued", "in_progress", "cancelling"})
+UNANSWERED = frozenset({"failed", "cancelled", "expired"})  # ended without an answer; its messages stay
+RUN_FAILURES = {"thread.run.failed": "the model failed to answer", "thread.run.cancelled": "the run was cancelled",
+                "thread.run.expired": "the run expired", "thread.run.incomplete": "the model stopped before finishing"}
+ENDED_MESSAGE = frozenset({"run_failed", "run_cancelled", "run_expired"})  # a message cut by its run's end
+ACTIVE_RUN = re.compile(r"already has an active run|while a run \S+ is active")  # OpenAI's two texts
+
+
+def _quiet(method: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Call an SDK Assistants method without its DeprecationWarning (users chose this backend knowingly;
+    it would clutter their logs and fail our warnings-as-errors tests). The SDK warns on the call, so
+    only the call is wrapped, never an await: warnings filters are process-wide."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return method(*args, **kwargs)
+
+
+@dataclass
+class _Progress:
+    """A turn so far: its text, the thread's newest message, and how its latest request ended."""
+
+    text: str = ""
+    writing: str | None = None  # the message the last delta belonged to
+    newest: str | None = None
+    run: Any = None  # completed, or waiting for the outputs of `calls`
+    calls: tuple[ToolCall, ...] = ()
+
+    def add(self, message_id: str, delta: str) -> str:
+        """Record a delta; return what to show (with a separator when a new message begins)."""
+        if not delta:
+            return ""
+        if message_id != self.writing and self.text and not self.text.endswith(ROUND_SEPARATOR):
+            delta = ROUND_SEPARATOR + delta
+        self.writing = self.newest = message_id
+        self.text += delta
+        return delta
+
+
+@dataclass(frozen=True)
+class TurnInThread:
+    """Where a turn's messages stand in a thread (see `locate_turn`)."""
+
+    present: tuple[str, ...]  # the turn's messages found there: all of them, or the first few
+    complete: bool
+    answer: str  # the assistant's text after them
+    newest_id: str | None
+
+
+class AssistantsBackend:
+    """OpenAI Assistants (threads and runs), legacy: for servers that still implement it."""
+
+    name = "assistants"
+
+    def __init__(self, client: openai.AsyncOpenAI, *, assistant_id: str, model: str | None = None) -> None:
+        self._client = client
+        self._assistant_id = assistant_id
+        self._model_override = model
+        self.model = model or UNKNOWN_MODEL
+        self._assistant: Any = None
+        # thread → messages of an unanswered turn already in it (see find_reply); the resent turn skips them
+        self._present: dict[str, tuple[str, ...]] = {}
+
+    async def create_conversation(self, channel: str) -> str:
+        try:
+            thread = await _quiet(self._client.beta.threads.create, metadata={"slack_channel": channel})
+        except Exception as exc:  # noqa: BLE001 - every SDK failure is classified
+            raise classify(exc) from exc
+        return thread.id
+
+    async def stream_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+        """One streamed run (continued through its tool calls): text deltas, then TurnCompleted."""
+        thread = request.conversation_id
+        tools = await self._tools(request)
+        opener, in_thread = await self._first_request(request, tools)
+        current, rounds = _Progress(), 0
+        while True:
+            current.run, current.calls = None, ()
+            async for text in self._consume(opener, current, in_thread):
+                yield TextDelta(text)
+            if not current.calls:
+                usage = getattr(current.run, "usage", None)
+                yield TurnCompleted(text=current.text, response_id=current.run.id,
+                                    last_item_id=current.newest or await self._newest_message_id(thread),
+                                    input_tokens=usage.prompt_tokens if usage else None,
+                                    output_tokens=usage.completion_tokens if usage else None)
+                return
+            yield ToolsRunning(tuple(call.name for call in current.calls))
+            rounds, in_thread = rounds + 1, True
+            if rounds > request.max_tool_rounds + EXTRA_TOOL_ROUNDS:
+                await self._cancel(thread, current.run.id)  # free the thread for the next turn
+                raise BackendError("the model kept calling tools", kind=FailureKind.REQUEST, code="tool_rounds",
+                                   outcome_unknown=True)
+            if rounds > request.max_tool_rounds or request.run_tools is None:  # None: the original sample's answer
+                answer = TOOL_LIMIT if rounds > request.max_tool_rounds else NO_FUNCTION
+                outputs = [ToolOutput(call.call_id, answer) for call in current.calls]
+            else:
+                outputs = await request.run_tools(current.calls)
+            opener = self._submitter(thread, current.run.id, outputs)
+
+    async def _first_request(self, request: TurnRequest, tools: list[dict[str, Any]] | None) -> tuple[Opener, bool]:
+        """The turn's first request, and whether its messages are in the thread already: tool outputs
+        for the run that waits for them (if it still does), else a run with the messages the thread lacks."""
+        thread, outputs = request.conversation_id, request.tool_outputs
+        if outputs:
+            try:
+                run = await self._newest_run(thread)
+            except Exception as exc:  # noqa: BLE001
+                raise _sdk_error(exc, in_thread=True) from exc
+            if run is not None and {call.call_id for call in _calls(run)} == {out.call_id for out in outputs}:
+                return self._submitter(thread, run.id, outputs), True
+        unsent = self._unsent(thread, request.messages)
+        optional = {"additional_instructions": request.instructions, "model": self._model_override, "tools": tools,
+                    "additional_messages": [{"role": "user", "content": text} for text in unsent]}
+        params = {"assistant_id": self._assistant_id, "stream": True, **{k: v for k, v in optional.items() if v}}
+        return (lambda: _quiet(self._client.beta.threads.runs.create, thread, **params),
+                not unsent or len(unsent) < len(request.messages))
+
+    def _submitter(self, thread: str, run_id: str, outputs: Sequence[ToolOutput]) -> Opener:
+        tool_outputs = [{"tool_call_id": output.call_id, "output": output.output} for output in outputs]
+        return lambda: _quiet(self._client.beta.threads.runs.submit_tool_outputs, run_id, thread_id=thread,
+                              tool_outputs=tool_outputs, stream=True)
+
+    async def _consume(self, opener: Opener, current: _Progress, in_thread: bool) -> AsyncIterator[str]:
+        """One streamed request; fills `current`. `in_thread`: the turn's messages are in the thread
+        already (so any failure leaves the outcome unknown); else they are once the run exists."""
+        try:
+            stream = await opener()
+            in_thread = True
+            async with stream:
+                async for event in stream:
+                    text = _apply(event, current)
+                    if text:
+                        yield text
+        except Exception as exc:  # noqa: BLE001 - every SDK failure is classified
+            raise _sdk_error(exc, in_thread=in_thread) from exc
+        if current.run is None:  # the stream ended without saying how the run did
+            raise _cut()
+
+    async def _tools(self, request: TurnRequest) -> list[dict[str, Any]] | None:
+        """The run's tools: None keeps the assistant's, else theirs and ours (`tools` replaces them). The
+        assistant is fetched on the first turn anyway, so that `model` names the real model."""
+        assistant = await self._fetch_assistant()
+        if not request.tools:
+            return None
+        ours = {tool["name"] for tool in request.tools}
+        own = [tool.model_dump(mode="json", exclude_none=True) for tool in assistant.tools
+               if not (tool.type == "function" and tool.function.name in ours)]
+        return own + [{"type": "function", "function": dict(tool)} for tool in request.tools]
+
+    async def _fetch_assistant(self) -> Any:
+        if self._assistant is None:
+            try:
+                self._assistant = await _quiet(self._client.beta.assistants.retrieve, self._assistant_id)
+            except openai.NotFoundError as exc:
+                raise BackendError(f"the assistant {self._assistant_id} does not exist at the model service",
+                                   kind=FailureKind.ACCOUNT, status=404, code="assistant_not_found",
+                                   request_id=exc.request_id) from exc
+            except Exception as exc:  # noqa: BLE001
+                raise classify(exc) from exc
+            self.model = self._model_override or self._assistant.model
+        return self._assistant
+
+    def _unsent(self, thread: str, messages: Sequence[str]) -> tuple[str, ...]:
+        """The messages the thread lacks: those find_reply did not find there already."""
+        present = self._present.pop(thread, ())
+        pairs = zip(present, messages, strict=False)
+        skip = next((i for i, (had, wants) in enumerate(pairs) if had != wants), min(len(present), len(messages)))
+        if skip and skip == len(messages) < len(present):  # a shorter turn: the rest are still there
+            self._present[thread] = present[skip:]
+        return tuple(messages[skip:])
+
+    async def add_context(self, conversation_id: str, messages: Sequence[str]) -> str | None:
+        """Add the messages the thread lacks, one by one; return the thread's newest message id."""
+        unsent = self._unsent(conversation_id, messages)
+        in_thread, last = len(unsent) < len(messages), None
+        for text in unsent:
+            try:
+                created = await _quiet(self._client.beta.threads.messages.create, conversation_id, role="user",
+                                       content=text)
+            except Exception as exc:  # noqa: BLE001
+                raise _sdk_error(exc, in_thread=in_thread) from exc
+            in_thread, last = True, created.id
+        return last or await self._newest_message_id(conversation_id)
+
+    async def find_reply(self, conversation_id: str, messages: Sequence[str],
+                         after_item: str | None = None) -> FoundReply | None:
+        """The turn's answer if it is in the thread; raise conversation_locked while a run is busy. A
+        run of this turn waiting for tool outputs is continued (`pending_calls`), anyone else's cancelled."""
+        if not messages:
+            return None
+        try:  # the run first: once it has ended, the messages listed after it are final
+            run = await self._newest_run(conversation_id)
+            if run is not None and run.status in BUSY:
+                raise _locked()
+            page = await _quiet(self._client.beta.threads.messages.list, conversation_id, order="desc",
+                                limit=RECOVERY_MESSAGES)
+        except openai.NotFoundError:
+            return None
+        except Exception as exc:  # noqa: BLE001
+            raise _sdk_error(exc, in_thread=False) from exc
+        found = locate_turn([_message(m) for m in reversed(page.data)], messages, after_item,
+                            whole_thread=page.has_more is False)
+        status = run.status if run is not None else None
+        if status == "requires_action":
+            if found is not None and found.complete:  # ours, interrupted between tool call and result
+                return FoundReply(found.answer, found.newest_id, _calls(run))
+            await self._cancel(conversation_id, run.id)  # an orphan holding the thread: free it
+            status = "cancelled"
+        if found is None:
+            return None
+        if not found.complete or status in UNANSWERED:
+            self._present[conversation_id] = found.present  # resend only what is missing
+            return None
+        return FoundReply(found.answer, found.newest_id)
+
+    async def _newest_run(self, thread: str) -> Any:
+        runs = await _quiet(self._client.beta.threads.runs.list, thread, order="desc", limit=1)
+        return runs.data[0] if runs.data else None
+
+    async def _cancel(self, thread: str, run_id: str) -> None:
+        with contextlib.suppress(openai.APIError):  # failing, it has ended or will expire: the thread frees up
+            await _quiet(self._client.beta.threads.runs.cancel, run_id, thread_id=thread)
+
+    async def _newest_message_id(self, thread: str) -> str | None:
+        try:
+            page = await _quiet(self._client.beta.threads.messages.list, thread, order="desc", limit=1)
+        except openai.APIError:
+            return None  # only a hint for recovery: without it, find_reply looks further back
+        return page.data[0].id if page.data else None
+
+    async def check(self) -> str:
+        self._assistant = None
+        assistant = await self._fetch_assistant()
+        return f"assistant {assistant.id} (model {self.model}) is available — {SHUTDOWN_WARNING}"
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _apply(event: Any, current: _Progress) -> str:
+    """Take one stream event into the turn; return the text to show. A failed run raises."""
+    kind, data = event.event, event.data
+    if kind == "thread.message.delta":
+        parts = getattr(data.delta, "content", None) or ()
+        return current.add(data.id, "".join(part.text.value or "" for part in parts
+                                            if part.type == "text" and part.text is not None))
+    if kind in ("thread.message.created", "thread.message.completed"):
+        current.newest = data.id
+    elif kind == "thread.run.requires_action":
+        current.run, current.calls = data, _calls(data)
+    elif kind == "thread.run.completed":
+        current.run = data
+    elif kind in RUN_FAILURES:
+        raise run_failure(data, RUN_FAILURES[kind])
+    elif kind == "error":
+        raise _stream_error(getattr(data, "code", None))
+    return ""
+
+
+def _calls(run: Any) -> tuple[ToolCall, ...]:
+    action = getattr(run, "required_action", None)
+    outputs = getattr(action, "submit_tool_outputs", None)
+    return tuple(ToolCall(call.id, call.function.name, call.function.arguments)
+                 for call in getattr(outputs, "tool_calls", None) or ())
+
+
+def run_failure(run: Any, what: str) -> BackendError:
+    """A run that ended without completing (its messages are in the thread: outcome unknown)."""
+    error = getattr(run, "last_error", None)
+    code = getattr(error, "code", None)
+    if code is None and getattr(run, "status", None) == "incomplete":
+        reason = getattr(getattr(run, "incomplete_details", None), "reason", None)
+        code = f"incomplete:{reason or 'unknown'}"
+    return BackendError(f"{what} ({code or getattr(run, 'status', 'unknown')})", kind=failure_kind(code),
+                        code=code, request_id=getattr(run, "id", None), outcome_unknown=True)
+
+
+def failure_kind(code: str | None) -> FailureKind:
+    """A run's `last_error.code` (rate_limit_exceeded, server_error, invalid_prompt) or a stream error's."""
+    if code == "invalid_prompt":
+        return FailureKind.REQUEST
+    if code in ACCOUNT_CODES:
+        return FailureKind.ACCOUNT
+    return FailureKind.TRANSIENT
+
+
+def _stream_error(code: str | None) -> BackendError:
+    return BackendError(f"the model reported an error ({code or 'unknown'})", kind=failure_kind(code), code=code,
+                        outcome_unknown=True)
+
+
+def _cut() -> BackendError:
+    return BackendError("the model's answer was cut off", kind=FailureKind.TRANSIENT, code="stream_cut",
+                        outcome_unknown=True)
+
+
+def _locked(**details: Any) -> BackendError:
+    # A run of ours lost in a crash or a cut stream may hold the thread and answer this very turn yet.
+    return BackendError("the conversation is busy with an earlier request", kind=FailureKind.TRANSIENT,
+                        code="conversation_locked", outcome_unknown=True, **details)
+
+
+def _sdk_error(exc: BaseException, *, in_thread: bool) -> BackendError:
+    """Classify an SDK failure; `in_thread`: the turn's messages may be in the thread already."""
+    if isinstance(exc, BackendError):
+        return exc
+    if isinstance(exc, openai.BadRequestError) and ACTIVE_RUN.search(str(exc.message)):
+        return _locked(status=400, request_id=exc.request_id)
+    if isinstance(exc, openai.NotFoundError) and "thread" in str(exc.message).lower():
+        return BackendError("the channel's conversation no longer exists at the model service",
+                            kind=FailureKind.TRANSIENT, code=CONVERSATION_GONE, status=404)
+    if isinstance(exc, openai.APIError) and not isinstance(exc, openai.APIStatusError | openai.APIConnectionError):
+        return _stream_error(exc.code if isinstance(exc.code, str) else None)  # an `error` event in the stream
+    if isinstance(exc, httpx2.TransportError):  # the SDK lets a connection lost mid-stream out as it is
+        return _cut()
+    error = classify(exc, streaming=in_thread)
+    error.outcome_unknown = error.outcome_unknown or in_thread
+    return error
+
+
+def _message(message: Any) -> dict[str, Any]:
+    details = getattr(message, "incomplete_details", None)
+    return {"id": message.id, "role": message.role, "status": getattr(message, "status", None),
+            "reason": getattr(details, "reason", None),
+            "text": "".join(part.text.value for part in message.content if part.type == "text")}
+
+
+def locate_turn(items: Sequence[dict[str, Any]], messages: Sequence[str], after_item: str | None, *,
+                whole_thread: bool = False) -> TurnInThread | None:
+    """Find a turn's `messages` in a thread's newest `items` (oldest first: id, role, text, status,
+    reason) after `after_item` (the newest message when the turn before ended). With `after_item`
+    found, the user messages after it must be the turn's; else the newest ones must end with them. The
+    answer: the assistant's text after them, without messages cut short by their run's end. A context
+    turn cut short shows as its first messages alone after `after_item` (or in a `whole_thread`)."""
+    ids = [item["id"] for item in items]
+    anchored = after_item in ids
+    window = list(items[ids.index(after_item) + 1:]) if anchored else list(items)
+    users = [index for index, item in enumerate(window) if item["role"] == "user"]
+    texts, expected = [window[index]["text"] for index in users], list(messages)
+    newest = items[-1]["id"] if items else None
+    if expected and (texts == expected or (not anchored and texts[-len(expected):] == expected)):
+        answer = [item["text"] for item in window[users[-1] + 1:] if item["role"] == "assistant"
+                  and item["text"] and item["status"] != "in_progress" and item["reason"] not in ENDED_MESSAGE]
+        return TurnInThread(tuple(expected), True, ROUND_SEPARATOR.join(answer), newest)
+    bounded = anchored or (after_item is None and whole_thread)
+    if bounded and 0 < len(texts) < len(expected) and texts == expected[:len(texts)] \
+            and all(item["role"] == "user" for item in window):
+        return TurnInThread(tuple(texts), False, "", newest)
+    return None
