@@ -21,12 +21,19 @@ def model_api(openai_factory: Callable[..., OpenAIEmulator]) -> OpenAIEmulator:
 
 
 @pytest.fixture
-def bridge_factory(slack: SlackEmulator, model_api: OpenAIEmulator,
-                   tmp_path: Path) -> Iterator[Callable[..., BridgeProcess]]:
+def backend() -> str:
+    """The model API the bridge uses (ASSISTANT_BACKEND); tests parametrise it to run on each."""
+    return "responses"
+
+
+@pytest.fixture
+def bridge_factory(slack: SlackEmulator, model_api: OpenAIEmulator, tmp_path: Path,
+                   backend: str) -> Iterator[Callable[..., BridgeProcess]]:
     """`bridge_factory(env={...}, start=True)`: bridge processes sharing one work dir (so one database)."""
     made: list[BridgeProcess] = []
 
     def make(*, env: dict[str, str] | None = None, start: bool = True, **kwargs: Any) -> BridgeProcess:
+        env = {"ASSISTANT_BACKEND": backend, **(env or {})}
         process = BridgeProcess(kwargs.pop("slack", slack), kwargs.pop("openai", model_api), tmp_path, env=env,
                                 **kwargs)
         made.append(process)

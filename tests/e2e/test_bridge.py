@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from tests.e2e.harness import MODEL, BridgeProcess, eventually, settle
 from tests.e2e.replies import WORKING, bot_messages, replies, wait_replies
 from tests.emulators.openai import OpenAIEmulator
@@ -24,23 +22,6 @@ def input_texts(seen) -> list[str]:  # type: ignore[no-untyped-def]
         else:
             texts.extend(part["text"] for part in content or () if part.get("type") == "input_text")
     return texts
-
-
-def test_single_reply_names_the_speaker(slack: SlackEmulator, model_api: OpenAIEmulator,
-                                        bridge: BridgeProcess) -> None:
-    slack.user_says("general", "alice", "hello there")
-    (reply,) = wait_replies(slack, "general")
-    (seen,) = responses_seen(model_api)
-    assert input_texts(seen) == ["[Alice] hello there"]
-    assert "[Alice] hello there" in reply  # the scripted model echoes what it heard
-    today = dt.date.today()
-    assert "Please address the user as Alice." in seen.instructions
-    assert f"Today is {today:%A}, {today.day} {today:%B %Y}." in seen.instructions
-    assert "#general" in seen.instructions
-    assert seen.model == MODEL
-    # One model request and a conversation for the channel.
-    assert len(model_api.requests("/v1/responses")) == 1
-    assert len(model_api.conversations) == 1
 
 
 def test_names_fall_back_when_display_name_is_empty(slack: SlackEmulator, model_api: OpenAIEmulator,
@@ -64,70 +45,6 @@ def test_mentions_and_markup_become_readable(slack: SlackEmulator, model_api: Op
     wait_replies(slack, "general")
     (seen,) = responses_seen(model_api)
     assert input_texts(seen) == ["[Alice] ask @Bob Builder about the site (https://example.com) & more"]
-
-
-def test_two_users_share_one_conversation(slack: SlackEmulator, model_api: OpenAIEmulator,
-                                          bridge: BridgeProcess) -> None:
-    slack.user_says("general", "alice", "I like tea")
-    wait_replies(slack, "general")
-    slack.user_says("general", "carol", "what does Alice like?")
-    wait_replies(slack, "general", 2)
-    first, second = responses_seen(model_api)
-    assert first.conversation_id == second.conversation_id
-    # The second turn's context holds Alice's message and the assistant's first answer.
-    context = str(second.context)
-    assert "[Alice] I like tea" in context and "[Carol] what does Alice like?" in context
-    items = model_api.conversation_items(first.conversation_id)
-    assert [i["role"] for i in items if i.get("type") == "message"] == ["user", "assistant", "user", "assistant"]
-
-
-def test_two_channels_never_share(slack: SlackEmulator, model_api: OpenAIEmulator, bridge: BridgeProcess) -> None:
-    slack.add_channel("random", members=[slack.users["alice"], slack.users["bob"]])
-    slack.user_says("general", "alice", "secret plan in general")
-    slack.user_says("random", "bob", "hello random")
-    wait_replies(slack, "general")
-    wait_replies(slack, "random")
-    by_conversation = {s.conversation_id: s for s in responses_seen(model_api)}
-    assert len(by_conversation) == 2
-    for seen in by_conversation.values():
-        assert len(input_texts(seen)) == 1
-    random_turn = next(s for s in by_conversation.values() if "hello random" in str(s.input))
-    assert "secret plan" not in str(random_turn.context)
-    assert "#random" in random_turn.instructions
-
-
-def test_restart_keeps_the_channel_conversation(slack: SlackEmulator, model_api: OpenAIEmulator,
-                                                bridge: BridgeProcess) -> None:
-    slack.user_says("general", "alice", "remember 42")
-    wait_replies(slack, "general")
-    bridge.restart()
-    slack.user_says("general", "alice", "what did I say?")
-    wait_replies(slack, "general", 2)
-    first, second = responses_seen(model_api)
-    assert first.conversation_id == second.conversation_id
-    assert len(model_api.requests("/v1/conversations")) == 1  # created once, reused after the restart
-
-
-def test_reset_starts_a_new_conversation_for_that_channel_only(
-        slack: SlackEmulator, model_api: OpenAIEmulator, bridge: BridgeProcess) -> None:
-    slack.add_channel("random", members=[slack.users["alice"]])
-    slack.user_says("general", "alice", "before the reset")
-    slack.user_says("random", "alice", "in random")
-    wait_replies(slack, "general")
-    wait_replies(slack, "random")
-    slack.slash_command("general", "bob", "/assistant", "reset")
-    eventually(lambda: any("started a new conversation" in t for t in replies(slack, "general")),
-               message="the reset announcement")
-    announcement = next(t for t in replies(slack, "general") if "started a new conversation" in t)
-    assert f"<@{slack.users['bob']}>" in announcement
-    slack.user_says("general", "alice", "after the reset")
-    slack.user_says("random", "alice", "still random")
-    wait_replies(slack, "general", 3)
-    wait_replies(slack, "random", 2)
-    seen = {input_texts(s)[0]: s for s in responses_seen(model_api)}
-    assert seen["[Alice] after the reset"].conversation_id != seen["[Alice] before the reset"].conversation_id
-    assert "before the reset" not in str(seen["[Alice] after the reset"].context)
-    assert seen["[Alice] still random"].conversation_id == seen["[Alice] in random"].conversation_id
 
 
 def test_reset_applies_exactly_between_the_messages_around_it(
@@ -199,26 +116,6 @@ def test_bot_edit_join_and_own_events_are_acked_and_ignored(
     assert own, "the emulator echoes the bot's own posts"
 
 
-def test_burst_from_three_users_reaches_the_model_once_each_in_order(
-        slack: SlackEmulator, model_api: OpenAIEmulator, bridge: BridgeProcess) -> None:
-    model_api.model.ttft = 0.4
-    model_api.model.chunk_delay = 0.02
-    sent = []
-    for i in range(15):
-        user = ("alice", "bob", "carol")[i % 3]
-        text = f"burst message {i:02d}"
-        slack.user_says("general", user, text)
-        sent.append(text)
-    eventually(lambda: sum(len(input_texts(s)) for s in responses_seen(model_api)) == 15, timeout=30,
-               message="all 15 messages at the model")
-    wait_replies(slack, "general", len(responses_seen(model_api)), timeout=30)
-    delivered = [text.split("] ", 1)[1] for s in responses_seen(model_api) for text in input_texts(s)]
-    assert delivered == sent  # exactly once each, in Slack order
-    assert len(responses_seen(model_api)) < 15  # messages that arrived mid-reply were answered together
-    assert model_api.max_concurrent_per_conversation == 1
-    assert len({s.conversation_id for s in responses_seen(model_api)}) == 1
-
-
 def test_long_reply_with_code_block_delivered_whole(slack: SlackEmulator, model_api: OpenAIEmulator,
                                                     bridge: BridgeProcess) -> None:
     code = "\n".join(f"print('line {i}')" for i in range(1500))
@@ -270,21 +167,6 @@ def test_files_are_mentioned_to_the_model(slack: SlackEmulator, model_api: OpenA
     wait_replies(slack, "general")
     (seen,) = responses_seen(model_api)
     assert input_texts(seen) == ["[Alice] see attached\n(attached files: report.pdf (application/pdf, 2.0 KB))"]
-
-
-def test_model_401_reported_and_answered_after_recovery(slack: SlackEmulator, model_api: OpenAIEmulator,
-                                                        bridge: BridgeProcess) -> None:
-    model_api.set_api_key("sk-rotated")  # the bridge's key is no longer accepted
-    slack.user_says("general", "alice", "are you ok?")
-    (notice,) = wait_replies(slack, "general")
-    assert "couldn't answer" in notice and "kept" in notice
-    assert "Traceback" not in notice and "sk-" not in notice
-    assert bridge.alive
-    model_api.set_api_key(model_api.api_key)
-    slack.user_says("general", "alice", "how about now?")
-    wait_replies(slack, "general", 2)
-    answered = [s for s in responses_seen(model_api)]
-    assert input_texts(answered[-1]) == ["[Alice] are you ok?", "[Alice] how about now?"]
 
 
 def test_allowlist_ignores_other_channels(slack: SlackEmulator, model_api: OpenAIEmulator, bridge_factory) -> None:

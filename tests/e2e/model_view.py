@@ -1,0 +1,39 @@
+"""What the model saw, whatever the backend (Responses, Chat Completions, Assistants)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.emulators.openai import OpenAIEmulator
+
+ENDPOINTS = {"responses": "/v1/responses", "chat": "/v1/chat/completions", "assistants": "/v1/threads"}
+
+
+def turns(model_api: OpenAIEmulator) -> list[Any]:
+    """Every model request, as the scripted model saw it, oldest first."""
+    return list(model_api.model.seen)
+
+
+def input_texts(seen: Any) -> list[str]:
+    """The text of each new user message of one request (the turn's input), as the model read it."""
+    texts = []
+    for item in seen.input:
+        content = item.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        else:
+            texts.extend(part.get("text", "") for part in content or ()
+                         if part.get("type") in ("input_text", "text"))
+    return texts
+
+
+def context_text(seen: Any) -> str:
+    """Everything the model had in front of it for one request (history and input), as one string."""
+    return str(seen.context)
+
+
+def never_overlapping(model_api: OpenAIEmulator, backend: str) -> bool:
+    """No two model requests were in flight at once (one channel: one conversation at a time)."""
+    spans = sorted((r.time_received, r.time_done or r.time_received)
+                   for r in model_api.requests(ENDPOINTS[backend]) if r.method == "POST")
+    return all(end <= next_start + 0.005 for (_, end), (next_start, _) in zip(spans, spans[1:], strict=False))
