@@ -94,6 +94,12 @@ def build_backend(settings: Settings, store: Store | None = None) -> Backend:
 
         return ChatBackend(client, model=settings.openai_model, store=store,  # type: ignore[arg-type]
                            context_tokens=settings.context_tokens)
+    if settings.assistant_backend == "assistants":
+        from bot.backends.assistants import AssistantsBackend
+
+        assert settings.openai_assistant_id is not None, "settings validation requires it"
+        return AssistantsBackend(client, assistant_id=settings.openai_assistant_id,
+                                 model=settings.openai_model if settings.openai_model_explicit else None)
     return ResponsesBackend(client, model=settings.openai_model)
 
 

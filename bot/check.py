@@ -17,7 +17,9 @@ async def run_checks(settings: Settings, *, out=print) -> int:  # type: ignore[n
         results.append(ok)
         out(f"[{OK if ok else FAIL}] {what}: {detail}")
 
-    report(True, "settings", f"backend={settings.assistant_backend} model={settings.openai_model} "
+    model = (f"assistant={settings.openai_assistant_id}" if settings.assistant_backend == "assistants"
+             else f"model={settings.openai_model}")
+    report(True, "settings", f"backend={settings.assistant_backend} {model} "
                              f"database={settings.database_url} instructions from {settings.instructions_source}"
                              + (f"; channels={','.join(sorted(settings.channels))}" if settings.channels else ""))
     slack = build_slack_client(settings)

@@ -30,7 +30,7 @@ DEFAULT_PORT = 3000
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant shared by the members of a Slack channel."
 
 BACKENDS = ("responses", "chat", "assistants")
-AVAILABLE_BACKENDS = ("responses", "chat")
+AVAILABLE_BACKENDS = BACKENDS
 RESPOND_TO = ("all", "mentions")
 REPLY_IN = ("channel", "thread")
 LOG_FORMATS = ("text", "json")
@@ -70,6 +70,7 @@ class Settings:
     openai_api_key: str = ""
     openai_base_url: str | None = None
     openai_model: str = DEFAULT_MODEL
+    openai_model_explicit: bool = False  # OPENAI_MODEL was set (the assistants backend then overrides its model)
     openai_assistant_id: str | None = None
     assistant_backend: str = "responses"
     instructions: str = DEFAULT_INSTRUCTIONS
@@ -186,6 +187,10 @@ def load_settings(
                         "(or set any placeholder when OPENAI_BASE_URL points at a server without keys).")
 
     model = get("OPENAI_MODEL", DEFAULT_MODEL)
+    assistant_id = get("OPENAI_ASSISTANT_ID") or None
+    if backend == "assistants" and not assistant_id:
+        problems.append("OPENAI_ASSISTANT_ID is not set: ASSISTANT_BACKEND=assistants needs the id (asst_…) of the "
+                        "assistant to run.")
     command = get("BRIDGE_COMMAND", DEFAULT_COMMAND)
     if not command.startswith("/") or len(command) < 2 or any(c.isspace() for c in command):
         problems.append(f"BRIDGE_COMMAND must be a slash command like '/assistant', not {command!r}.")
@@ -225,7 +230,7 @@ def load_settings(
     return Settings(
         slack_bot_token=bot_token, slack_app_token=app_token, slack_signing_secret=signing_secret,
         slack_api_url=slack_api_url, openai_api_key=api_key, openai_base_url=base_url, openai_model=model,
-        openai_assistant_id=get("OPENAI_ASSISTANT_ID") or None, assistant_backend=backend,
+        openai_assistant_id=assistant_id, assistant_backend=backend, openai_model_explicit=bool(get("OPENAI_MODEL")),
         instructions=instructions, instructions_source=source, channels=channels, respond_to=respond_to,
         reply_in=reply_in, command=command, tools_module=get("BRIDGE_TOOLS_MODULE") or None,
         database_url=database_url, log_level=log_level, log_format=log_format, port=port,

@@ -19,8 +19,16 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import notes
-from bot.backends.base import BackendError, FailureKind, TextDelta, ToolCall, ToolsRunning, TurnCompleted, TurnRequest
-from bot.backends.responses import CONVERSATION_GONE
+from bot.backends.base import (
+    CONVERSATION_GONE,
+    BackendError,
+    FailureKind,
+    TextDelta,
+    ToolCall,
+    ToolsRunning,
+    TurnCompleted,
+    TurnRequest,
+)
 from bot.conversation import ConversationService
 from bot.failures import CONTINUE, SLACK_PERMANENT, WAIT, RetryPolicy, Step, retry_in
 from bot.items import InboxItem, ItemKind

@@ -23,6 +23,7 @@ import httpx2
 import openai
 
 from bot.backends.base import (
+    CONVERSATION_GONE,
     BackendError,
     FailureKind,
     FoundReply,
@@ -35,7 +36,6 @@ from bot.backends.base import (
     TurnRequest,
 )
 from bot.backends.openai_errors import ACCOUNT_CODES, classify
-from bot.backends.responses import CONVERSATION_GONE
 
 Opener = Callable[[], Awaitable[Any]]  # starts one streamed request (a run, or its tool outputs)
 

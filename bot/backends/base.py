@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 MAX_TOOL_ROUNDS = 5  # rounds of tool calls per turn; the last request is sent without tools
+CONVERSATION_GONE = "conversation_gone"  # BackendError.code: the conversation no longer exists at the service
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from typing import Any
 import openai
 
 from bot.backends.base import (
+    CONVERSATION_GONE,
     BackendError,
     FailureKind,
     FoundReply,
@@ -28,7 +29,6 @@ from bot.backends.base import (
 )
 from bot.backends.openai_errors import ACCOUNT_CODES, TRANSIENT_CODES, classify
 
-CONVERSATION_GONE = "conversation_gone"
 RECOVERY_ITEMS = 50  # how far back to look for an unfinished turn's messages
 ROUND_SEPARATOR = "\n\n"  # between the text the model writes before a tool call and after it
 

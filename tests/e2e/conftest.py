@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 from tests.e2e.accounting import Tally, table
@@ -20,6 +22,14 @@ def model_api(openai_factory: Callable[..., OpenAIEmulator]) -> OpenAIEmulator:
     return openai_factory(models=(MODEL, "gpt-5.4"))
 
 
+def create_assistant(model_api: OpenAIEmulator) -> str:
+    """An assistant on the emulator for the legacy `assistants` backend (its own instructions kept)."""
+    with openai.OpenAI(base_url=model_api.base_url, api_key=model_api.api_key) as client, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the SDK marks Assistants deprecated
+        return client.beta.assistants.create(model=MODEL, instructions="You are Sam, the team's helper.").id
+
+
 @pytest.fixture
 def backend() -> str:
     """The model API the bridge uses (ASSISTANT_BACKEND); tests parametrise it to run on each."""
@@ -32,8 +42,10 @@ def bridge_factory(slack: SlackEmulator, model_api: OpenAIEmulator, tmp_path: Pa
     """`bridge_factory(env={...}, start=True)`: bridge processes sharing one work dir (so one database)."""
     made: list[BridgeProcess] = []
 
+    assistant = {"OPENAI_ASSISTANT_ID": create_assistant(model_api)} if backend == "assistants" else {}
+
     def make(*, env: dict[str, str] | None = None, start: bool = True, **kwargs: Any) -> BridgeProcess:
-        env = {"ASSISTANT_BACKEND": backend, **(env or {})}
+        env = {"ASSISTANT_BACKEND": backend, **assistant, **(env or {})}
         process = BridgeProcess(kwargs.pop("slack", slack), kwargs.pop("openai", model_api), tmp_path, env=env,
                                 **kwargs)
         made.append(process)

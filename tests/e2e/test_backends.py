@@ -16,7 +16,7 @@ from tests.e2e.replies import replies, wait_replies
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
 
-BACKENDS = ["responses", "chat"]
+BACKENDS = ["responses", "chat", "assistants"]
 pytestmark = pytest.mark.parametrize("backend", BACKENDS)
 
 

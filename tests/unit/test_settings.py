@@ -114,6 +114,16 @@ def test_instructions_from_env_then_file_then_default(in_empty_dir: Path) -> Non
     assert load({**GOOD, "ASSISTANT_INSTRUCTIONS": "Be brief."}).instructions == "Be brief."
 
 
-def test_backend_not_built_yet_is_a_clear_error() -> None:
-    found = problems({**GOOD, "ASSISTANT_BACKEND": "chat"})
-    assert "not available in this version yet" in found[0]
+def test_assistants_backend_needs_an_assistant_id() -> None:
+    found = problems({**GOOD, "ASSISTANT_BACKEND": "assistants"})
+    assert len(found) == 1 and found[0].startswith("OPENAI_ASSISTANT_ID is not set")
+    settings = load({**GOOD, "ASSISTANT_BACKEND": "assistants", "OPENAI_ASSISTANT_ID": "asst_1"})
+    assert settings.openai_assistant_id == "asst_1" and not settings.openai_model_explicit
+    assert load({**GOOD, "OPENAI_MODEL": "gpt-x"}).openai_model_explicit
+
+
+def test_chat_backend_with_a_local_server_needs_no_key() -> None:
+    env = {k: v for k, v in GOOD.items() if k != "OPENAI_API_KEY"}
+    settings = load({**env, "ASSISTANT_BACKEND": "chat", "OPENAI_BASE_URL": "http://localhost:11434/v1"})
+    assert settings.openai_api_key == "not-needed"
+    assert problems(env)[0].startswith("OPENAI_API_KEY is not set")
