@@ -19,73 +19,7 @@ from typing import Any
 import aiosqlite
 
 from bot.items import FileNote, InboxItem, IncomingMessage, ItemKind, ResetRequest
-
-# Numbered migrations: MIGRATIONS[n] upgrades schema version n to n + 1. Never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE inbox (
-        id           INTEGER PRIMARY KEY AUTOINCREMENT,
-        channel      TEXT    NOT NULL,
-        dedupe_key   TEXT    NOT NULL,
-        kind         TEXT    NOT NULL,
-        order_ts     TEXT    NOT NULL,
-        user_id      TEXT    NOT NULL,
-        text         TEXT    NOT NULL DEFAULT '',
-        thread_ts    TEXT,
-        files        TEXT,
-        mentions_bot INTEGER NOT NULL DEFAULT 0,
-        state        TEXT    NOT NULL DEFAULT 'pending',
-        attempts     INTEGER NOT NULL DEFAULT 0,
-        turn_id      INTEGER,
-        received_at  REAL    NOT NULL,
-        done_at      REAL,
-        UNIQUE (channel, dedupe_key)
-    );
-    CREATE INDEX inbox_pending ON inbox (channel, order_ts, id) WHERE state = 'pending';
-    CREATE TABLE turns (
-        id          INTEGER PRIMARY KEY AUTOINCREMENT,
-        channel     TEXT NOT NULL,
-        thread_ts   TEXT,
-        message_ts  TEXT,
-        state       TEXT NOT NULL DEFAULT 'started',
-        reply_text  TEXT,
-        response_id TEXT,
-        started_at  REAL NOT NULL,
-        finished_at REAL
-    );
-    CREATE INDEX turns_open ON turns (channel, id) WHERE state IN ('started', 'answered');
-    CREATE TABLE conversations (
-        channel         TEXT NOT NULL,
-        backend         TEXT NOT NULL,
-        conversation_id TEXT NOT NULL,
-        created_at      REAL NOT NULL,
-        PRIMARY KEY (channel, backend)
-    );
-    """,
-    # 2: what a turn sent and where its reply is, so a crash or a cut stream can be resolved exactly;
-    #    the conversation's newest item, to tell an unfinished turn's messages from older ones.
-    """
-    ALTER TABLE turns ADD COLUMN conversation_id TEXT;
-    ALTER TABLE turns ADD COLUMN input_texts TEXT;
-    ALTER TABLE turns ADD COLUMN messages TEXT;
-    ALTER TABLE conversations ADD COLUMN last_item_id TEXT;
-    """,
-    # 3: turns that add context without an answer (mention-only channels).
-    """
-    ALTER TABLE turns ADD COLUMN silent INTEGER NOT NULL DEFAULT 0;
-    """,
-    # 4: the `chat` backend keeps each channel's conversation here (Chat Completions is stateless).
-    """
-    CREATE TABLE chat_messages (
-        id              INTEGER PRIMARY KEY AUTOINCREMENT,
-        conversation_id TEXT    NOT NULL,
-        message         TEXT    NOT NULL,
-        chars           INTEGER NOT NULL,
-        created_at      REAL    NOT NULL
-    );
-    CREATE INDEX chat_messages_by_conversation ON chat_messages (conversation_id, id);
-    """,
-)
+from bot.schema import MIGRATIONS
 
 PENDING, DONE, SKIPPED = "pending", "done", "skipped"
 
