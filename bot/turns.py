@@ -66,8 +66,7 @@ class TurnRunner:
         if open_turn is not None and open_turn.state == "started":
             outcome = await self._resolve(open_turn)
             if outcome is not None:
-                return outcome
-            open_turn = await self._store.open_turn(channel)
+                return outcome  # (None: it never completed; it is sent again below, still `started`)
         items = await self._store.pending(channel, limit=MAX_ITEMS_PER_TURN)
         if not items:
             if open_turn is not None:
@@ -266,7 +265,8 @@ class TurnRunner:
             log.warning("channel %s: cannot check turn %d yet (%s)", turn.channel, turn.id, error.message)
             return retry_in(self._policy.delay(1, error.retry_after))
         if found is None:
-            await self._store.retry_turn(turn.id)  # it never completed: send it again
+            # It never completed: send it again. The turn stays `started` until then, so a crash in
+            # between brings us back here rather than to a blind resend.
             return None
         if found.pending_calls:  # interrupted between a tool call and its result: carry on from there
             items = await self._store.turn_items(turn.id)
