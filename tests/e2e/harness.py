@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -71,11 +73,25 @@ class BridgeProcess:
                 env=bridge_env(self.slack, self.openai, self.workdir, self.extra_env),
             )
         if wait:
-            wait_until(lambda: self.slack.connections_total > connected_before or self.process.poll() is not None,
-                       timeout=START_TIMEOUT, message="the bridge to connect over Socket Mode")
+            ready = self._healthy if self.command == "serve" else (
+                lambda: self.slack.connections_total > connected_before)
+            wait_until(lambda: ready() or self.process.poll() is not None,
+                       timeout=START_TIMEOUT, message=f"the bridge to be ready ({self.command})")
             if self.process.poll() is not None:
                 raise AssertionError(f"the bridge exited with {self.process.returncode}:\n{self.log}")
         return self
+
+    @property
+    def http_url(self) -> str:
+        """`serve` mode: where the bridge listens (PORT from its environment)."""
+        return f"http://127.0.0.1:{self.extra_env['PORT']}"
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
 
     @property
     def alive(self) -> bool:
@@ -106,6 +122,12 @@ class BridgeProcess:
     def restart(self) -> BridgeProcess:
         assert self.stop() == 0
         return self.start()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def run_once(args: list[str], env: Mapping[str, str], cwd: Path, timeout: float = 30.0) -> subprocess.CompletedProcess:
