@@ -11,6 +11,7 @@ conversation exactly once either way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -58,6 +59,7 @@ class TurnRunner:
         self._model_slots = asyncio.Semaphore(max_concurrent_turns)
         self._solo: set[str] = set()  # channels whose next turn takes one message (hunting a poison one)
         self._reported: dict[str, str] = {}  # channel → the account failure already told to it
+        self._undelivered_tries: dict[str, int] = {}  # channel → failed attempts to write its last reply
 
     async def step(self, channel: str) -> Step:
         open_turn = await self._store.open_turn(channel)
@@ -142,7 +144,7 @@ class TurnRunner:
                                       backend=self._conversations.backend.name, last_item_id=completed.last_item_id)
         self._solo.discard(channel)
         self._reported.pop(channel, None)
-        step = await self._finish(reply, turn_id, completed.text, batch)
+        step = await self._finish(reply, turn_id, completed.text)
         log.info("turn channel=%s items=%d outcome=%s response_id=%s prepare_ms=%.0f first_token_ms=%s "
                  "total_ms=%.0f input_tokens=%s output_tokens=%s", channel, len(batch),
                  "answered" if step is CONTINUE else "undelivered", completed.response_id, timing.prepare_ms,
@@ -153,8 +155,9 @@ class TurnRunner:
         """The model turn, its text fed to the live reply as it arrives; abandoned past the deadline."""
         completed: TurnCompleted | None = None
         try:
-            async with asyncio.timeout(self._policy.turn_timeout):
-                async for event in self._conversations.stream(request):
+            async with asyncio.timeout(self._policy.turn_timeout), \
+                    contextlib.aclosing(self._conversations.stream(request)) as events:
+                async for event in events:
                     if isinstance(event, TextDelta):
                         timing.first_token = timing.first_token or time.monotonic()
                         reply.feed(event.text)
@@ -226,12 +229,14 @@ class TurnRunner:
 
     # --- delivery, recovery, resets ----------------------------------------------------------------
 
-    async def _finish(self, reply: Reply, turn_id: int, text: str, batch: Sequence[InboxItem]) -> Step:
+    async def _finish(self, reply: Reply, turn_id: int, text: str) -> Step:
         try:
             await reply.finish(text)
         except SLACK_FAILURES as exc:
-            attempt = max((i.attempts for i in batch), default=0) + 1
-            return await self._undelivered(turn_id, reply.channel, exc, attempt=attempt)
+            self._undelivered_tries[reply.channel] = self._undelivered_tries.get(reply.channel, 0) + 1
+            return await self._undelivered(turn_id, reply.channel, exc,
+                                           attempt=self._undelivered_tries[reply.channel])
+        self._undelivered_tries.pop(reply.channel, None)
         await self._store.finish_turn(turn_id)
         return CONTINUE
 
@@ -242,8 +247,7 @@ class TurnRunner:
 
         reply = self._replies.create(channel=turn.channel, thread_ts=turn.thread_ts, recipient=None,
                                      messages=turn.messages, on_post=remember)
-        items = await self._store.turn_items(turn.id, state="answered")
-        return await self._finish(reply, turn.id, turn.reply_text or "", items)
+        return await self._finish(reply, turn.id, turn.reply_text or "")
 
     async def _undelivered(self, turn_id: int, channel: str, exc: BaseException, *, attempt: int) -> Step:
         error = reason(exc)
