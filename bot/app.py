@@ -9,6 +9,7 @@ import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import aiohttp
 import openai
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -48,6 +49,7 @@ SLACK_RATE_LIMIT_RETRIES = 5
 SLACK_SERVER_ERROR_RETRIES = 2
 OPENAI_MAX_RETRIES = 2
 OPENAI_TIMEOUT = 120.0
+SLACK_TIMEOUT = 30.0  # seconds for one Slack Web API call
 MAX_CONCURRENT_TURNS = 64  # model requests in flight across all channels of this process
 
 
@@ -71,18 +73,18 @@ class Services:
     intake: Intake
     commands: SlashCommands
 
-    async def aclose(self) -> None:
-        await self.backend.aclose()
-        await self.store.close()
 
-
-def build_slack_client(settings: Settings, *, retry_rate_limits: bool = True) -> AsyncWebClient:
-    """The Web API client. Replies use one without the 429 retry: their pacers wait for Retry-After."""
+def build_slack_client(settings: Settings, *, session: aiohttp.ClientSession | None = None,
+                       retry_rate_limits: bool = True) -> AsyncWebClient:
+    """The Web API client. With a `session`, connections to Slack are kept open and reused (without
+    one, slack_sdk opens a connection — a TLS handshake — per call). Replies use a client without the
+    429 retry: their pacers wait for Retry-After."""
     handlers = [AsyncConnectionErrorRetryHandler(),
                 AsyncServerErrorRetryHandler(max_retry_count=SLACK_SERVER_ERROR_RETRIES)]
     if retry_rate_limits:
         handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=SLACK_RATE_LIMIT_RETRIES))
-    return AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=handlers)
+    return AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=handlers,
+                          session=session)
 
 
 def build_backend(settings: Settings, store: Store | None = None) -> Backend:
@@ -105,33 +107,36 @@ def build_backend(settings: Settings, store: Store | None = None) -> Backend:
 
 @contextlib.asynccontextmanager
 async def services(settings: Settings) -> AsyncIterator[Services]:
+    """Every client and service, built once and wired together; closed when the block ends."""
     sqlite = settings.sqlite_path
     assert sqlite is not None, "settings validation admits only SQLite for now"
     toolbox = load_toolbox(settings)
-    slack = build_slack_client(settings)
-    identity = await _who_am_i(slack, settings)
-    store = await Store.open(sqlite)
-    backend = build_backend(settings, store)
-    names = NameDirectory(slack)
-    conversations = ConversationService(store=store, backend=backend, names=names,
-                                        channels=ChannelDirectory(slack), instructions=settings.instructions,
-                                        toolbox=toolbox, hosted_tools=settings.hosted_tools, slack=slack,
-                                        max_tool_rounds=settings.max_tool_rounds)
-    writer = SlackWriter.create(build_slack_client(settings, retry_rate_limits=False), team_id=identity.team_id)
-    replies = ReplyFactory(writer, stream_in_threads=settings.reply_in == "thread")
-    runner = TurnRunner(store=store, conversations=conversations, replies=replies, slack=slack,
-                        policy=RetryPolicy(max_attempts=settings.max_attempts, turn_timeout=settings.turn_timeout),
-                        reply_in_thread=settings.reply_in == "thread", max_concurrent_turns=MAX_CONCURRENT_TURNS,
-                        respond_to=settings.respond_to_for)
-    workers = ChannelWorkers(store=store, runner=runner)
-    intake = Intake(store=store, workers=workers, names=names, settings=settings)
-    commands = SlashCommands(settings=settings, intake=intake, store=store, conversations=conversations)
-    built = Services(settings=settings, store=store, slack=slack, identity=identity, backend=backend,
-                     conversations=conversations, workers=workers, intake=intake, commands=commands)
-    try:
-        yield built
-    finally:
-        await built.aclose()
+    async with contextlib.AsyncExitStack() as stack:
+        session = await stack.enter_async_context(
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SLACK_TIMEOUT)))
+        slack = build_slack_client(settings, session=session)
+        identity = await _who_am_i(slack, settings)
+        store = await Store.open(sqlite)
+        stack.push_async_callback(store.close)
+        backend = build_backend(settings, store)
+        stack.push_async_callback(backend.aclose)
+        names = NameDirectory(slack)
+        conversations = ConversationService(store=store, backend=backend, names=names,
+                                            channels=ChannelDirectory(slack), instructions=settings.instructions,
+                                            toolbox=toolbox, hosted_tools=settings.hosted_tools, slack=slack,
+                                            max_tool_rounds=settings.max_tool_rounds)
+        writer = SlackWriter.create(build_slack_client(settings, session=session, retry_rate_limits=False),
+                                    team_id=identity.team_id)
+        replies = ReplyFactory(writer, stream_in_threads=settings.reply_in == "thread")
+        policy = RetryPolicy(max_attempts=settings.max_attempts, turn_timeout=settings.turn_timeout)
+        runner = TurnRunner(store=store, conversations=conversations, replies=replies, slack=slack, policy=policy,
+                            reply_in_thread=settings.reply_in == "thread", max_concurrent_turns=MAX_CONCURRENT_TURNS,
+                            respond_to=settings.respond_to_for)
+        workers = ChannelWorkers(store=store, runner=runner)
+        intake = Intake(store=store, workers=workers, names=names, settings=settings)
+        commands = SlashCommands(settings=settings, intake=intake, store=store, conversations=conversations)
+        yield Services(settings=settings, store=store, slack=slack, identity=identity, backend=backend,
+                       conversations=conversations, workers=workers, intake=intake, commands=commands)
 
 
 def load_toolbox(settings: Settings) -> Toolbox:

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 WORKING_TEXT = "_Thinking…_"
 INDICATOR_DELAY = 0.5  # post a working indicator if the model has written nothing by then
+FIRST_GATHER = 0.25  # after the first text, wait this long for more (or the end) before posting it
 UPDATE_INTERVAL = 1.0  # at most one progress update of a message per second
 APPEND_INTERVAL = 0.25  # at most four stream appends a second per reply
 STREAM_HEADROOM = 64  # characters kept free in a streamed message for a closing code fence
@@ -160,6 +161,10 @@ class UpdatingReply:
     async def _run(self) -> None:
         live = self._live
         await live.wait(0 if self.timestamps else INDICATOR_DELAY)
+        if live.text and live.final is None and not self.timestamps:
+            # Let the first words gather a moment: a quick answer then goes out whole in one post,
+            # sparing the workspace's shared chat.update budget for the replies that need it.
+            await live.pause(FIRST_GATHER)
         while live.final is None:
             live.changed.clear()
             await self._show_progress()
