@@ -22,6 +22,8 @@ from bot.tools import Toolbox, ToolContext
 
 log = logging.getLogger(__name__)
 
+MAX_KNOWN_CONVERSATIONS = 20_000  # conversation ids kept in memory (the store has them all)
+
 
 class ConversationService:
     """Owns each channel's conversation id (created lazily, persisted) and builds every turn."""
@@ -42,20 +44,30 @@ class ConversationService:
         self._slack = slack
         self._max_tool_rounds = max_tool_rounds
         self._today = today
+        self._known: dict[str, str] = {}  # channel → conversation id (the store has them all)
 
     async def conversation_id(self, channel: str) -> str:
-        existing = await self._store.conversation(channel, self.backend.name)
+        existing = await self.current(channel)
         if existing:
             return existing
         conversation_id = await self.backend.create_conversation(channel)
         await self._store.set_conversation(channel, self.backend.name, conversation_id)
+        self._known[channel] = conversation_id
         return conversation_id
 
     async def current(self, channel: str) -> str | None:
-        return await self._store.conversation(channel, self.backend.name)
+        known = self._known.get(channel)
+        if known is None:
+            known = await self._store.conversation(channel, self.backend.name)
+            if known is not None:
+                if len(self._known) >= MAX_KNOWN_CONVERSATIONS:
+                    self._known.pop(next(iter(self._known)))
+                self._known[channel] = known
+        return known
 
     async def reset(self, channel: str) -> None:
         """Forget the channel's conversation; the next message starts a new one."""
+        self._known.pop(channel, None)
         await self._store.forget_conversation(channel, self.backend.name)
 
     async def build_turn(self, channel: str, items: Sequence[InboxItem]) -> TurnRequest:

@@ -60,9 +60,12 @@ class TurnRunner:
         self._solo: set[str] = set()  # channels whose next turn takes one message (hunting a poison one)
         self._reported: dict[str, str] = {}  # channel → the account failure already told to it
         self._undelivered_tries: dict[str, int] = {}  # channel → failed attempts to write its last reply
+        self._settled: set[str] = set()  # channels whose last turn finished here (no unfinished turn left)
 
     async def step(self, channel: str) -> Step:
-        open_turn = await self._store.open_turn(channel)
+        # An unfinished turn exists only after a failure or a restart: skip the lookup when we know.
+        open_turn = None if channel in self._settled else await self._store.open_turn(channel)
+        self._settled.discard(channel)
         if open_turn is not None and open_turn.state == "answered":
             return await self._deliver(open_turn)
         if open_turn is not None and open_turn.state == "started":
@@ -105,6 +108,7 @@ class TurnRunner:
         await self._store.answer_turn(turn_id, "", None, backend=self._conversations.backend.name,
                                       last_item_id=last_item)
         await self._store.finish_turn(turn_id)
+        self._settled.add(channel)
         log.info("context channel=%s items=%d", channel, len(batch))
         return CONTINUE
 
@@ -140,11 +144,14 @@ class TurnRunner:
                 completed = await self._stream(request, reply, timing)
         except BackendError as error:
             return await self._failed(turn_id, batch, reply, error)
+        # The answer goes to Slack while it is journalled: if we crash in between, the turn is still
+        # `started`, and the answer is found in the conversation and written into the same message.
+        writing = asyncio.ensure_future(reply.finish(completed.text))
         await self._store.answer_turn(turn_id, completed.text, completed.response_id,
                                       backend=self._conversations.backend.name, last_item_id=completed.last_item_id)
         self._solo.discard(channel)
         self._reported.pop(channel, None)
-        step = await self._finish(reply, turn_id, completed.text)
+        step = await self._finish(reply, turn_id, completed.text, writing)
         log.info("turn channel=%s items=%d outcome=%s response_id=%s prepare_ms=%.0f first_token_ms=%s "
                  "total_ms=%.0f input_tokens=%s output_tokens=%s", channel, len(batch),
                  "answered" if step is CONTINUE else "undelivered", completed.response_id, timing.prepare_ms,
@@ -229,15 +236,17 @@ class TurnRunner:
 
     # --- delivery, recovery, resets ----------------------------------------------------------------
 
-    async def _finish(self, reply: Reply, turn_id: int, text: str) -> Step:
+    async def _finish(self, reply: Reply, turn_id: int, text: str,
+                      writing: asyncio.Future[list[str]] | None = None) -> Step:
         try:
-            await reply.finish(text)
+            await (writing if writing is not None else reply.finish(text))
         except SLACK_FAILURES as exc:
             self._undelivered_tries[reply.channel] = self._undelivered_tries.get(reply.channel, 0) + 1
             return await self._undelivered(turn_id, reply.channel, exc,
                                            attempt=self._undelivered_tries[reply.channel])
         self._undelivered_tries.pop(reply.channel, None)
         await self._store.finish_turn(turn_id)
+        self._settled.add(reply.channel)
         return CONTINUE
 
     async def _deliver(self, turn: OpenTurn) -> Step:
