@@ -19,7 +19,7 @@ FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 LAYERS = (  # (substring of the file path as py-spy prints it, layer), first match wins
     ("slack_bolt", "slack_bolt"), ("slack_sdk", "slack_sdk"), ("openai", "openai SDK"),
     ("httpx", "httpx/httpcore"), ("httpcore", "httpx/httpcore"), ("aiohttp", "aiohttp"),
-    ("aiosqlite", "aiosqlite thread (SQLite runs inside it)"), ("sqlite3", "aiosqlite thread (SQLite runs inside it)"),
+    ("sqlite3", "SQLite (on the event loop; checkpoints in a thread)"),
     ("pydantic", "pydantic"), ("json", "json"), ("logging", "logging"), ("typing", "typing"),
     ("selectors", "event-loop I/O (selectors, sockets)"), ("socket", "event-loop I/O (selectors, sockets)"),
     ("ssl", "event-loop I/O (selectors, sockets)"), ("asyncio", "asyncio"),
@@ -57,7 +57,7 @@ def profile_burst(setup: Setup, messages: int, channels: int, output: Path, rate
     section.note(f"py-spy record --pid <bridge> --rate {rate} --format raw --nonblocking, from the burst's start to "
                  f"its last answer; raw collapsed stacks in {output}. py-spy leaves out threads it sees idle, so "
                  "the counts approximate CPU samples (its idle test is a heuristic: a thread just woken, e.g. the "
-                 "aiosqlite thread returning from SimpleQueue.get, or select() returning, still shows up). "
+                 "the checkpoint thread returning from a wait, or select() returning, still shows up). "
                  "'self' = the line on top of the stack; 'bridge code, inclusive' = a bot/ function anywhere in the "
                  "stack; 'calls out of bot/' = the first library function called from bot/ code, inclusive. "
                  "For a flame graph: py-spy record ... -o profile.svg (see bench/README.md).")

@@ -1,8 +1,12 @@
-"""The durable store: the inbox of every channel and each channel's conversation.
+"""The durable store: the inbox of every channel, the turn journal and each channel's conversation.
 
-SQLite in WAL mode through aiosqlite (its own thread, so the event loop never waits on the disk).
-The schema is owned here and upgraded on open by numbered migrations. A committed row survives a
-crash of the process (`synchronous=NORMAL` in WAL mode); the bridge acks Slack only after the commit.
+SQLite in WAL mode, used directly from the event loop: with `synchronous=NORMAL` a commit appends to
+the write-ahead log without waiting for the disk (tens of microseconds), and a committed row survives a
+crash of the process; the bridge acks Slack only after the commit. The one slow operation, copying the
+log into the database (a checkpoint, which does wait for the disk), runs every few seconds in a worker
+thread instead of inside a commit. (A thread hop per query — aiosqlite — cost ~250 µs each, more than the
+queries themselves.) One process owns a SQLite file; several replicas need a server database.
+The schema is owned here (`bot/schema.py`) and upgraded on open by numbered migrations.
 """
 
 from __future__ import annotations
@@ -10,18 +14,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from bot.items import FileNote, InboxItem, IncomingMessage, ItemKind, ResetRequest
 from bot.schema import MIGRATIONS
 
+log = logging.getLogger(__name__)
+
 PENDING, DONE, SKIPPED = "pending", "done", "skipped"
+CHECKPOINT_INTERVAL = 5.0  # seconds between copies of the write-ahead log into the database
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,47 +61,68 @@ class OpenTurn:
 
 
 class Store:
-    """Inbox and conversation map. Create with `await Store.open(path)`; close with `await close()`."""
+    """Inbox, turn journal, conversation map and chat history.
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    Create with `await Store.open(path)`; close with `await close()`. Methods are coroutines so a
+    store over a network database can keep the same interface.
+    """
+
+    def __init__(self, db: sqlite3.Connection, path: str) -> None:
         self._db = db
-        self._write_lock = asyncio.Lock()  # one multi-statement transaction at a time on the connection
+        self._path = path
+        self._checkpoints: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(str(path), isolation_level=None)
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA busy_timeout=5000")
-        store = cls(db)
+        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         try:
-            await store._migrate()
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run in a thread (see _checkpoint_forever)
+            store = cls(db, str(path))
+            store._migrate()
         except BaseException:
-            await db.close()
+            db.close()
             raise
+        if str(path) != ":memory:":
+            store._checkpoints = asyncio.create_task(store._checkpoint_forever(), name="sqlite-checkpoints")
         return store
 
     async def close(self) -> None:
-        await self._db.close()
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
+            await asyncio.to_thread(_checkpoint, self._path)
+        self._db.close()
 
-    async def _migrate(self) -> None:
-        (version,) = await self._fetchone("PRAGMA user_version")
+    async def _checkpoint_forever(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL)
+            try:
+                await asyncio.to_thread(_checkpoint, self._path)
+            except sqlite3.Error as exc:
+                log.warning("sqlite checkpoint failed (will try again): %s", exc)
+
+    def _migrate(self) -> None:
+        (version,) = self._fetchone("PRAGMA user_version")
         if version > len(MIGRATIONS):
             raise RuntimeError(f"the database was written by a newer version (schema {version})")
         for number in range(version, len(MIGRATIONS)):
-            async with self._transaction():
+            with self._transaction():
                 for statement in _statements(MIGRATIONS[number]):
-                    await self._db.execute(statement)
-                await self._db.execute(f"PRAGMA user_version = {number + 1}")
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {number + 1}")
 
     # --- inbox -------------------------------------------------------------------------------------
 
     async def add_message(self, message: IncomingMessage) -> bool:
         """Store a message; False if (channel, ts) was already stored (a duplicate delivery)."""
         files = json.dumps([[f.name, f.mimetype, f.size] for f in message.files]) if message.files else None
-        cursor = await self._write(
+        cursor = self._db.execute(
             "INSERT OR IGNORE INTO inbox (channel, dedupe_key, kind, order_ts, user_id, text, thread_ts, files,"
             " mentions_bot, received_at) VALUES (?, ?, 'message', ?, ?, ?, ?, ?, ?, ?)",
             (message.channel, message.ts, message.ts, message.user, message.text, message.thread_ts, files,
@@ -109,32 +137,31 @@ class Store:
         of the channel stored so far: it applies between the messages Slack delivered before it and
         those it delivers after (a late re-delivery of an older message still sorts before it).
         """
-        async with self._write_lock:
-            row = await self._fetchone("SELECT max(order_ts) FROM inbox WHERE channel = ?", (reset.channel,))
-            order_ts = _just_after(row[0]) if row and row[0] else reset.order_ts
-            cursor = await self._db.execute(
-                "INSERT OR IGNORE INTO inbox (channel, dedupe_key, kind, order_ts, user_id, received_at)"
-                " VALUES (?, ?, 'reset', ?, ?, ?)",
-                (reset.channel, f"reset:{reset.key}", order_ts, reset.user, time.time()),
-            )
+        row = self._fetchone("SELECT max(order_ts) FROM inbox WHERE channel = ?", (reset.channel,))
+        order_ts = _just_after(row[0]) if row and row[0] else reset.order_ts
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO inbox (channel, dedupe_key, kind, order_ts, user_id, received_at)"
+            " VALUES (?, ?, 'reset', ?, ?, ?)",
+            (reset.channel, f"reset:{reset.key}", order_ts, reset.user, time.time()),
+        )
         return cursor.rowcount == 1
 
     async def pending(self, channel: str, limit: int = 500) -> list[InboxItem]:
         """The channel's pending items in Slack order."""
-        rows = await self._db.execute_fetchall(
+        rows = self._fetchall(
             f"SELECT {_ITEM_COLUMNS} FROM inbox WHERE channel = ? AND state = 'pending' ORDER BY order_ts, id LIMIT ?",
             (channel, limit),
         )
         return [_item(row) for row in rows]
 
     async def pending_count(self, channel: str) -> int:
-        (count,) = await self._fetchone(
+        (count,) = self._fetchone(
             "SELECT count(*) FROM inbox WHERE channel = ? AND state = 'pending'", (channel,))
         return int(count)
 
     async def channels_with_pending(self) -> list[str]:
         """Channels with work: pending items, or answered ones whose reply is not yet in Slack."""
-        rows = await self._db.execute_fetchall(
+        rows = self._fetchall(
             "SELECT DISTINCT channel FROM inbox WHERE state IN ('pending', 'answered') ORDER BY channel")
         return [row[0] for row in rows]
 
@@ -146,12 +173,12 @@ class Store:
 
     async def record_attempt(self, ids: Sequence[int]) -> None:
         if ids:
-            await self._write(
+            self._db.execute(
                 f"UPDATE inbox SET attempts = attempts + 1 WHERE id IN ({_marks(ids)})", tuple(ids))
 
     async def _set_state(self, ids: Sequence[int], state: str) -> None:
         if ids:
-            await self._write(
+            self._db.execute(
                 f"UPDATE inbox SET state = ?, done_at = ? WHERE id IN ({_marks(ids)})",
                 (state, time.time(), *ids),
             )
@@ -160,7 +187,7 @@ class Store:
 
     async def open_turn(self, channel: str) -> OpenTurn | None:
         """The channel's unfinished turn, if a crash or a failure left one."""
-        row = await self._fetchone(
+        row = self._fetchone(
             "SELECT id, channel, thread_ts, state, reply_text, conversation_id, input_texts, messages, silent"
             " FROM turns WHERE channel = ? AND state IN ('started', 'retry', 'answered') ORDER BY id DESC LIMIT 1",
             (channel,))
@@ -172,7 +199,7 @@ class Store:
 
     async def turn_items(self, turn_id: int, state: str = PENDING) -> list[InboxItem]:
         """The items a turn was started with that are still in `state`."""
-        rows = await self._db.execute_fetchall(
+        rows = self._fetchall(
             f"SELECT {_ITEM_COLUMNS} FROM inbox WHERE turn_id = ? AND state = ? ORDER BY order_ts, id",
             (turn_id, state))
         return [_item(row) for row in rows]
@@ -183,17 +210,17 @@ class Store:
         """Record that a model request for these items is about to be sent (reusing `turn_id` if given)."""
         fields = (thread_ts, conversation_id, json.dumps(list(input_texts)), json.dumps(list(messages)), int(silent),
                   time.time())
-        async with self._transaction():
+        with self._transaction():
             if turn_id is None:
-                cursor = await self._db.execute(
+                cursor = self._db.execute(
                     "INSERT INTO turns (channel, thread_ts, conversation_id, input_texts, messages, silent,"
                     " started_at) VALUES (?, ?, ?, ?, ?, ?, ?)", (channel, *fields))
                 turn_id = cursor.lastrowid
             else:
-                await self._db.execute(
+                self._db.execute(
                     "UPDATE turns SET state = 'started', thread_ts = ?, conversation_id = ?, input_texts = ?,"
                     " messages = ?, silent = ?, started_at = ? WHERE id = ?", (*fields, turn_id))
-            await self._db.execute(
+            self._db.execute(
                 f"UPDATE inbox SET turn_id = ?, attempts = attempts + 1 WHERE id IN ({_marks(item_ids)})",
                 (turn_id, *item_ids))
         assert turn_id is not None
@@ -201,26 +228,26 @@ class Store:
 
     async def add_turn_message(self, turn_id: int, ts: str) -> None:
         """A message of the turn's reply was posted: remember it, so it is reused, never posted twice."""
-        await self._write(
+        self._db.execute(
             "UPDATE turns SET messages = json_insert(coalesce(messages, '[]'), '$[#]', ?) WHERE id = ?",
             (ts, turn_id))
 
     async def set_turn_messages(self, turn_id: int, messages: Sequence[str]) -> None:
-        await self._write("UPDATE turns SET messages = ? WHERE id = ?", (json.dumps(list(messages)), turn_id))
+        self._db.execute("UPDATE turns SET messages = ? WHERE id = ?", (json.dumps(list(messages)), turn_id))
 
     async def answer_turn(self, turn_id: int, reply_text: str, response_id: str | None, *,
                           backend: str | None = None, last_item_id: str | None = None) -> None:
         """The model answered: its reply is now part of the conversation and must be delivered.
         With `backend`, the conversation's newest item becomes `last_item_id` in the same transaction."""
-        async with self._transaction():
-            await self._db.execute(
+        with self._transaction():
+            self._db.execute(
                 "UPDATE turns SET state = 'answered', reply_text = ?, response_id = ? WHERE id = ?",
                 (reply_text, response_id, turn_id))
             if backend is not None:
-                await self._db.execute(
+                self._db.execute(
                     "UPDATE conversations SET last_item_id = ? WHERE backend = ? AND conversation_id ="
                     " (SELECT conversation_id FROM turns WHERE id = ?)", (last_item_id, backend, turn_id))
-            await self._db.execute(
+            self._db.execute(
                 "UPDATE inbox SET state = 'answered' WHERE turn_id = ? AND state = 'pending'", (turn_id,))
 
     async def finish_turn(self, turn_id: int) -> None:
@@ -233,32 +260,32 @@ class Store:
 
     async def _end_turn(self, turn_id: int, turn_state: str, item_state: str) -> None:
         now = time.time()
-        async with self._transaction():
-            await self._db.execute(
+        with self._transaction():
+            self._db.execute(
                 "UPDATE turns SET state = ?, finished_at = ? WHERE id = ?", (turn_state, now, turn_id))
-            await self._db.execute(
+            self._db.execute(
                 "UPDATE inbox SET state = ?, done_at = ? WHERE turn_id = ? AND state IN ('pending', 'answered')",
                 (item_state, now, turn_id))
 
     async def retry_turn(self, turn_id: int) -> None:
         """The request failed before reaching the conversation: the items stay pending, and the next
         attempt reuses the turn's messages in Slack."""
-        await self._write("UPDATE turns SET state = 'retry' WHERE id = ?", (turn_id,))
+        self._db.execute("UPDATE turns SET state = 'retry' WHERE id = ?", (turn_id,))
 
     async def abandon_turn(self, turn_id: int) -> None:
         """Close the turn without answering; its items stay pending for a new turn."""
-        await self._write(
+        self._db.execute(
             "UPDATE turns SET state = 'failed', finished_at = ? WHERE id = ?", (time.time(), turn_id))
 
     # --- conversations -----------------------------------------------------------------------------
 
     async def conversation(self, channel: str, backend: str) -> str | None:
-        row = await self._fetchone(
+        row = self._fetchone(
             "SELECT conversation_id FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
         return row[0] if row else None
 
     async def set_conversation(self, channel: str, backend: str, conversation_id: str) -> None:
-        await self._write(
+        self._db.execute(
             "INSERT INTO conversations (channel, backend, conversation_id, created_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (channel, backend) DO UPDATE SET conversation_id = excluded.conversation_id,"
             " created_at = excluded.created_at, last_item_id = NULL",
@@ -266,19 +293,19 @@ class Store:
         )
 
     async def last_item(self, channel: str, backend: str) -> str | None:
-        row = await self._fetchone(
+        row = self._fetchone(
             "SELECT last_item_id FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
         return row[0] if row else None
 
     async def set_last_item(self, channel: str, backend: str, item_id: str | None) -> None:
-        await self._write("UPDATE conversations SET last_item_id = ? WHERE channel = ? AND backend = ?",
+        self._db.execute("UPDATE conversations SET last_item_id = ? WHERE channel = ? AND backend = ?",
                           (item_id, channel, backend))
 
     async def forget_conversation(self, channel: str, backend: str) -> None:
-        await self._write("DELETE FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
+        self._db.execute("DELETE FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
 
     async def conversation_count(self) -> int:
-        (count,) = await self._fetchone("SELECT count(*) FROM conversations")
+        (count,) = self._fetchone("SELECT count(*) FROM conversations")
         return int(count)
 
     # --- chat history (the `chat` backend) ----------------------------------------------------------
@@ -287,11 +314,11 @@ class Store:
         """The conversation's messages, oldest first; with `max_chars`, only the newest that fit
         (counting each message's characters) — the caller keeps tool calls with their results."""
         if max_chars is None:
-            rows = await self._db.execute_fetchall(
+            rows = self._fetchall(
                 "SELECT id, message, chars FROM chat_messages WHERE conversation_id = ? ORDER BY id",
                 (conversation_id,))
         else:
-            rows = await self._db.execute_fetchall(
+            rows = self._fetchall(
                 "SELECT id, message, chars FROM (SELECT id, message, chars, sum(chars) OVER (ORDER BY id DESC)"
                 " AS running FROM chat_messages WHERE conversation_id = ?) WHERE running <= ? ORDER BY id",
                 (conversation_id, max_chars))
@@ -301,37 +328,40 @@ class Store:
         """Add messages (OpenAI chat message dicts) in one transaction; return the id of the last."""
         last: int | None = None
         now = time.time()
-        async with self._transaction():
+        with self._transaction():
             for message in messages:
                 text = json.dumps(message, ensure_ascii=False)
-                cursor = await self._db.execute(
+                cursor = self._db.execute(
                     "INSERT INTO chat_messages (conversation_id, message, chars, created_at) VALUES (?, ?, ?, ?)",
                     (conversation_id, text, len(text), now))
                 last = cursor.lastrowid
         return last
 
-    async def _write(self, sql: str, params: Iterable[object] = ()) -> aiosqlite.Cursor:
-        """One write statement, never inside another coroutine's open transaction."""
-        async with self._write_lock:
-            return await self._db.execute(sql, tuple(params))
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[None]:
-        async with self._write_lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+    def _fetchone(self, sql: str, params: Iterable[object] = ()) -> tuple | None:
+        return self._db.execute(sql, tuple(params)).fetchone()
 
-    async def _fetchone(self, sql: str, params: Iterable[object] = ()) -> tuple | None:
-        async with self._db.execute(sql, tuple(params)) as cursor:
-            return await cursor.fetchone()
+    def _fetchall(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
+        return self._db.execute(sql, tuple(params)).fetchall()
 
 
 _ITEM_COLUMNS = "id, channel, kind, order_ts, user_id, text, thread_ts, files, mentions_bot, attempts"
+
+
+def _checkpoint(path: str) -> None:
+    """Copy the write-ahead log into the database file (waits for the disk; run in a thread)."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def _item(row: tuple) -> InboxItem:
