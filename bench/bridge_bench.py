@@ -18,18 +18,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.capacity import many_channels
+from bench.live import MODES, LiveSetup
+from bench.live_report import live
 from bench.report import Section
 from bench.scenarios import latency
 from bench.throughput import burst, sustained
 from bench.world import BenchError, Setup
 from tests.e2e.harness import MODEL
 
-SCENARIOS = ("latency", "burst", "sustained", "memory", "profile")
-DEFAULT_SCENARIOS = SCENARIOS[:4]
+SCENARIOS = ("latency", "burst", "sustained", "memory", "live", "profile")
+DEFAULT_SCENARIOS = SCENARIOS[:5]
 FULL = {"messages": 2000, "latency_messages": 200, "latency_channels": 20, "seconds": 5.0,
-        "known_channels": 10_000, "drain": 600.0, "memory_drain": 30.0}
+        "known_channels": 10_000, "drain": 600.0, "memory_drain": 30.0, "live_rounds": 5, "live_reply_length": 3000}
 QUICK = {"messages": 300, "latency_messages": 30, "latency_channels": 10, "seconds": 1.0, "known_channels": 300,
-         "drain": 3.0, "memory_drain": 2.0}
+         "drain": 3.0, "memory_drain": 2.0, "live_rounds": 1, "live_reply_length": 1500}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,6 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ttft", type=float, default=0.0, help="the scripted model's time to first token [0 s]")
     parser.add_argument("--chunk-delay", type=float, default=0.0,
                         help="the scripted model's delay between 8-character chunks [0 s]")
+    _live_args(parser)
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds any one wait may take before the run is declared stuck [900]")
     parser.add_argument("--only", default=",".join(DEFAULT_SCENARIOS),
@@ -76,7 +79,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.only.split(",")) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; choose from {', '.join(SCENARIOS)}")
+    if not args.live_modes or set(args.live_modes.split(",")) - set(MODES):
+        parser.error(f"--live-modes takes {', '.join(MODES)} (comma-separated)")
     return args
+
+
+def _live_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("the 'live' scenario (live replies under Slack's real rate limits)")
+    group.add_argument("--live-rounds", type=int, help="rounds of one message per channel at once [5; quick 1]")
+    group.add_argument("--live-channels", type=int, default=6, help="channels, one message each per round [6]")
+    group.add_argument("--live-modes", default=",".join(MODES), help=f"BRIDGE_REPLY_IN modes [{','.join(MODES)}]")
+    group.add_argument("--live-ttft", type=float, default=0.3, help="the model's time to first token [0.3 s]")
+    group.add_argument("--live-chunk-delay", type=float, default=0.02, help="delay between chunks [0.02 s]")
+    group.add_argument("--live-chunk-size", type=int, default=20, help="characters per chunk [20]")
+    group.add_argument("--live-reply-length", type=int, help="characters per answer [3000; quick 1500]")
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Section]]]:
@@ -87,12 +103,20 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Section]]]:
         ("burst", lambda: burst(setup, args.messages, args.channels, args.drain)),
         ("sustained", lambda: sustained(setup, args.rate, args.seconds, args.channels, args.drain)),
         ("memory", lambda: many_channels(setup, args.known_channels, args.window, args.memory_drain)),
+        ("live", lambda: live(live_setup(args))),
     ]
     if "profile" in chosen:
         from bench.profile import profile_burst
 
         steps.append(("profile", lambda: profile_burst(setup, args.messages, args.channels, args.profile)))
     return [(name, step) for name, step in steps if name in chosen]
+
+
+def live_setup(args: argparse.Namespace) -> LiveSetup:
+    return LiveSetup(rounds=args.live_rounds, channels=args.live_channels, ttft=args.live_ttft,
+                     chunk_delay=args.live_chunk_delay, chunk_size=args.live_chunk_size,
+                     reply_length=args.live_reply_length, timeout=args.timeout,
+                     modes=tuple(args.live_modes.split(",")))
 
 
 def header(args: argparse.Namespace) -> str:
@@ -103,7 +127,8 @@ def header(args: argparse.Namespace) -> str:
             "The real `assistant-bridge run` process (Socket Mode, BRIDGE_REPLY_IN=channel, SQLite in a temporary "
             "directory, LOG_LEVEL=INFO) against the Slack emulator (rate limits off) and the OpenAI emulator "
             f"(model {MODEL}, scripted: ttft {args.ttft:g} s, chunk_delay {args.chunk_delay:g} s, 8-character "
-            "chunks), both running in this process. A fresh bridge, emulators and database per scenario.\n")
+            "chunks), both running in this process — except in 'live', whose title says how it differs. A fresh "
+            "bridge, emulators and database per scenario.\n")
 
 
 def _commit() -> str:

@@ -8,7 +8,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -75,10 +75,15 @@ class Setup:
 class World:
     """Slack and OpenAI emulators (the scripted model timed by `setup`, Slack rate limits off), `channels`
     channels with `users` members each (and the bot), and the bridge connected over Socket Mode.
-    A context manager."""
+    A scenario may turn Slack's rate limits on (`rate_limits="real"`), add to the bridge's environment
+    (`env`) or bring its own scripted `model`. A context manager."""
 
-    def __init__(self, channels: int, setup: Setup, *, users: int = 3) -> None:
+    def __init__(self, channels: int, setup: Setup, *, users: int = 3, rate_limits: str = "off",
+                 env: Mapping[str, str] | None = None, model: ScriptedModel | None = None) -> None:
         self.setup = setup
+        self.rate_limits = rate_limits
+        self.env = dict(env or {})
+        self.model = model
         self.channel_count = channels
         self.user_count = users
         self._stack = contextlib.ExitStack()
@@ -99,17 +104,19 @@ class World:
         self._stack.close()
 
     def _start(self) -> None:
-        self.slack, slack_thread = _started(lambda: SlackEmulator(rate_limits="off"))
+        self.slack, slack_thread = _started(lambda: SlackEmulator(rate_limits=self.rate_limits))
         self._stack.callback(self.slack.stop)
-        model = ScriptedModel(ttft=self.setup.ttft, chunk_delay=self.setup.chunk_delay)
-        model.reply_fn = marked_reply
+        model = self.model
+        if model is None:
+            model = ScriptedModel(ttft=self.setup.ttft, chunk_delay=self.setup.chunk_delay)
+            model.reply_fn = marked_reply
         self.openai, openai_thread = _started(lambda: OpenAIEmulator(models=(MODEL,), model=model))
         self._stack.callback(self.openai.stop)
         self.user_ids = [self.slack.add_user(f"user{i}", display_name=f"User {i}") for i in range(self.user_count)]
         self.channel_ids = [self.slack.add_channel(f"bench-{i}", members=self.user_ids)
                             for i in range(self.channel_count)]
         self.workdir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="bridge-bench-")))
-        self.bridge = BridgeProcess(self.slack, self.openai, self.workdir)
+        self.bridge = BridgeProcess(self.slack, self.openai, self.workdir, env=self.env)
         self._stack.callback(self._stop_bridge)
         self.bridge.start()
         assert self.bridge.process is not None

@@ -1,0 +1,104 @@
+"""The `live` scenario's section: time to first visible text and Slack calls per reply, per reply mode."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from bench.live import FIRST_TEXT_TARGET_MS, LiveSetup, ModeRun, run_mode
+from bench.report import Section
+from bench.scenarios import CLOCK_NOTE
+from bench.timeline import dist, per_message
+from bot import reply
+from bot.slack import writer
+
+TARGET_WHEN = {"channel": "in channel mode with six replies streaming at once", "thread": "in thread mode"}
+
+
+def live(setup: LiveSetup) -> Section:
+    section = Section(f"Live replies: {setup.rounds} round(s) of {setup.channels} messages at once (one per "
+                      f"channel), Slack's real rate limits on, model ttft {setup.ttft:g} s, "
+                      f"{setup.chunk_size}-character chunks every {setup.chunk_delay:g} s, "
+                      f"{setup.reply_length}-character answers; BRIDGE_REPLY_IN={'|'.join(setup.modes)}")
+    for mode in setup.modes:
+        _mode_rows(section, run_mode(setup, mode), setup.channels)
+    _notes(section, setup)
+    return section
+
+
+def _mode_rows(section: Section, run: ModeRun, channels: int) -> None:
+    mode, traces = run.mode, run.traces
+    target = FIRST_TEXT_TARGET_MS[mode]
+    first_text = dist((t.first_token, t.first_text) for t in traces)
+    complete = first_text.n == len(traces)
+    section.add(f"{mode}: model's first token → first text in Slack", str(first_text),
+                f"p95 ≤ {target:.0f} ms {TARGET_WHEN[mode]}", complete and first_text.p95 <= target)
+    methods = Counter(t.first_text_method for t in traces if t.first_text_method)
+    section.add("    written by", _counts(methods) + (f"; {len(traces) - first_text.n} replies showed no text"
+                                                     if not complete else ""))
+    for number, seconds in enumerate(run.round_seconds, start=1):
+        in_round = [t for t in traces if t.round == number]
+        d = dist((t.first_token, t.first_text) for t in in_round)
+        section.add(f"    round {number}", f"p50 {d.p50:7.0f} ms  max {d.max:7.0f} ms  (round took {seconds:.1f} s)")
+    section.add("    first token: measured − (received + ttft)",
+                str(dist((t.model_received + run.ttft, t.first_token) for t in traces
+                         if t.model_received is not None)))
+    section.add(f"{mode}: message delivered → first write (any)", str(dist((t.delivered, t.first_write)
+                                                                           for t in traces)))
+    indicators = sum(1 for t in traces if t.first_write is not None and t.first_write != t.first_text)
+    section.add("    first writes without text (indicator)", f"{indicators} of {len(traces)}")
+    section.add(f"{mode}: model done → reply complete in Slack", str(dist((t.model_done, t.complete)
+                                                                          for t in traces)))
+    section.add(f"{mode}: Slack calls per reply", per_message(run.calls, len(traces)))
+    throttled = sum(run.throttled.values())
+    section.add(f"{mode}: Slack answered 429 (rate limited)", f"{throttled}" + (
+        f"  ({_counts(run.throttled)})" if throttled else ""), "0", throttled == 0)
+    exact = sum(t.exact for t in traces)
+    single = sum(t.messages == 1 for t in traces)
+    section.add(f"{mode}: replies ending with the model's exact text", f"{exact} of {len(traces)}  ({single} in "
+                "one Slack message)", "every reply", exact == len(traces))
+    shares = [f"bridge {run.usage.share(run.usage.bridge_cpu):.0%}"]
+    shares += [f"{label} {run.usage.share(cpu):.0%}" for label, cpu in run.usage.threads.items()]
+    section.add(f"{mode}: CPU share (100% = one core)", ", ".join(shares) + f"  over {run.usage.wall:.1f} s")
+    section.add(f"{mode}: sanity", f"{run.health}; emulator spec violations: {len(run.violations)}")
+    for violation in run.violations[:5]:
+        section.note(f"violation ({mode} mode): {violation}")
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in counter.most_common()) or "none"
+
+
+def _notes(section: Section, setup: LiveSetup) -> None:
+    section.note(f"Each mode gets a fresh world (bridge, emulators, database) with BRIDGE_REPLY_IN set and the "
+                 f"Slack emulator's real tier limits on (rate_limits='real'). A round sends one message to each of "
+                 f"the {setup.channels} channels at once; the next round starts once every reply of this one is a "
+                 "whole answer (ends with the model's end marker and is no longer streaming). Round 1 is each "
+                 "channel's first message (no warm-up: it would spend the same Slack budgets).")
+    section.note("Model's first token = when the scripted model handed the OpenAI emulator the first text delta of "
+                 "that answer (the emulator writes it to the SSE stream right after): the benchmark's TimedModel, "
+                 "a ScriptedModel that notes time.time() before yielding its first delta. The emulator records no "
+                 "such time itself; the row 'measured − (received + ttft)' compares it with the request's "
+                 "time_received + the scripted ttft.")
+    section.note(f"First text in Slack = when the Slack emulator answered the first successful write of that reply "
+                 f"whose markdown_text is neither empty nor the working indicator '{reply.WORKING_TEXT}': in "
+                 "channel mode a chat.postMessage (or a chat.update after an indicator), in thread mode a "
+                 "chat.startStream with markdown_text or the first chat.appendStream. A reply's writes are grouped "
+                 "by message (channel, ts) and matched to the user's message by the token the text carries. "
+                 "'first write (any)' is measured from the Slack emulator's first Socket Mode delivery of the "
+                 "user's message; 'reply complete' is the reply's last write (the final chat.update / "
+                 "chat.postMessage, or chat.stopStream).")
+    section.note("Slack calls and 429 answers: the Slack emulator's call log over the measured phase, by Web API "
+                 "method (reads such as users.info included), divided by the replies. Exact text: after the last "
+                 "round, the bot's message answering each user message is compared with the text the scripted "
+                 "model answered (OpenAIEmulator.model.seen[i].reply.text).")
+    section.note(f"The bridge's pacing (bot/reply.py, bot/slack/writer.py): a working indicator if the model has "
+                 f"written nothing {reply.INDICATOR_DELAY:g} s after the reply started; in channel mode the first "
+                 f"text gathers {reply.FIRST_GATHER:g} s before it is posted, then at most one chat.update a "
+                 f"second per reply ({reply.UPDATE_INTERVAL:g} s); in thread mode appends at most every "
+                 f"{reply.APPEND_INTERVAL:g} s per reply. Budgets per process: chat.update (and chat.delete) "
+                 f"{writer.UPDATE_PER_MINUTE}/min burst {writer.UPDATE_BURST}; chat.startStream and "
+                 f"chat.stopStream together {writer.START_PER_MINUTE}/min burst {writer.START_BURST}; "
+                 f"chat.appendStream {writer.APPEND_PER_MINUTE}/min burst {writer.APPEND_BURST}; chat.postMessage "
+                 f"{writer.POST_PER_MINUTE}/min burst {writer.POST_BURST} per channel. Writes wait their turn by "
+                 "priority (final text, then first text, then progress).")
+    section.note(CLOCK_NOTE)
