@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import openai
@@ -37,7 +39,7 @@ from bot.slack.channels import ChannelDirectory
 from bot.slack.errors import SLACK_FAILURES, reason
 from bot.slack.listeners import register
 from bot.slack.writer import SlackWriter
-from bot.store import Store
+from bot.store import Store, StoreInUse
 from bot.tools import Toolbox, ToolError
 from bot.turns import TurnRunner
 from bot.worker import ChannelWorkers
@@ -116,7 +118,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SLACK_TIMEOUT)))
         slack = build_slack_client(settings, session=session)
         identity = await _who_am_i(slack, settings)
-        store = await Store.open(sqlite)
+        store = await _open_store(sqlite, settings)
         stack.push_async_callback(store.close)
         backend = build_backend(settings, store)
         stack.push_async_callback(backend.aclose)
@@ -137,6 +139,15 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         commands = SlashCommands(settings=settings, intake=intake, store=store, conversations=conversations)
         yield Services(settings=settings, store=store, slack=slack, identity=identity, backend=backend,
                        conversations=conversations, workers=workers, intake=intake, commands=commands)
+
+
+async def _open_store(path: Path, settings: Settings) -> Store:
+    try:
+        return await Store.open(path)
+    except StoreInUse as exc:
+        raise StartupError(f"{exc}; one process per SQLite database (DATABASE_URL).", config=True) from exc
+    except (OSError, sqlite3.Error) as exc:
+        raise StartupError(f"DATABASE_URL {settings.database_url!r} cannot be opened: {exc}.", config=True) from exc
 
 
 def load_toolbox(settings: Settings) -> Toolbox:

@@ -44,16 +44,28 @@ class Pacer:
     def waiting(self) -> int:
         return sum(1 for _, _, future in self._waiters if not future.done())
 
-    async def acquire(self, priority: Priority = Priority.PROGRESS) -> None:
-        """Wait for a call's turn, then take it."""
+    async def acquire(self, priority: Priority = Priority.PROGRESS, *, unless: asyncio.Event | None = None) -> bool:
+        """Wait for a call's turn, then take it (True). With `unless`: give up waiting, without taking a
+        turn, as soon as that event is set (False) — a progress write made pointless by the final one."""
         self._refill()
         if not self._waiters and self._tokens >= 1 and self._clock() >= self._paused_until:
             self._tokens -= 1
-            return
+            return True
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (int(priority), next(self._order), future))
         self._schedule()
-        await future  # cancelled waiters are skipped when their turn comes
+        if unless is None:
+            await future  # cancelled waiters are skipped when their turn comes
+            return True
+        given_up = asyncio.ensure_future(unless.wait())
+        try:
+            await asyncio.wait({future, given_up}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            given_up.cancel()
+        if future.done() and not future.cancelled():
+            return True
+        future.cancel()
+        return False
 
     def pause(self, seconds: float) -> None:
         """Slack answered 429 with Retry-After: nothing goes out until then, and the bucket is empty."""

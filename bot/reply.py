@@ -189,11 +189,14 @@ class UpdatingReply:
         settled = len(pieces) if final_upto is None else final_upto
         for index, piece in enumerate(pieces):
             level = Priority.FINAL if index < settled else priority
+            # A progress write still waiting for the budget is dropped once the answer is complete.
+            unless = None if level is Priority.FINAL else self._live.ended
             if index < len(self.timestamps):
-                if self._shown[index] != piece and await self._update(index, piece, level):
+                if self._shown[index] != piece and await self._update(index, piece, level, unless):
                     self._shown[index] = piece
             else:
-                ts = await self._writer.post(self.channel, piece, thread_ts=self.thread_ts, priority=level)
+                ts = await self._writer.post(self.channel, piece, thread_ts=self.thread_ts, priority=level,
+                                             unless=unless)
                 if ts is None:
                     return  # rate limited: the next write posts it
                 self.timestamps.append(ts)
@@ -202,13 +205,18 @@ class UpdatingReply:
                     await self.on_post(ts)
         if final_upto is None:
             for ts in self.timestamps[len(pieces):]:  # the final text is shorter than what was shown
-                await self._writer.delete(self.channel, ts)
+                try:
+                    await self._writer.delete(self.channel, ts)
+                except SlackApiError as exc:
+                    if exc.response.get("error") not in MESSAGE_GONE:
+                        raise
             del self.timestamps[len(pieces):], self._shown[len(pieces):]
 
 
-    async def _update(self, index: int, piece: str, level: Priority) -> bool:
+    async def _update(self, index: int, piece: str, level: Priority, unless: asyncio.Event | None = None) -> bool:
         try:
-            return await self._writer.update(self.channel, self.timestamps[index], piece, priority=level)
+            return await self._writer.update(self.channel, self.timestamps[index], piece, priority=level,
+                                             unless=unless)
         except SlackApiError as exc:
             if exc.response.get("error") not in MESSAGE_GONE:
                 raise
@@ -230,9 +238,10 @@ class ReplyFactory:
         self._stream_in_threads = stream_in_threads
 
     def create(self, *, channel: str, thread_ts: str | None, recipient: str | None, messages: Sequence[str] = (),
-               on_post: OnPost | None = None) -> Reply:
-        """A new reply; or, given the `messages` an earlier attempt posted, one that rewrites those."""
-        if self._stream_in_threads and thread_ts and not messages:
+               on_post: OnPost | None = None, stream: bool = True) -> Reply:
+        """A new reply; or, given the `messages` an earlier attempt posted, one that rewrites those.
+        `stream=False`: never a native stream (an answer known in full is simply written)."""
+        if stream and self._stream_in_threads and thread_ts and not messages and recipient:
             return StreamingReply(self.writer, channel=channel, thread_ts=thread_ts, recipient=recipient,
                                   on_post=on_post)
         return UpdatingReply(self.writer, channel=channel, thread_ts=thread_ts, messages=messages, on_post=on_post)

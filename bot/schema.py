@@ -65,4 +65,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX chat_messages_by_conversation ON chat_messages (conversation_id, id);
     """,
+    # 5: indexes for the queries every turn makes, at any size: a turn's items, unfinished turns
+    #    (`retry` included), channels with work at start-up.
+    """
+    CREATE INDEX inbox_turn ON inbox (turn_id);
+    CREATE INDEX inbox_open ON inbox (channel) WHERE state IN ('pending', 'answered');
+    DROP INDEX turns_open;
+    CREATE INDEX turns_open ON turns (channel, id) WHERE state IN ('started', 'retry', 'answered');
+    """,
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import sqlite3
@@ -20,7 +21,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bot.items import FileNote, InboxItem, IncomingMessage, ItemKind, ResetRequest
 from bot.schema import MIGRATIONS
@@ -29,6 +30,12 @@ log = logging.getLogger(__name__)
 
 PENDING, DONE, SKIPPED = "pending", "done", "skipped"
 CHECKPOINT_INTERVAL = 5.0  # seconds between copies of the write-ahead log into the database
+RETENTION = 7 * 24 * 3600.0  # finished inbox items and turns are kept this long (for operators), then pruned
+PRUNE_INTERVAL = 3600.0
+
+
+class StoreInUse(RuntimeError):
+    """Another process has the database open (SQLite serves one bridge process)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,27 +74,40 @@ class Store:
     store over a network database can keep the same interface.
     """
 
-    def __init__(self, db: sqlite3.Connection, path: str) -> None:
+    def __init__(self, db: sqlite3.Connection, path: str, lock: IO[bytes] | None) -> None:
         self._db = db
         self._path = path
+        self._lock = lock
         self._checkpoints: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
+        """Open (creating and upgrading as needed). Raises StoreInUse if another process has it, and
+        OSError or sqlite3.Error if it cannot be opened."""
+        lock = None
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            lock = _lock(Path(f"{path}.lock"))
+        try:
+            db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        except BaseException:
+            if lock is not None:
+                lock.close()
+            raise
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
             db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run in a thread (see _checkpoint_forever)
-            store = cls(db, str(path))
+            store = cls(db, str(path), lock)
             store._migrate()
+            store._prune()
         except BaseException:
             db.close()
+            if lock is not None:
+                lock.close()
             raise
-        if str(path) != ":memory:":
+        if lock is not None:
             store._checkpoints = asyncio.create_task(store._checkpoint_forever(), name="sqlite-checkpoints")
         return store
 
@@ -98,14 +118,28 @@ class Store:
                 await self._checkpoints
             await asyncio.to_thread(_checkpoint, self._path)
         self._db.close()
+        if self._lock is not None:
+            self._lock.close()  # releases the lock
 
     async def _checkpoint_forever(self) -> None:
+        last_prune = time.monotonic()
         while True:
             await asyncio.sleep(CHECKPOINT_INTERVAL)
             try:
                 await asyncio.to_thread(_checkpoint, self._path)
+                if time.monotonic() - last_prune > PRUNE_INTERVAL:
+                    last_prune = time.monotonic()
+                    self._prune()
             except sqlite3.Error as exc:
                 log.warning("sqlite checkpoint failed (will try again): %s", exc)
+
+    def _prune(self) -> None:
+        """Forget finished work older than RETENTION (conversations and chat history are kept)."""
+        cutoff = time.time() - RETENTION
+        with self._transaction():
+            self._db.execute("DELETE FROM inbox WHERE state IN ('done', 'skipped') AND done_at < ?", (cutoff,))
+            self._db.execute("DELETE FROM turns WHERE state IN ('delivered', 'skipped', 'failed')"
+                             " AND coalesce(finished_at, started_at) < ?", (cutoff,))
 
     def _migrate(self) -> None:
         (version,) = self._fetchone("PRAGMA user_version")
@@ -220,6 +254,11 @@ class Store:
                 self._db.execute(
                     "UPDATE turns SET state = 'started', thread_ts = ?, conversation_id = ?, input_texts = ?,"
                     " messages = ?, silent = ?, started_at = ? WHERE id = ?", (*fields, turn_id))
+                # A smaller batch than the turn's last attempt (one message at a time, hunting a refused
+                # one): the items left out are not this turn's any more — its end must not end them.
+                self._db.execute(
+                    f"UPDATE inbox SET turn_id = NULL WHERE turn_id = ? AND state = 'pending'"
+                    f" AND id NOT IN ({_marks(item_ids)})", (turn_id, *item_ids))
             self._db.execute(
                 f"UPDATE inbox SET turn_id = ?, attempts = attempts + 1 WHERE id IN ({_marks(item_ids)})",
                 (turn_id, *item_ids))
@@ -355,6 +394,17 @@ class Store:
 
 
 _ITEM_COLUMNS = "id, channel, kind, order_ts, user_id, text, thread_ts, files, mentions_bot, attempts"
+
+
+def _lock(path: Path) -> IO[bytes]:
+    """Hold an exclusive lock beside the database for as long as the store is open."""
+    handle = path.open("ab")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise StoreInUse(f"another assistant-bridge process is using {path.with_suffix('')}") from None
+    return handle
 
 
 def _checkpoint(path: str) -> None:

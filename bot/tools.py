@@ -9,6 +9,7 @@ Type hints give the JSON schema; the docstring's first paragraph the description
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 import enum
@@ -19,6 +20,7 @@ import json
 import logging
 import re
 import textwrap
+import threading
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -377,7 +379,7 @@ class Toolbox:
                 if any(map(inspect.iscoroutinefunction, (tool.function, inspect.unwrap(tool.function)))):
                     result = await tool.function(**kwargs)
                 else:  # in a thread: a slow sync tool must not stall every channel
-                    result = await asyncio.to_thread(tool.function, **kwargs)
+                    result = await _in_daemon_thread(tool.function, kwargs)
         except Exception as exc:
             if isinstance(exc, TimeoutError) and deadline.expired():
                 # A sync tool's thread can't be stopped; it finishes in the background.
@@ -387,6 +389,29 @@ class Toolbox:
                         exc_info=log.isEnabledFor(logging.DEBUG))  # the traceback only when debugging
             return _error(_describe(exc))
         return _encode(result)
+
+
+async def _in_daemon_thread(function: ToolFunction, kwargs: dict[str, Any]) -> Any:
+    """Run a sync tool in a thread of its own. A daemon thread: a tool that hangs can neither keep the
+    process from exiting (SIGTERM must exit within seconds) nor use up the loop's shared executor."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def work() -> None:
+        try:
+            result = function(**kwargs)
+            outcome: Callable[[], None] = lambda: future.set_result(result)  # noqa: E731
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            outcome = lambda error=exc: future.set_exception(error)  # noqa: E731
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(settle, outcome)
+
+    threading.Thread(target=work, name="tool", daemon=True).start()
+    return await future
 
 
 def tool_status(names: Sequence[str]) -> str:

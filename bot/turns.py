@@ -41,6 +41,7 @@ from bot.tools import tool_status
 log = logging.getLogger(__name__)
 
 MAX_ITEMS_PER_TURN = 50
+MAX_DELIVERY_ATTEMPTS = 12  # tries to write an answer to Slack (about 20 minutes with backoff) before giving up
 
 
 class TurnRunner:
@@ -61,6 +62,7 @@ class TurnRunner:
         self._reported: dict[str, str] = {}  # channel → the account failure already told to it
         self._undelivered_tries: dict[str, int] = {}  # channel → failed attempts to write its last reply
         self._settled: set[str] = set()  # channels whose last turn finished here (no unfinished turn left)
+        self._lookups_failed: dict[str, int] = {}  # channel → failed looks for an unfinished turn's answer
 
     async def step(self, channel: str) -> Step:
         # An unfinished turn exists only after a failure or a restart: skip the lookup when we know.
@@ -71,7 +73,13 @@ class TurnRunner:
         if open_turn is not None and open_turn.state == "started":
             outcome = await self._resolve(open_turn)
             if outcome is not None:
-                return outcome  # (None: it never completed; it is sent again below, still `started`)
+                return outcome
+            # It never completed: send exactly its messages again (newer ones wait for the next turn),
+            # so that a request of ours still running somewhere cannot make the lookup miss.
+            own = await self._store.turn_items(open_turn.id)
+            if own:
+                return await (self._listen(channel, own, open_turn) if open_turn.silent
+                              else self._turn(channel, own, open_turn))
         items = await self._store.pending(channel, limit=MAX_ITEMS_PER_TURN)
         if not items:
             if open_turn is not None:
@@ -97,14 +105,14 @@ class TurnRunner:
         try:
             request = await self._conversations.build_turn(channel, batch)
         except BackendError as error:
-            return await self._failed(None, batch, None, error)
+            return await self._failed(None, batch, None, error, silent=True)
         turn_id = await self._store.start_turn(channel, [i.id for i in batch], thread_ts=None, silent=True,
                                                conversation_id=request.conversation_id,
                                                input_texts=request.messages)
         try:
             last_item = await self._conversations.add_context(request)
         except BackendError as error:
-            return await self._failed(turn_id, batch, None, error)
+            return await self._failed(turn_id, batch, None, error, silent=True)
         await self._store.answer_turn(turn_id, "", None, backend=self._conversations.backend.name,
                                       last_item_id=last_item)
         await self._store.finish_turn(turn_id)
@@ -181,9 +189,11 @@ class TurnRunner:
         return completed
 
     async def _failed(self, turn_id: int | None, batch: Sequence[InboxItem], reply: Reply | None,
-                      error: BackendError) -> Step:
+                      error: BackendError, *, silent: bool = False) -> Step:
         channel = batch[0].channel
         attempt = max(item.attempts for item in batch) + 1
+        if turn_id is None:  # failed before the turn was journalled: count the attempt all the same
+            await self._store.record_attempt([item.id for item in batch])
         log.warning("turn channel=%s items=%d outcome=failed kind=%s attempt=%d status=%s code=%s request_id=%s",
                     channel, len(batch), error.kind, attempt, error.status, error.code, error.request_id)
         if turn_id is not None and not error.outcome_unknown:
@@ -191,10 +201,12 @@ class TurnRunner:
             # account failure, whose notice stays for people to read.
             await (self._store.abandon_turn(turn_id) if error.kind is FailureKind.ACCOUNT
                    else self._store.retry_turn(turn_id))
-        if error.code == CONVERSATION_GONE:
+        if error.code == CONVERSATION_GONE and attempt <= 2:  # (a conversation that keeps vanishing: retry)
             await self._conversations.reset(channel)
             await self._quiet(reply, turn_id)
             return CONTINUE
+        if silent:
+            return await self._failed_quietly(batch, error, attempt)
         if error.kind is FailureKind.TRANSIENT:
             return await self._transient(turn_id, batch, reply, error, attempt)
         if error.kind is FailureKind.REQUEST:
@@ -210,6 +222,16 @@ class TurnRunner:
             self._reported[channel] = error.code or error.message
             await self._tell(reply, channel, notes.model_failed(error))
         return WAIT
+
+    async def _failed_quietly(self, batch: Sequence[InboxItem], error: BackendError, attempt: int) -> Step:
+        """Messages nobody asked about (context in a mention-only channel): retry, or give up, quietly."""
+        if error.kind is FailureKind.ACCOUNT:
+            return WAIT
+        if error.kind is FailureKind.REQUEST or self._policy.exhausted(attempt):
+            await self._store.mark_skipped([item.id for item in batch])
+            log.warning("channel %s: %d context message(s) skipped (%s)", batch[0].channel, len(batch), error.message)
+            return CONTINUE
+        return retry_in(self._policy.delay(attempt, error.retry_after))
 
     async def _transient(self, turn_id: int | None, batch: Sequence[InboxItem], reply: Reply | None,
                          error: BackendError, attempt: int) -> Step:
@@ -255,7 +277,7 @@ class TurnRunner:
             await self._store.add_turn_message(turn.id, ts)
 
         reply = self._replies.create(channel=turn.channel, thread_ts=turn.thread_ts, recipient=None,
-                                     messages=turn.messages, on_post=remember)
+                                     messages=turn.messages, on_post=remember, stream=False)
         return await self._finish(reply, turn.id, turn.reply_text or "")
 
     async def _undelivered(self, turn_id: int, channel: str, exc: BaseException, *, attempt: int) -> Step:
@@ -264,6 +286,12 @@ class TurnRunner:
             await self._store.skip_turn(turn_id)
             log.error("channel %s: cannot write replies there (%s); the turn's messages are skipped. Invite the "
                       "bot to the channel, or remove the channel from BRIDGE_CHANNELS.", channel, error)
+            return CONTINUE
+        if attempt >= MAX_DELIVERY_ATTEMPTS:
+            await self._store.skip_turn(turn_id)
+            self._undelivered_tries.pop(channel, None)
+            log.error("channel %s: gave up writing the reply of turn %d after %d attempts (%s)", channel, turn_id,
+                      attempt, error)
             return CONTINUE
         delay = self._policy.delay(attempt)
         log.warning("channel %s: the reply of turn %d could not be written (%s); retrying in %.0fs",
@@ -275,8 +303,12 @@ class TurnRunner:
         try:
             found = await self._conversations.find_reply(turn.channel, turn.conversation_id, turn.input_texts)
         except BackendError as error:
+            tries = self._lookups_failed[turn.channel] = self._lookups_failed.get(turn.channel, 0) + 1
             log.warning("channel %s: cannot check turn %d yet (%s)", turn.channel, turn.id, error.message)
-            return retry_in(self._policy.delay(1, error.retry_after))
+            if error.kind is FailureKind.ACCOUNT:
+                return WAIT  # nothing works until an admin acts; the next message tries again
+            return retry_in(self._policy.delay(tries, error.retry_after))
+        self._lookups_failed.pop(turn.channel, None)
         if found is None:
             # It never completed: send it again. The turn stays `started` until then, so a crash in
             # between brings us back here rather than to a blind resend.

@@ -39,10 +39,15 @@ class ChannelWorkers:
         if self._stopping.is_set():
             return
         self._dirty.add(channel)
-        if channel not in self._tasks:
+        running = self._tasks.get(channel)
+        if running is None or running.done():
             task = asyncio.create_task(self._work(channel), name=f"channel-{channel}")
             self._tasks[channel] = task
-            task.add_done_callback(lambda _t, c=channel: self._tasks.pop(c, None))
+            task.add_done_callback(lambda done, c=channel: self._forget(c, done))
+
+    def _forget(self, channel: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(channel) is task:
+            del self._tasks[channel]
 
     async def resume(self) -> int:
         """At start-up: restart every channel that has pending items or an undelivered reply."""
@@ -75,6 +80,9 @@ class ChannelWorkers:
             if step.next is Next.RETRY:
                 await self._sleep(step.delay)
             elif step.next is Next.WAIT and channel not in self._dirty:
+                # Leave the register now, not in a later done-callback: a notify() from here on starts
+                # a new worker instead of counting on this one.
+                self._forget(channel, asyncio.current_task())  # type: ignore[arg-type]
                 return
 
     async def _sleep(self, seconds: float) -> None:

@@ -42,7 +42,7 @@ Opener = Callable[[], Awaitable[Any]]  # starts one streamed request (a run, or 
 SHUTDOWN_WARNING = ("warning: OpenAI shut the Assistants API down on 2026-08-26; this works only with servers "
                     "that still implement it")
 UNKNOWN_MODEL = "the assistant's model"  # `model` until the assistant has been fetched
-RECOVERY_MESSAGES = 50  # how far back find_reply looks for an unfinished turn's messages
+RECOVERY_MESSAGES = 100  # (the API maximum) how far back find_reply looks for an unfinished turn's messages
 ROUND_SEPARATOR = "\n\n"  # between the text of two assistant messages (before and after a tool call)
 EXTRA_TOOL_ROUNDS = 2  # rounds answered "limit reached" before a run that keeps calling tools is cancelled
 NO_FUNCTION = json.dumps({"status": "error", "message": "No function found"})

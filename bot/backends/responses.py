@@ -8,6 +8,8 @@ the same conversation, until it answers (at most `max_tool_rounds` rounds).
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,8 +31,22 @@ from bot.backends.base import (
 )
 from bot.backends.openai_errors import ACCOUNT_CODES, TRANSIENT_CODES, classify
 
-RECOVERY_ITEMS = 50  # how far back to look for an unfinished turn's messages
+log = logging.getLogger(__name__)
+
+RECOVERY_PAGE = 100  # conversation items per request when looking for an unfinished turn's messages
+RECOVERY_ITEMS = 2000  # how far back to look at most
 ROUND_SEPARATOR = "\n\n"  # between the text the model writes before a tool call and after it
+INTERRUPTED = '{"status": "error", "message": "The tool call was interrupted; its result is unknown."}'
+_DANGLING = re.compile(r"\bcall_[A-Za-z0-9_-]+")
+
+
+class _DanglingCalls(Exception):
+    """The conversation has tool calls without results (from a turn that was given up)."""
+
+    def __init__(self, error: openai.BadRequestError, call_ids: list[str]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.call_ids = call_ids
 
 
 @dataclass
@@ -63,15 +79,31 @@ class ResponsesBackend:
         items += [_function_output(output) for output in request.tool_outputs]
         shown = ""
         usage_in = usage_out = 0
+        # Once a round has completed (or when continuing an interrupted turn), the turn's messages are
+        # in the conversation with tool calls awaiting their results: a failure from then on must not
+        # lead to the messages being sent again — the caller looks in the conversation and carries on.
+        committed = bool(request.tool_outputs)
         for round_number in range(request.max_tool_rounds + 1):
             tools_allowed = round_number < request.max_tool_rounds
             current = _Round()
             if shown and not shown.endswith(ROUND_SEPARATOR):
                 shown += ROUND_SEPARATOR
                 yield TextDelta(ROUND_SEPARATOR)
-            async for delta in self._respond(request, items, tools_allowed, current):
-                shown += delta
-                yield TextDelta(delta)
+            try:
+                for attempt in range(2):
+                    try:
+                        async for delta in self._respond(request, items, tools_allowed, current):
+                            shown += delta
+                            yield TextDelta(delta)
+                        break
+                    except _DanglingCalls as dangling:
+                        if attempt:
+                            raise classify(dangling.error) from dangling.error
+                        await self._close_calls(request.conversation_id, dangling.call_ids)
+            except BackendError as error:
+                error.outcome_unknown = error.outcome_unknown or committed
+                raise
+            committed = True
             usage = current.response.usage
             usage_in += usage.input_tokens if usage else 0
             usage_out += usage.output_tokens if usage else 0
@@ -111,6 +143,11 @@ class ResponsesBackend:
                                            kind=_kind(code), code=code)
         except BackendError:
             raise
+        except openai.BadRequestError as exc:
+            call_ids = _DANGLING.findall(str(exc.message)) if "No tool output found" in str(exc.message) else []
+            if call_ids:
+                raise _DanglingCalls(exc, call_ids) from exc
+            raise classify(exc) from exc
         except openai.NotFoundError as exc:
             if "conversation" in str(exc.message).lower():
                 raise BackendError("the channel's conversation no longer exists at the model service",
@@ -141,6 +178,17 @@ class ResponsesBackend:
             params["safety_identifier"] = _hashed(request.speaker_ids[-1])
         return params
 
+    async def _close_calls(self, conversation_id: str, call_ids: Sequence[str]) -> None:
+        """A turn that was given up left tool calls without results, and the API refuses every request
+        on the conversation until they have one: give them an error result."""
+        log.warning("conversation %s: closing %d tool call(s) an earlier turn left open", conversation_id,
+                    len(call_ids))
+        try:
+            await self._client.conversations.items.create(conversation_id, items=[
+                _function_output(ToolOutput(call_id, INTERRUPTED)) for call_id in call_ids])
+        except Exception as exc:  # noqa: BLE001
+            raise classify(exc) from exc
+
     async def add_context(self, conversation_id: str, messages: Sequence[str]) -> str | None:
         try:
             created = await self._client.conversations.items.create(
@@ -153,14 +201,17 @@ class ResponsesBackend:
                          after_item: str | None = None) -> FoundReply | None:
         if not messages:
             return None
-        try:
-            page = await self._client.conversations.items.list(conversation_id, order="desc",
-                                                               limit=RECOVERY_ITEMS)
+        newest_first: list[dict[str, Any]] = []
+        try:  # page back to the previous turn's last item (a turn can hold many items)
+            async for item in self._client.conversations.items.list(conversation_id, order="desc",
+                                                                    limit=RECOVERY_PAGE):
+                newest_first.append(item.model_dump())
+                if newest_first[-1].get("id") == after_item or len(newest_first) >= RECOVERY_ITEMS:
+                    break
         except openai.NotFoundError:
             return None
         except Exception as exc:  # noqa: BLE001
             raise classify(exc) from exc
-        newest_first = [item.model_dump() for item in page.data]
         return answer_after(list(reversed(newest_first)), messages, after_item)
 
     async def check(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ class SlackWriter:
 
     client: AsyncWebClient
     updates: Pacer
+    deletes: Pacer
     appends: Pacer
     starts: Pacer
     posts: ChannelPacers
@@ -39,25 +41,30 @@ class SlackWriter:
         return cls(
             client=client,
             updates=Pacer(per_minute=UPDATE_PER_MINUTE, burst=UPDATE_BURST),
+            deletes=Pacer(per_minute=UPDATE_PER_MINUTE, burst=UPDATE_BURST),  # chat.delete: Tier 3 as well
             appends=Pacer(per_minute=APPEND_PER_MINUTE, burst=APPEND_BURST),
             starts=Pacer(per_minute=START_PER_MINUTE, burst=START_BURST),
             posts=ChannelPacers(per_minute=POST_PER_MINUTE, burst=POST_BURST),
             team_id=team_id,
         )
 
-    async def post(self, channel: str, markdown: str, *, thread_ts: str | None, priority: Priority) -> str | None:
+    async def post(self, channel: str, markdown: str, *, thread_ts: str | None, priority: Priority,
+                   unless: asyncio.Event | None = None) -> str | None:
+        """Post a message; None if skipped (rate limited, or `unless` was set while waiting)."""
         kwargs = {"thread_ts": thread_ts} if thread_ts else {}
-        response = await self._call(self.posts(channel), priority, self.client.chat_postMessage,
+        response = await self._call(self.posts(channel), priority, self.client.chat_postMessage, unless,
                                     channel=channel, markdown_text=markdown, **kwargs)
         return response["ts"] if response else None
 
-    async def update(self, channel: str, ts: str, markdown: str, *, priority: Priority) -> bool:
-        response = await self._call(self.updates, priority, self.client.chat_update,
+    async def update(self, channel: str, ts: str, markdown: str, *, priority: Priority,
+                     unless: asyncio.Event | None = None) -> bool:
+        """Edit a message; False if skipped (rate limited, or `unless` was set while waiting)."""
+        response = await self._call(self.updates, priority, self.client.chat_update, unless,
                                     channel=channel, ts=ts, markdown_text=markdown)
         return response is not None
 
     async def delete(self, channel: str, ts: str) -> None:
-        await self._call(self.updates, Priority.FINAL, self.client.chat_delete, channel=channel, ts=ts)
+        await self._call(self.deletes, Priority.FINAL, self.client.chat_delete, None, channel=channel, ts=ts)
 
     async def start_stream(self, channel: str, *, thread_ts: str, recipient: str | None,
                            markdown: str) -> str | None:
@@ -66,23 +73,27 @@ class SlackWriter:
             kwargs |= {"recipient_user_id": recipient, "recipient_team_id": self.team_id}
         if markdown:
             kwargs["markdown_text"] = markdown
-        response = await self._call(self.starts, Priority.FIRST, self.client.chat_startStream, **kwargs)
+        response = await self._call(self.starts, Priority.FIRST, self.client.chat_startStream, None, **kwargs)
         return response["ts"] if response else None
 
     async def append_stream(self, channel: str, ts: str, markdown: str, *, priority: Priority) -> bool:
-        response = await self._call(self.appends, priority, self.client.chat_appendStream,
+        response = await self._call(self.appends, priority, self.client.chat_appendStream, None,
                                     channel=channel, ts=ts, markdown_text=markdown)
         return response is not None
 
     async def stop_stream(self, channel: str, ts: str, markdown: str = "") -> None:
         kwargs = {"markdown_text": markdown} if markdown else {}
-        await self._call(self.starts, Priority.FINAL, self.client.chat_stopStream, channel=channel, ts=ts, **kwargs)
+        await self._call(self.starts, Priority.FINAL, self.client.chat_stopStream, None, channel=channel, ts=ts,
+                         **kwargs)
 
-    async def _call(self, pacer: Pacer, priority: Priority, method: Any, **kwargs: Any) -> Any:
+    async def _call(self, pacer: Pacer, priority: Priority, method: Any, unless: asyncio.Event | None,
+                    **kwargs: Any) -> Any:
         """Call when the budget allows. On 429 the pacer pauses for Retry-After; a FINAL write then
-        tries again, anything else is skipped (returns None) — a later write carries its text."""
+        tries again, anything else is skipped (returns None) — a later write carries its text. A write
+        whose `unless` event is set while it waits for the budget is skipped too."""
         for _attempt in range(MAX_FINAL_ATTEMPTS):
-            await pacer.acquire(priority)
+            if not await pacer.acquire(priority, unless=unless):
+                return None
             try:
                 return await method(**kwargs)
             except SlackApiError as exc:

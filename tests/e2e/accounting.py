@@ -3,8 +3,8 @@
 - sent: messages people posted (the test's own list);
 - acked: their events acknowledged by the bridge (Slack would not re-deliver them);
 - delivered: present in the channel's conversation at the model (at least once);
-- answered: present, and the model's answer to it shown in the channel (the scripted model quotes
-  each message it answers, so the answer names the message);
+- answered: present, and the model's answer to it (the next assistant message in the conversation)
+  shown in the channel;
 - duplicated: present in the conversations more than once;
 - skipped: not delivered, but reported in the channel as skipped (only where a case expects it);
 - lost: none of the above — acked and then forgotten.
@@ -55,7 +55,8 @@ def tally(case: str, slack: SlackEmulator, model_api: OpenAIEmulator, sent: list
     result = Tally(case, sent=len(sent))
     acked_ts = {e.event.get("ts") for e in slack.envelopes("events_api")
                 if e.acked_at is not None and e.event and e.event.get("type") == "message"}
-    in_conversations = Counter(_user_texts(model_api))
+    answers = _answers(model_api)
+    in_conversations = Counter(text for text, _ in answers)
     shown: dict[str, str] = {}
     for channel in {s.channel for s in sent}:
         shown[channel] = "\n".join(m["text"] for m in bot_messages(slack, channel))
@@ -65,7 +66,8 @@ def tally(case: str, slack: SlackEmulator, model_api: OpenAIEmulator, sent: list
         if count:
             result.delivered += 1
             result.duplicated += count > 1
-            result.answered += message.as_seen in shown[message.channel]
+            answer = next(a for text, a in answers if text == message.as_seen)
+            result.answered += bool(answer) and answer.strip() in shown[message.channel]
         elif _reported_skipped(slack, message):
             result.skipped += 1
         else:
@@ -74,13 +76,17 @@ def tally(case: str, slack: SlackEmulator, model_api: OpenAIEmulator, sent: list
     return result
 
 
-def _user_texts(model_api: OpenAIEmulator) -> list[str]:
-    texts = []
+def _answers(model_api: OpenAIEmulator) -> list[tuple[str, str]]:
+    """(user message text, the text of the next assistant message after it, or "") per user message."""
+    found = []
     for items in model_api.conversations.values():
-        for item in items:
+        for index, item in enumerate(items):
             if item.get("type") == "message" and item.get("role") == "user":
-                texts.extend(part.get("text", "") for part in item.get("content") or ())
-    return texts
+                after = (i for i in items[index + 1:] if i.get("type") == "message" and i.get("role") == "assistant")
+                answer = next(after, None)
+                text = "".join(p.get("text", "") for p in answer.get("content") or ()) if answer else ""
+                found.extend((part.get("text", ""), text) for part in item.get("content") or ())
+    return found
 
 
 def _reported_skipped(slack: SlackEmulator, message: Sent) -> bool:

@@ -82,3 +82,18 @@ def test_sigterm_exits_0_quickly_with_a_turn_in_flight(slack: SlackEmulator, mod
     started = time.monotonic()
     assert bridge.stop(timeout=10.0) == 0
     assert time.monotonic() - started < 10.0
+
+
+def test_unusable_database_exit_2(slack: SlackEmulator, model_api: OpenAIEmulator, tmp_path: Path) -> None:
+    env = bridge_env(slack, model_api, tmp_path, {"DATABASE_URL": "sqlite:////proc/no-such-dir/bridge.sqlite3"})
+    result = run_once(["run"], env, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "DATABASE_URL 'sqlite:////proc/no-such-dir/bridge.sqlite3' cannot be opened" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_second_process_on_the_same_database_exit_2(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                      bridge: BridgeProcess, tmp_path: Path) -> None:
+    result = run_once(["run"], bridge_env(slack, model_api, tmp_path), tmp_path)
+    assert result.returncode == 2
+    assert "another assistant-bridge process is using" in result.stderr

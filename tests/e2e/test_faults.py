@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.e2e.accounting import Sent, Tally, tally
-from tests.e2e.harness import BridgeProcess, eventually, settle
+from tests.e2e.harness import REPO_ROOT, BridgeProcess, eventually, settle
 from tests.e2e.replies import bot_messages, replies, wait_replies, wait_text
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
@@ -249,3 +249,51 @@ def test_json_logs_one_line_per_turn_without_text_or_secrets(slack: SlackEmulato
     assert "very private" not in json_bridge.log
     assert slack.bot_token not in json_bridge.log and slack.app_token not in json_bridge.log
     assert model_api.api_key not in json_bridge.log
+
+
+# --- regressions from review: each of these once lost, doubled or stalled messages ---------------
+
+TEST_TOOLS = {"BRIDGE_TOOLS_MODULE": "tests.e2e.tools_for_tests", "PYTHONPATH": str(REPO_ROOT)}
+
+
+def test_failure_after_a_tool_round_continues_the_turn(slack, model_api, bridge_factory, fault_rows) -> None:
+    bridge_factory(env=TEST_TOOLS)
+    model_api.model.enqueue(tool_calls=[{"name": "sleepy", "arguments": {"seconds": 1.0}}])
+    sent: list[Sent] = []
+    say(slack, "general", "alice", "please use the tool", sent)
+    model_api.wait_for(lambda: len(model_api.model.seen) == 1, message="round 1")
+    model_api.fail_next(500, times=3)  # more than the SDK retries: round 2 (the tool's result) fails
+    settled(slack, model_api, sent, timeout=40)
+    say(slack, "general", "bob", "an unrelated question", sent)  # the conversation still works
+    settled(slack, model_api, sent, timeout=40)
+    check(fault_rows, "model 500 after a tool round", slack, model_api, sent)
+    assert not notices(slack, "general", "skipped")
+
+
+def test_thread_reply_that_failed_to_stream_is_written_later(slack, model_api, bridge_factory, fault_rows) -> None:
+    bridge_factory(env={"BRIDGE_REPLY_IN": "thread"})
+    slack.fail_next("chat.startStream", status=500, times=3)
+    sent: list[Sent] = []
+    message = say(slack, "general", "alice", "stream me", sent)
+    settled(slack, model_api, sent, timeout=40)
+    check(fault_rows, "slack 500 on chat.startStream (thread)", slack, model_api, sent)
+    assert [m for m in bot_messages(slack, "general", message.ts) if m.get("thread_ts") == message.ts]
+
+
+def test_conversation_create_failing_is_told_once_and_retried(slack, model_api, bridge, fault_rows) -> None:
+    model_api.fail_next(500, path="/v1/conversations", times=6)  # two attempts of three tries each
+    sent: list[Sent] = []
+    say(slack, "general", "carol", "first words here", sent)
+    settled(slack, model_api, sent, timeout=40)
+    check(fault_rows, "model 500 creating the conversation", slack, model_api, sent)
+    assert len(notices(slack, "general", "try again shortly")) <= 1
+
+
+def test_sigterm_while_a_sync_tool_hangs_exits_quickly(slack, model_api, bridge_factory) -> None:
+    bridge = bridge_factory(env={**TEST_TOOLS, "BRIDGE_TOOL_TIMEOUT": "120"})
+    model_api.model.enqueue(tool_calls=[{"name": "sleepy", "arguments": {"seconds": 60}}])
+    slack.user_says("general", "alice", "take forever")
+    eventually(lambda: "tools channel=" in bridge.log, message="the tool to start")
+    started = time.monotonic()
+    assert bridge.stop(timeout=12) == 0
+    assert time.monotonic() - started < 10

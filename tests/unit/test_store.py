@@ -145,3 +145,44 @@ async def test_next_batch_stops_at_reset_and_thread_change(store: Store) -> None
     await store.add_reset(ResetRequest(channel="C2", user="U1", key="k", order_ts="1.5"))
     await store.add_message(msg("2.0", channel="C2"))
     assert [i.ts for i in _next_batch(await store.pending("C2"))] == ["1.0"]
+
+
+async def test_a_smaller_retry_of_a_turn_does_not_end_the_items_it_left_out(store: Store) -> None:
+    for ts in ("1.0", "2.0", "3.0"):
+        await store.add_message(msg(ts))
+    ids = [i.id for i in await store.pending("C1")]
+    turn = await store.start_turn("C1", ids, thread_ts=None, conversation_id="c", input_texts=["a", "b", "c"])
+    await store.retry_turn(turn)  # refused: now one message at a time
+    await store.start_turn("C1", ids[:1], thread_ts=None, conversation_id="c", input_texts=["a"], turn_id=turn)
+    await store.answer_turn(turn, "answer to the first", None)
+    await store.finish_turn(turn)
+    assert [i.ts for i in await store.pending("C1")] == ["2.0", "3.0"]
+
+
+async def test_one_process_per_database(tmp_path: Path) -> None:
+    from bot.store import StoreInUse
+
+    first = await Store.open(tmp_path / "one.sqlite3")
+    try:
+        with pytest.raises(StoreInUse, match="another assistant-bridge process"):
+            await Store.open(tmp_path / "one.sqlite3")
+    finally:
+        await first.close()
+    again = await Store.open(tmp_path / "one.sqlite3")  # released on close
+    await again.close()
+
+
+async def test_finished_work_is_pruned_after_the_retention(store: Store) -> None:
+    import time
+
+    from bot import store as store_module
+
+    await store.add_message(msg("1.0"))
+    await store.add_message(msg("2.0"))
+    first, second = await store.pending("C1")
+    await store.mark_done([first.id])
+    store._db.execute("UPDATE inbox SET done_at = ? WHERE id = ?", (time.time() - store_module.RETENTION - 1,
+                                                                       first.id))
+    store._prune()
+    (remaining,) = store._fetchall("SELECT id FROM inbox")
+    assert remaining == (second.id,)

@@ -1,0 +1,56 @@
+"""The shared Slack budgets: a token bucket served by priority, then first come first served."""
+
+import asyncio
+
+import pytest
+
+from bot.pacing import Pacer, Priority
+
+
+async def test_burst_then_rate() -> None:
+    pacer = Pacer(per_minute=600, burst=3)  # 10 a second
+    started = asyncio.get_running_loop().time()
+    for _ in range(5):
+        assert await pacer.acquire()
+    elapsed = asyncio.get_running_loop().time() - started
+    assert 0.15 <= elapsed < 1.0  # 3 at once, then two more at ~0.1 s each
+
+
+async def test_final_writes_go_before_progress_and_first_come_first_served() -> None:
+    pacer = Pacer(per_minute=1200, burst=1)
+    assert await pacer.acquire()  # the bucket is empty now
+    order: list[str] = []
+
+    async def take(name: str, priority: Priority) -> None:
+        await pacer.acquire(priority)
+        order.append(name)
+
+    tasks = [asyncio.create_task(take(n, p)) for n, p in
+             [("progress-a", Priority.PROGRESS), ("first-b", Priority.FIRST), ("final-c", Priority.FINAL),
+              ("progress-d", Priority.PROGRESS), ("final-e", Priority.FINAL)]]
+    await asyncio.gather(*tasks)
+    assert order == ["final-c", "final-e", "first-b", "progress-a", "progress-d"]
+
+
+async def test_giving_up_a_wait_takes_no_turn() -> None:
+    pacer = Pacer(per_minute=60, burst=1)
+    assert await pacer.acquire()
+    done = asyncio.Event()
+    waiting = asyncio.create_task(pacer.acquire(Priority.PROGRESS, unless=done))
+    await asyncio.sleep(0.01)
+    done.set()  # e.g. the reply's final text arrived: the progress write is pointless now
+    assert await waiting is False
+    assert pacer.waiting == 0
+
+
+async def test_pause_after_429_holds_everyone() -> None:
+    pacer = Pacer(per_minute=6000, burst=5)
+    pacer.pause(0.3)
+    started = asyncio.get_running_loop().time()
+    assert await pacer.acquire(Priority.FINAL)
+    assert asyncio.get_running_loop().time() - started >= 0.28
+
+
+def test_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        Pacer(per_minute=0, burst=1)
