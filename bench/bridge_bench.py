@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     print(header(args), flush=True)
     sections: list[Section] = []
-    started = time.monotonic()
+    started, commit = time.monotonic(), _commit()
     for name, step in plan(args):
         began = time.monotonic()
         try:
@@ -169,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {name}: FAILED ==\n  {exc}\n", flush=True)
             return 1
         sections.append(section)
-        print(f"{section.render()}\n  (scenario took {time.monotonic() - began:.0f} s)\n", flush=True)
+        now = _commit()  # each scenario starts its bridge from the working tree: say if bot/ changed
+        changed = f"; bot/ changed since the run began, now at {now}" if now != commit else ""
+        print(f"{section.render()}\n  (scenario took {time.monotonic() - began:.0f} s{changed})\n", flush=True)
     print(verdicts(sections))
     print(f"\n(total {time.monotonic() - started:.0f} s)")
     return 0

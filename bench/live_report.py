@@ -95,10 +95,11 @@ def _notes(section: Section, setup: LiveSetup) -> None:
                  f"written nothing {reply.INDICATOR_DELAY:g} s after the reply started; in channel mode the first "
                  f"text gathers {reply.FIRST_GATHER:g} s before it is posted, then at most one chat.update a "
                  f"second per reply ({reply.UPDATE_INTERVAL:g} s); in thread mode appends at most every "
-                 f"{reply.APPEND_INTERVAL:g} s per reply. Budgets per process: chat.update (and chat.delete) "
+                 f"{reply.APPEND_INTERVAL:g} s per reply. Budgets per process: chat.update "
                  f"{writer.UPDATE_PER_MINUTE}/min burst {writer.UPDATE_BURST}; chat.startStream and "
                  f"chat.stopStream together {writer.START_PER_MINUTE}/min burst {writer.START_BURST}; "
                  f"chat.appendStream {writer.APPEND_PER_MINUTE}/min burst {writer.APPEND_BURST}; chat.postMessage "
                  f"{writer.POST_PER_MINUTE}/min burst {writer.POST_BURST} per channel. Writes wait their turn by "
-                 "priority (final text, then first text, then progress).")
+                 "priority (final text, then first text, then progress); a progress write still waiting "
+                 "when the answer is complete is dropped.")
     section.note(CLOCK_NOTE)
