@@ -44,6 +44,20 @@ class Pacer:
     def waiting(self) -> int:
         return sum(1 for _, _, future in self._waiters if not future.done())
 
+    @property
+    def congested(self) -> bool:
+        """Calls are queueing, or the bucket is nearly empty: a call started now may wait a while."""
+        self._refill()
+        return self.waiting > 0 or self._tokens < 2 or self._clock() < self._paused_until
+
+    def try_acquire(self) -> bool:
+        """Take a call's turn only if it is free right now (nobody waiting, a token in the bucket)."""
+        self._refill()
+        if self._waiters or self._tokens < 1 or self._clock() < self._paused_until:
+            return False
+        self._tokens -= 1
+        return True
+
     async def acquire(self, priority: Priority = Priority.PROGRESS, *, unless: asyncio.Event | None = None) -> bool:
         """Wait for a call's turn, then take it (True). With `unless`: give up waiting, without taking a
         turn, as soon as that event is set (False) — a progress write made pointless by the final one."""

@@ -161,14 +161,21 @@ class UpdatingReply:
     async def _run(self) -> None:
         live = self._live
         await live.wait(0 if self.timestamps else INDICATOR_DELAY)
-        if live.text and live.final is None and not self.timestamps:
-            # Let the first words gather a moment: a quick answer then goes out whole in one post,
-            # sparing the workspace's shared chat.update budget for the replies that need it.
-            await live.pause(FIRST_GATHER)
+        if live.final is None and not self.timestamps:
+            if live.text:
+                # Let the first words gather a moment: a quick answer then goes out whole in one post,
+                # sparing the workspace's shared chat.update budget for the replies that need it.
+                await live.pause(FIRST_GATHER)
+            if live.final is None and self._writer.updates.congested:
+                # The workspace's edit budget is spent: a message posted now could not be finished for a
+                # while. Post the answer whole when it is complete instead.
+                await live.ended.wait()
         while live.final is None:
             live.changed.clear()
+            had_text = bool(live.text)
             await self._show_progress()
-            await live.pause(UPDATE_INTERVAL)
+            if had_text:
+                await live.pause(UPDATE_INTERVAL)  # (the first words after an indicator go out at once)
             if live.final is None:
                 await live.changed.wait()
         final = split_markdown(live.final.strip() or "_(no answer)_", self._limit - STATUS_ROOM)

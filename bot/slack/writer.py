@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 # together stay under the tier's calls per minute in any 60-second window.
 UPDATE_PER_MINUTE, UPDATE_BURST = 40, 10  # chat.update, Tier 3 (50+/min)
 APPEND_PER_MINUTE, APPEND_BURST = 80, 20  # chat.appendStream, Tier 4 (100+/min)
-START_PER_MINUTE, START_BURST = 15, 5  # chat.startStream and chat.stopStream, Tier 2 (20+/min)
+START_PER_MINUTE, START_BURST = 15, 5  # chat.startStream and (separately) chat.stopStream, Tier 2 (20+/min)
 POST_PER_MINUTE, POST_BURST = 60, 3  # chat.postMessage, about 1/s per channel
 DEFAULT_RETRY_AFTER = 1.0
 MAX_FINAL_ATTEMPTS = 20  # a final write retried after this many 429s in a row is given up (and logged)
@@ -33,6 +33,7 @@ class SlackWriter:
     deletes: Pacer
     appends: Pacer
     starts: Pacer
+    stops: Pacer
     posts: ChannelPacers
     team_id: str | None = None
 
@@ -44,6 +45,7 @@ class SlackWriter:
             deletes=Pacer(per_minute=UPDATE_PER_MINUTE, burst=UPDATE_BURST),  # chat.delete: Tier 3 as well
             appends=Pacer(per_minute=APPEND_PER_MINUTE, burst=APPEND_BURST),
             starts=Pacer(per_minute=START_PER_MINUTE, burst=START_BURST),
+            stops=Pacer(per_minute=START_PER_MINUTE, burst=START_BURST),
             posts=ChannelPacers(per_minute=POST_PER_MINUTE, burst=POST_BURST),
             team_id=team_id,
         )
@@ -68,13 +70,23 @@ class SlackWriter:
 
     async def start_stream(self, channel: str, *, thread_ts: str, recipient: str | None,
                            markdown: str) -> str | None:
+        """Start a native stream — only if Slack's small budget for that allows it right now (else None:
+        the reply is written as an ordinary message instead of waiting seconds for a stream)."""
         kwargs: dict[str, Any] = {"channel": channel, "thread_ts": thread_ts}
         if recipient and self.team_id and not channel.startswith("D"):
             kwargs |= {"recipient_user_id": recipient, "recipient_team_id": self.team_id}
         if markdown:
             kwargs["markdown_text"] = markdown
-        response = await self._call(self.starts, Priority.FIRST, self.client.chat_startStream, None, **kwargs)
-        return response["ts"] if response else None
+        if not self.starts.try_acquire():
+            return None
+        try:
+            response = await self.client.chat_startStream(**kwargs)
+        except SlackApiError as exc:
+            if exc.response.status_code != 429:
+                raise
+            self.starts.pause(_retry_after(exc))
+            return None
+        return response["ts"]
 
     async def append_stream(self, channel: str, ts: str, markdown: str, *, priority: Priority) -> bool:
         response = await self._call(self.appends, priority, self.client.chat_appendStream, None,
@@ -83,7 +95,7 @@ class SlackWriter:
 
     async def stop_stream(self, channel: str, ts: str, markdown: str = "") -> None:
         kwargs = {"markdown_text": markdown} if markdown else {}
-        await self._call(self.starts, Priority.FINAL, self.client.chat_stopStream, None, channel=channel, ts=ts,
+        await self._call(self.stops, Priority.FINAL, self.client.chat_stopStream, None, channel=channel, ts=ts,
                          **kwargs)
 
     async def _call(self, pacer: Pacer, priority: Priority, method: Any, unless: asyncio.Event | None,

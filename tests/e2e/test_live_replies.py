@@ -89,6 +89,26 @@ def test_thread_mode_streams_natively(slack: SlackEmulator, model_api: OpenAIEmu
     assert start["recipient_user_id"] == slack.users["alice"] and start["thread_ts"] == ts
 
 
+def test_thread_mode_with_six_at_once_never_waits_for_a_stream(slack_factory: Callable[..., SlackEmulator],
+                                                                model_api: OpenAIEmulator, bridge_factory) -> None:
+    slack = slack_factory(rate_limits="real")
+    users = [slack.users[name] for name in ("alice", "bob", "carol")]
+    channels = [slack.add_channel(f"thread-{i}", members=users) for i in range(6)]
+    bridge_factory(slack=slack, env={"BRIDGE_REPLY_IN": "thread"})
+    slow_model(model_api, length=600, seconds=2.0)
+    for round_number in range(2):
+        asked = {c: slack.user_says(c, "alice", f"round {round_number} in {c}") for c in channels}
+        eventually(lambda: len(model_api.model.seen) == 6 * (round_number + 1), timeout=20,  # noqa: B023
+                   message="six model requests")
+        for seen in model_api.model.seen[-6:]:
+            channel = next(c for c in channels if c in str(seen.input))
+            wait_text(slack, channel, seen.reply.text.strip(), timeout=40, thread_ts=asked[channel])
+    assert [c for c in slack.calls() if c.status == 429] == [], "the bridge went over a Slack rate limit"
+    streams = len(slack.calls("chat.startStream"))
+    assert 0 < streams < 12  # Tier 2 allows only a few new streams at once: the rest were ordinary messages
+    assert [c for c in slack.calls("chat.postMessage") if c.args.get("thread_ts")]
+
+
 def test_thread_mode_falls_back_when_the_stream_expires(slack_factory: Callable[..., SlackEmulator],
                                                         model_api: OpenAIEmulator, bridge_factory) -> None:
     slack = slack_factory(stream_expiry=1.5)

@@ -54,3 +54,11 @@ async def test_pause_after_429_holds_everyone() -> None:
 def test_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         Pacer(per_minute=0, burst=1)
+
+
+async def test_try_acquire_takes_only_a_free_turn() -> None:
+    pacer = Pacer(per_minute=60, burst=2)
+    assert not pacer.congested
+    assert pacer.try_acquire() and pacer.try_acquire()
+    assert not pacer.try_acquire()  # the bucket is empty: do something else than wait
+    assert pacer.congested
