@@ -46,9 +46,8 @@ class Pacer:
 
     @property
     def congested(self) -> bool:
-        """Calls are queueing, or the bucket is nearly empty: a call started now may wait a while."""
-        self._refill()
-        return self.waiting > 0 or self._tokens < 2 or self._clock() < self._paused_until
+        """Calls are queueing (or Slack said to wait): a call asked for now would wait its turn."""
+        return self.waiting > 0 or self._clock() < self._paused_until
 
     def try_acquire(self) -> bool:
         """Take a call's turn only if it is free right now (nobody waiting, a token in the bucket)."""

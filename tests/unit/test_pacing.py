@@ -61,4 +61,7 @@ async def test_try_acquire_takes_only_a_free_turn() -> None:
     assert not pacer.congested
     assert pacer.try_acquire() and pacer.try_acquire()
     assert not pacer.try_acquire()  # the bucket is empty: do something else than wait
-    assert pacer.congested
+    waiting = asyncio.create_task(pacer.acquire())
+    await asyncio.sleep(0.01)
+    assert pacer.congested  # calls are queueing
+    waiting.cancel()
