@@ -3,25 +3,10 @@
 from __future__ import annotations
 
 from tests.e2e.harness import MODEL, BridgeProcess, eventually, settle
+from tests.e2e.model_view import input_texts, turns
 from tests.e2e.replies import WORKING, bot_messages, replies, wait_replies
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
-
-
-def responses_seen(model_api: OpenAIEmulator) -> list:
-    return [s for s in model_api.model.seen if s.endpoint == "responses"]
-
-
-def input_texts(seen) -> list[str]:  # type: ignore[no-untyped-def]
-    """The text of each message item of one request's input, as the model read it."""
-    texts = []
-    for item in seen.input:
-        content = item.get("content")
-        if isinstance(content, str):
-            texts.append(content)
-        else:
-            texts.extend(part["text"] for part in content or () if part.get("type") == "input_text")
-    return texts
 
 
 def test_names_fall_back_when_display_name_is_empty(slack: SlackEmulator, model_api: OpenAIEmulator,
@@ -32,7 +17,7 @@ def test_names_fall_back_when_display_name_is_empty(slack: SlackEmulator, model_
     wait_replies(slack, "general")
     slack.user_says("general", dave, "and I only a user name")
     wait_replies(slack, "general", 2)
-    first, second = responses_seen(model_api)
+    first, second = turns(model_api)
     assert input_texts(first) == ["[Bob Builder] I have only a real name"]
     assert input_texts(second) == ["[dave] and I only a user name"]
     assert "Please address the user as dave." in second.instructions
@@ -43,7 +28,7 @@ def test_mentions_and_markup_become_readable(slack: SlackEmulator, model_api: Op
     bob = slack.users["bob"]
     slack.user_says("general", "alice", f"ask <@{bob}> about <https://example.com|the site> &amp; more")
     wait_replies(slack, "general")
-    (seen,) = responses_seen(model_api)
+    (seen,) = turns(model_api)
     assert input_texts(seen) == ["[Alice] ask @Bob Builder about the site (https://example.com) & more"]
 
 
@@ -51,13 +36,13 @@ def test_reset_applies_exactly_between_the_messages_around_it(
         slack: SlackEmulator, model_api: OpenAIEmulator, bridge: BridgeProcess) -> None:
     model_api.model.ttft = 1.0  # the first turn is still running when the rest arrives
     slack.user_says("general", "alice", "one")
-    eventually(lambda: responses_seen(model_api) or model_api.requests("/v1/responses"), message="first turn")
+    eventually(lambda: turns(model_api) or model_api.requests("/v1/responses"), message="first turn")
     slack.user_says("general", "alice", "two")
     slack.slash_command("general", "alice", "/assistant", "reset")
     slack.user_says("general", "alice", "three")
-    eventually(lambda: len(responses_seen(model_api)) == 3, timeout=20, message="three turns")
+    eventually(lambda: len(turns(model_api)) == 3, timeout=20, message="three turns")
     wait_replies(slack, "general", 4, timeout=20)
-    one, two, three = responses_seen(model_api)
+    one, two, three = turns(model_api)
     assert [input_texts(s) for s in (one, two, three)] == [["[Alice] one"], ["[Alice] two"], ["[Alice] three"]]
     assert one.conversation_id == two.conversation_id != three.conversation_id
 
@@ -87,7 +72,7 @@ def test_duplicate_delivery_processed_once(slack: SlackEmulator, model_api: Open
     event = next(e for e in slack.events("message") if e.get("ts") == ts)
     slack.deliver_event(dict(event))
     settle(1.0)
-    assert len(responses_seen(model_api)) == 1
+    assert len(turns(model_api)) == 1
     assert len(replies(slack, "general")) == 1
     assert {e.type for e in slack.envelopes()} >= {"events_api"}
     assert all(e.acked_at is not None for e in slack.envelopes())
@@ -110,7 +95,7 @@ def test_bot_edit_join_and_own_events_are_acked_and_ignored(
                          "item": {"type": "message", "channel": slack.channels["general"], "ts": ts}})
     settle(1.0)
     eventually(lambda: all(e.acked_at is not None for e in slack.envelopes()), message="every envelope acked")
-    assert len(responses_seen(model_api)) == 1
+    assert len(turns(model_api)) == 1
     assert all(e.retry_attempt == 0 for e in slack.envelopes()), "an envelope was re-delivered"
     own = [e for e in slack.events("message") if e.get("bot_id") == slack.bot_id]
     assert own, "the emulator echoes the bot's own posts"
@@ -157,7 +142,7 @@ def test_thread_message_answered_in_thread(slack: SlackEmulator, model_api: Open
     wait_replies(slack, "general", 1, thread_ts=parent)
     thread_replies = [m for m in bot_messages(slack, "general", parent) if m.get("thread_ts") == parent]
     assert len(thread_replies) == 1
-    assert len({s.conversation_id for s in responses_seen(model_api)}) == 1  # still the channel's conversation
+    assert len({s.conversation_id for s in turns(model_api)}) == 1  # still the channel's conversation
 
 
 def test_files_are_mentioned_to_the_model(slack: SlackEmulator, model_api: OpenAIEmulator,
@@ -165,7 +150,7 @@ def test_files_are_mentioned_to_the_model(slack: SlackEmulator, model_api: OpenA
     slack.user_says("general", "alice", "see attached",
                     files=[{"name": "report.pdf", "mimetype": "application/pdf", "size": 2048}])
     wait_replies(slack, "general")
-    (seen,) = responses_seen(model_api)
+    (seen,) = turns(model_api)
     assert input_texts(seen) == ["[Alice] see attached\n(attached files: report.pdf (application/pdf, 2.0 KB))"]
 
 
@@ -177,4 +162,4 @@ def test_allowlist_ignores_other_channels(slack: SlackEmulator, model_api: OpenA
     wait_replies(slack, "general")
     settle(0.5)
     assert replies(slack, "random") == []
-    assert [input_texts(s) for s in responses_seen(model_api)] == [["[Alice] served here"]]
+    assert [input_texts(s) for s in turns(model_api)] == [["[Alice] served here"]]
