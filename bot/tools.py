@@ -15,7 +15,6 @@ import dataclasses
 import enum
 import importlib
 import inspect
-import itertools
 import json
 import logging
 import re
@@ -29,6 +28,16 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.tool_schema import (
+    InvalidArguments,
+    Shape,
+    ToolError,
+    argument_docs,
+    shape_of,
+    summary,
+    with_description,
+)
+
 log = logging.getLogger(__name__)
 
 MAX_TOOL_ROUNDS = 5  # rounds of tool calls per turn; after that the model must answer without tools
@@ -40,15 +49,6 @@ ToolFunction = Callable[..., Any]  # a sync or async function of the tools modul
 NO_FUNCTION = {"status": "error", "message": "No function found"}  # the original sample's answer
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what every OpenAI-compatible API accepts
-_ARG_HEADERS = {"Args:", "Arguments:", "Parameters:", "Params:", "Parameters"}
-_GOOGLE_SECTION = re.compile(r"^(?:Args|Arguments|Parameters|Params):[ \t]*\n((?:[ \t]+\S.*\n?|[ \t]*\n)*)", re.M)
-_NUMPY_SECTION = re.compile(r"^Parameters[ \t]*\n-{3,}[ \t]*\n(.*?)(?=^\S[^\n]*\n-{3,}|\Z)", re.M | re.S)
-_ITEM = re.compile(r"^\*{0,2}(?P<name>\w+)[ \t]*(?:\([^)]*\))?[ \t]*(?::[ \t]*(?P<text>.*))?$")  # x (int): …
-_SUPPORTED = "str, int, float, bool, list[X], dict[str, X], X | None, Literal[…], an Enum or Annotated[X, '…']"
-
-
-class ToolError(Exception):
-    """The tools module cannot be used: it does not import, or a function's type hints are unusable."""
 
 
 @dataclass(frozen=True)
@@ -83,138 +83,11 @@ class ToolSpec:
         return self.as_chat_tool()
 
 
-class _InvalidArguments(Exception):
-    """The model's arguments do not fit the schema (the text goes back to the model)."""
-
-
-@dataclass(frozen=True)
-class _Shape:
-    """One type hint compiled: its JSON Schema and the check that validates and converts a value."""
-
-    schema: dict[str, Any]
-    check: Callable[[Any, str], Any]  # validates a value (named by a path for messages); returns it converted
-    nullable: bool = False  # None is a valid value (so the parameter is not required)
-
-
-def _fail(path: str, expected: str, value: Any) -> typing.NoReturn:
-    raise _InvalidArguments(f"{path} must be {expected}, not {json.dumps(value, default=repr)}")
-
-
-def _scalar(kind: type, json_type: str, expected: str) -> _Shape:
-    def check(value: Any, path: str) -> Any:
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)  # JSON has one number type: 3 is a fine float
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            _fail(path, expected, value)
-        return value
-    return _Shape({"type": json_type}, check)
-
-
-_SCALARS = {kind: _scalar(kind, json_type, expected) for kind, json_type, expected in (
-    (str, "string", "a string"), (int, "integer", "an integer"), (float, "number", "a number"),
-    (bool, "boolean", "true or false"))}
-_ANY = _Shape({}, lambda value, path: value)
-
-
-def _choices(values: Sequence[Any], convert: Callable[[Any], Any]) -> _Shape:
-    """An enum: the value must equal one of `values` and be of the same JSON type."""
-    kinds = {type(v) for v in values}
-    schema: dict[str, Any] = {"enum": list(values)}
-    if len(kinds) == 1 and (kind := next(iter(kinds))) in _SCALARS:
-        schema = {**_SCALARS[kind].schema, **schema}
-
-    def check(value: Any, path: str) -> Any:
-        for choice in values:
-            if type(choice) is type(value) and choice == value:
-                return convert(value)
-        _fail(path, "one of " + ", ".join(json.dumps(v) for v in values), value)
-    return _Shape(schema, check)
-
-
-def _array(item: _Shape) -> _Shape:
-    def check(value: Any, path: str) -> Any:
-        if not isinstance(value, list):
-            _fail(path, "an array", value)
-        return [item.check(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    return _Shape({"type": "array", "items": item.schema}, check)
-
-
-def _object(item: _Shape) -> _Shape:
-    def check(value: Any, path: str) -> Any:
-        if not isinstance(value, dict):
-            _fail(path, "an object", value)
-        return {k: item.check(v, f"{path}.{k}") for k, v in value.items()}
-    return _Shape({"type": "object", "additionalProperties": item.schema}, check)
-
-
-def _nullable(shape: _Shape) -> _Shape:
-    """`X | None`: null is allowed too, and the parameter is not required."""
-    schema = shape.schema
-    if isinstance(schema.get("type"), str):
-        schema = {**schema, "type": [schema["type"], "null"]}
-        if "enum" in schema:
-            schema["enum"] = [*schema["enum"], None]
-    else:
-        schema = {"anyOf": [schema, {"type": "null"}]}
-    return _Shape(schema, lambda value, path: None if value is None else shape.check(value, path), nullable=True)
-
-
-def _with_description(shape: _Shape, text: str | None) -> _Shape:
-    """The shape with this description, unless it has one already (`Annotated` wins over `Args:`)."""
-    if text and "description" not in shape.schema:
-        shape = dataclasses.replace(shape, schema={**shape.schema, "description": text})
-    return shape
-
-
-def _shape(hint: Any, where: str) -> _Shape:
-    """Compile a type hint; `where` names the function and parameter for the error message."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if isinstance(hint, type) and hint in _SCALARS:
-        return _SCALARS[hint]
-    if hint is Any:
-        return _ANY
-    if origin is typing.Annotated:
-        text = next((m for m in hint.__metadata__ if isinstance(m, str)), None)
-        return _with_description(_shape(args[0], where), text)
-    if origin is typing.Literal:
-        return _choices(args, lambda value: value)
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return _choices([member.value for member in hint], hint)
-    if hint is list or origin is list:
-        return _array(_shape(args[0], where) if args else _ANY)
-    if hint is dict or (origin is dict and args[0] is str):
-        return _object(_shape(args[1], where) if args else _ANY)
-    if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
-        return _nullable(_shape(next(a for a in args if a is not type(None)), where))
-    name = hint.__qualname__ if isinstance(hint, type) else repr(hint)
-    raise ToolError(f"{where} has a type hint the model cannot fill in ({name}); use {_SUPPORTED}.")
-
-
-def _summary(doc: str) -> str:
-    """The docstring's first paragraph (up to a blank line or the `Args:` section), on one line."""
-    lines = re.split(r"\n\s*\n", doc, maxsplit=1)[0].splitlines()
-    return " ".join(line.strip() for line in itertools.takewhile(lambda line: line.strip() not in _ARG_HEADERS, lines))
-
-
-def _argument_docs(doc: str) -> dict[str, str]:
-    """Parameter name → description, from a Google `Args:` or a NumPy `Parameters` section."""
-    google = _GOOGLE_SECTION.search(doc)
-    section = google or _NUMPY_SECTION.search(doc)
-    found: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in textwrap.dedent(section.group(1)).splitlines() if section else ():
-        if line[:1].isspace() and current is not None:
-            current.append(line.strip())  # a continuation of the item above
-        elif match := _ITEM.match(line):
-            current = found.setdefault(match["name"], [(match["text"] or "") if google else ""])
-    return {name: " ".join(filter(None, parts)) for name, parts in found.items()}
-
-
 @dataclass(frozen=True)
 class _Tool:
     spec: ToolSpec
     function: ToolFunction
-    parameters: dict[str, _Shape]
+    parameters: dict[str, Shape]
     defaulted: frozenset[str]  # parameters with a default value
     context_parameters: tuple[str, ...]
 
@@ -231,8 +104,8 @@ def _compile(function: ToolFunction) -> _Tool:
     except Exception as exc:  # an unresolvable forward reference, a callable without a signature
         raise ToolError(f"The signature of the tool function {label} cannot be read: {exc}.") from exc
     doc = inspect.getdoc(function) or ""
-    docs = _argument_docs(doc)
-    parameters: dict[str, _Shape] = {}
+    docs = argument_docs(doc)
+    parameters: dict[str, Shape] = {}
     context: list[str] = []
     for param in signature.parameters.values():
         where = f"Parameter {param.name!r} of the tool function {label}"
@@ -242,12 +115,12 @@ def _compile(function: ToolFunction) -> _Tool:
             continue
         if param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
             raise ToolError(f"{where} cannot be passed by name; a tool takes named parameters only.")
-        parameters[param.name] = _with_description(_shape(hint, where), docs.get(param.name))
+        parameters[param.name] = with_description(shape_of(hint, where), docs.get(param.name))
     defaulted = frozenset(p.name for p in signature.parameters.values() if p.default is not p.empty)
     required = [n for n, shape in parameters.items() if not (n in defaulted or shape.nullable)]
     schema = {"type": "object", "properties": {n: copy.deepcopy(shape.schema) for n, shape in parameters.items()},
               "required": required, "additionalProperties": False}
-    return _Tool(ToolSpec(name, _summary(doc), schema), function, parameters, defaulted, tuple(context))
+    return _Tool(ToolSpec(name, summary(doc), schema), function, parameters, defaulted, tuple(context))
 
 
 def _parse(arguments: str | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -255,9 +128,9 @@ def _parse(arguments: str | Mapping[str, Any] | None) -> dict[str, Any]:
         try:  # some models send "" for a function without parameters
             arguments = json.loads(arguments) if arguments.strip() else {}
         except ValueError as exc:
-            raise _InvalidArguments(f"they are not valid JSON ({exc})") from None
+            raise InvalidArguments(f"they are not valid JSON ({exc})") from None
     if not isinstance(arguments, Mapping | None):
-        raise _InvalidArguments("they must be a JSON object")
+        raise InvalidArguments("they must be a JSON object")
     return dict(arguments or {})
 
 
@@ -266,7 +139,7 @@ def _bind(tool: _Tool, arguments: str | Mapping[str, Any] | None, context: ToolC
     given = _parse(arguments)
     unexpected = [name for name in given if name not in tool.parameters]
     if unexpected:
-        raise _InvalidArguments(f"unexpected argument(s) {', '.join(map(repr, unexpected))}")
+        raise InvalidArguments(f"unexpected argument(s) {', '.join(map(repr, unexpected))}")
     kwargs: dict[str, Any] = {}
     missing: list[str] = []
     for name, shape in tool.parameters.items():
@@ -278,7 +151,7 @@ def _bind(tool: _Tool, arguments: str | Mapping[str, Any] | None, context: ToolC
         elif name not in tool.defaulted:
             missing.append(name)  # absent, or null where null isn't allowed (else the default applies)
     if missing:
-        raise _InvalidArguments(f"missing required argument(s) {', '.join(map(repr, missing))}")
+        raise InvalidArguments(f"missing required argument(s) {', '.join(map(repr, missing))}")
     return kwargs | dict.fromkeys(tool.context_parameters, context)
 
 
@@ -368,7 +241,7 @@ class Toolbox:
             return json.dumps(NO_FUNCTION)
         try:
             kwargs = _bind(tool, arguments, context)
-        except _InvalidArguments as exc:
+        except InvalidArguments as exc:
             return _error(f"Invalid arguments: {exc}")
         return await self._run(tool, kwargs)
 
