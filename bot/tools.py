@@ -28,6 +28,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.backends.base import NO_FUNCTION
 from bot.tool_schema import (
     InvalidArguments,
     Shape,
@@ -46,7 +47,6 @@ MAX_STATUS_NAMES = 3  # tool names spelled out in the live reply's status line
 MAX_ERROR_TEXT = 1000  # characters of an exception's message sent back to the model
 
 ToolFunction = Callable[..., Any]  # a sync or async function of the tools module
-NO_FUNCTION = {"status": "error", "message": "No function found"}  # the original sample's answer
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what every OpenAI-compatible API accepts
 
@@ -238,7 +238,7 @@ class Toolbox:
         tool = self._tools.get(name)
         if tool is None:
             log.warning("The model called an unknown tool %r", name[:80])
-            return json.dumps(NO_FUNCTION)
+            return NO_FUNCTION
         try:
             kwargs = _bind(tool, arguments, context)
         except InvalidArguments as exc:

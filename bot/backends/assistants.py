@@ -24,6 +24,8 @@ import openai
 
 from bot.backends.base import (
     CONVERSATION_GONE,
+    NO_FUNCTION,
+    ROUND_SEPARATOR,
     BackendError,
     FailureKind,
     FoundReply,
@@ -43,9 +45,7 @@ SHUTDOWN_WARNING = ("warning: OpenAI shut the Assistants API down on 2026-08-26;
                     "that still implement it")
 UNKNOWN_MODEL = "the assistant's model"  # `model` until the assistant has been fetched
 RECOVERY_MESSAGES = 100  # (the API maximum) how far back find_reply looks for an unfinished turn's messages
-ROUND_SEPARATOR = "\n\n"  # between the text of two assistant messages (before and after a tool call)
 EXTRA_TOOL_ROUNDS = 2  # rounds answered "limit reached" before a run that keeps calling tools is cancelled
-NO_FUNCTION = json.dumps({"status": "error", "message": "No function found"})
 TOOL_LIMIT = json.dumps({"status": "error", "message": "Tool call limit reached; answer without tools."})
 BUSY = frozenset({"queued", "in_progress", "cancelling"})
 UNANSWERED = frozenset({"failed", "cancelled", "expired"})  # ended without an answer; its messages stay

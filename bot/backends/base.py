@@ -14,6 +14,9 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 MAX_TOOL_ROUNDS = 5  # rounds of tool calls per turn; the last request is sent without tools
+ROUND_SEPARATOR = "\n\n"  # between the text the model writes before a tool call and after it
+# The original sample's answer to a function nobody provides (JSON text, as tool results travel).
+NO_FUNCTION = '{"status": "error", "message": "No function found"}'
 CONVERSATION_GONE = "conversation_gone"  # BackendError.code: the conversation no longer exists at the service
 
 

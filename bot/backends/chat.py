@@ -23,6 +23,8 @@ from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
 from bot.backends.base import (
+    NO_FUNCTION,
+    ROUND_SEPARATOR,
     BackendError,
     FailureKind,
     FoundReply,
@@ -35,7 +37,6 @@ from bot.backends.base import (
     TurnRequest,
 )
 from bot.backends.openai_errors import ACCOUNT_CODES, TRANSIENT_CODES, classify
-from bot.backends.responses import ROUND_SEPARATOR
 from bot.store import ChatRecord, Store
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ DEFAULT_CONTEXT_TOKENS = 8_000  # prompt budget: instructions + tools + history 
 DEFAULT_CHARS_PER_TOKEN = 4.0  # until the server reports usage (tokenizers can't be fetched at run time)
 MIN_CHARS_PER_TOKEN, MAX_CHARS_PER_TOKEN = 1.5, 8.0  # a calibration outside these is a server's odd count
 NAME_MAX = 64  # the `name` field: ^[a-zA-Z0-9_-]{1,64}$
-NO_FUNCTION = '{"status": "error", "message": "No function found"}'
 NO_OUTPUT = '{"status": "error", "message": "The function returned nothing"}'
 CONVERSATION_PREFIX = "chat_"
 

@@ -18,6 +18,8 @@ import openai
 
 from bot.backends.base import (
     CONVERSATION_GONE,
+    NO_FUNCTION,
+    ROUND_SEPARATOR,
     BackendError,
     FailureKind,
     FoundReply,
@@ -35,7 +37,6 @@ log = logging.getLogger(__name__)
 
 RECOVERY_PAGE = 100  # conversation items per request when looking for an unfinished turn's messages
 RECOVERY_ITEMS = 2000  # how far back to look at most
-ROUND_SEPARATOR = "\n\n"  # between the text the model writes before a tool call and after it
 INTERRUPTED = '{"status": "error", "message": "The tool call was interrupted; its result is unknown."}'
 _DANGLING = re.compile(r"\bcall_[A-Za-z0-9_-]+")
 
@@ -227,7 +228,7 @@ class ResponsesBackend:
 
 async def _run(request: TurnRequest, calls: Sequence[ToolCall]) -> list[ToolOutput]:
     if request.run_tools is None:  # nobody to run them: the original sample's answer
-        return [ToolOutput(call.call_id, '{"status": "error", "message": "No function found"}') for call in calls]
+        return [ToolOutput(call.call_id, NO_FUNCTION) for call in calls]
     return await request.run_tools(calls)
 
 

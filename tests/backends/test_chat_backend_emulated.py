@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from bot.backends.base import (
+    NO_FUNCTION,
     BackendError,
     FailureKind,
     TextDelta,
@@ -22,7 +23,7 @@ from bot.backends.base import (
     TurnEvent,
     TurnRequest,
 )
-from bot.backends.chat import NO_FUNCTION, ChatBackend, message_chars
+from bot.backends.chat import ChatBackend, message_chars
 from bot.store import ChatRecord, Store
 from tests.emulators.openai import OpenAIEmulator
 
