@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from bench.procstat import Usage
 from bench.timeline import collect, slack_calls
 from bench.world import END, Setup, World, token_text, tokens_in
-from bot.reply import WORKING_TEXT
+from bot.outbound.replies import WORKING_TEXT
 from tests.emulators.openai import ModelRequest, ScriptedModel
 from tests.emulators.openai.model import default_reply, fit_length
 from tests.emulators.slack.web_api import Call

@@ -8,8 +8,8 @@ from bench.live import FIRST_TEXT_TARGET_MS, LiveSetup, ModeRun, run_mode
 from bench.report import Section
 from bench.scenarios import CLOCK_NOTE
 from bench.timeline import dist, per_message
-from bot import reply
-from bot.slack import writer
+from bot.outbound import replies as reply
+from bot.outbound import writer
 
 TARGET_WHEN = {"channel": "in channel mode with six replies streaming at once", "thread": "in thread mode"}
 

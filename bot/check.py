@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.app import StartupError, build_backend, build_slack_client, load_toolbox
 from bot.backends.base import BackendError
+from bot.outbound.slack_errors import SLACK_FAILURES, reason
 from bot.settings import Settings
-from bot.slack.errors import SLACK_FAILURES, reason
+from bot.wiring import StartupError, build_backend, build_slack_client, load_toolbox
 
 OK, FAIL = "ok  ", "FAIL"
 

@@ -59,14 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.check import run_checks
 
         return asyncio.run(run_checks(settings))
-    from bot.app import run_socket_mode, serve_http
+    from bot.wiring import run_socket_mode, serve_http
 
     runner = run_socket_mode if args.command == "run" else serve_http
     return _run(runner, settings)
 
 
 def _run(runner, settings: Settings) -> int:  # type: ignore[no-untyped-def]
-    from bot.app import StartupError
+    from bot.wiring import StartupError
 
     try:
         return asyncio.run(runner(settings))

@@ -18,8 +18,6 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
-from bot.failures import DEFAULT_MAX_ATTEMPTS, DEFAULT_TURN_TIMEOUT
-
 DEFAULT_CONFIG_FILE = Path("config/bridge.toml")
 DEFAULT_INSTRUCTIONS_FILE = Path("config/instructions.md")
 DEFAULT_DATABASE_URL = "sqlite:///data/bridge.sqlite3"
@@ -28,6 +26,8 @@ DEFAULT_MODEL = "gpt-5.4-mini"
 DEFAULT_COMMAND = "/assistant"
 DEFAULT_PORT = 3000
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant shared by the members of a Slack channel."
+DEFAULT_MAX_ATTEMPTS = 5  # tries of a message before it is reported and skipped
+DEFAULT_TURN_TIMEOUT = 300.0  # seconds a model turn may take before it is abandoned as stuck
 
 BACKENDS = ("responses", "chat", "assistants")
 AVAILABLE_BACKENDS = BACKENDS

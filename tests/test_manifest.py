@@ -8,8 +8,8 @@ import jsonschema
 import pytest
 import yaml
 
+from bot.inbound.listeners import EVENTS
 from bot.settings import DEFAULT_COMMAND
-from bot.slack.listeners import EVENTS
 from tests.emulators.specs import SLACK_EVENTS, SLACK_MANIFEST_SCHEMAS, SLACK_METHODS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent

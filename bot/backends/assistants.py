@@ -37,7 +37,7 @@ from bot.backends.base import (
     TurnEvent,
     TurnRequest,
 )
-from bot.backends.openai_errors import ACCOUNT_CODES, classify
+from bot.backends.errors import ACCOUNT_CODES, classify
 
 Opener = Callable[[], Awaitable[Any]]  # starts one streamed request (a run, or its tool outputs)
 

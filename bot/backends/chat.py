@@ -36,7 +36,7 @@ from bot.backends.base import (
     TurnEvent,
     TurnRequest,
 )
-from bot.backends.openai_errors import ACCOUNT_CODES, TRANSIENT_CODES, classify
+from bot.backends.errors import ACCOUNT_CODES, TRANSIENT_CODES, classify
 from bot.store import ChatRecord, Store
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from bot.backends.base import (
     TurnEvent,
     TurnRequest,
 )
-from bot.backends.openai_errors import ACCOUNT_CODES, TRANSIENT_CODES, classify
+from bot.backends.errors import ACCOUNT_CODES, TRANSIENT_CODES, classify
 
 log = logging.getLogger(__name__)
 

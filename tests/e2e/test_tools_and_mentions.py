@@ -14,7 +14,7 @@ from tests.emulators.slack import SlackEmulator
 
 NO_FUNCTION = {"status": "error", "message": "No function found"}
 pytestmark = pytest.mark.parametrize("backend", ["responses", "chat", "assistants"])
-EXAMPLE_TOOLS = {"BRIDGE_TOOLS_MODULE": "bot.example_tools"}
+EXAMPLE_TOOLS = {"BRIDGE_TOOLS_MODULE": "bot.conversation.example_tools"}
 TEST_TOOLS = {"BRIDGE_TOOLS_MODULE": "tests.e2e.tools_for_tests", "PYTHONPATH": str(REPO_ROOT)}
 
 

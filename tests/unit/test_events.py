@@ -1,7 +1,7 @@
 import pytest
 
-from bot.items import FileNote
-from bot.slack.events import human_message
+from bot.inbound.events import human_message
+from bot.messages import FileNote
 
 BOT = "UBOT"
 

@@ -1,7 +1,7 @@
 import pytest
 
 from bot.backends.responses import answer_after
-from bot.failures import RetryPolicy
+from bot.work.retry import RetryPolicy
 
 
 def user(text: str, item_id: str) -> dict:

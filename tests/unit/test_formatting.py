@@ -1,6 +1,6 @@
 import pytest
 
-from bot.formatting import open_fence_at_end, split_markdown
+from bot.outbound.formatting import open_fence_at_end, split_markdown
 
 
 def test_short_text_is_one_piece() -> None:

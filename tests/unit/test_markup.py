@@ -1,6 +1,6 @@
 import pytest
 
-from bot.slack.markup import mentioned_users, mentions_user, to_readable
+from bot.outbound.markup import mentioned_users, mentions_user, to_readable
 
 NAMES = {"U1": "Alice", "U2": "Bob Builder"}
 

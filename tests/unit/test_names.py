@@ -1,6 +1,6 @@
 import pytest
 
-from bot.names import MAX_NAME_LENGTH, display_name, sanitize_name
+from bot.outbound.people import MAX_NAME_LENGTH, display_name, sanitize_name
 
 
 @pytest.mark.parametrize(

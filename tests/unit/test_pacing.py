@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from bot.pacing import Pacer, Priority
+from bot.outbound.pacing import Pacer, Priority
 
 
 async def test_burst_then_rate() -> None:

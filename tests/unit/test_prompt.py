@@ -2,8 +2,8 @@ import datetime as dt
 
 import pytest
 
-from bot.items import FileNote
-from bot.prompt import build_instructions, speaker_text
+from bot.conversation.prompt import build_instructions, speaker_text
+from bot.messages import FileNote
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.items import FileNote, IncomingMessage, ItemKind, ResetRequest
-from bot.store import MIGRATIONS, Store
-from bot.turns import next_batch as _next_batch
+from bot.messages import FileNote, IncomingMessage, ItemKind, ResetRequest
+from bot.store import Store
+from bot.store.migrations import MIGRATIONS
+from bot.work.turn import next_batch as _next_batch
 
 
 @pytest.fixture
@@ -175,7 +176,7 @@ async def test_one_process_per_database(tmp_path: Path) -> None:
 async def test_finished_work_is_pruned_after_the_retention(store: Store) -> None:
     import time
 
-    from bot import store as store_module
+    from bot.store import store as store_module
 
     await store.add_message(msg("1.0"))
     await store.add_message(msg("2.0"))

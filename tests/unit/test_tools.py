@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal, Optional
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.example_tools import current_time
-from bot.tools import (
+from bot.conversation.example_tools import current_time
+from bot.conversation.tools import (
     MAX_TOOL_ROUNDS,
     TOOL_CALL_TIMEOUT,
     Toolbox,
@@ -292,7 +292,7 @@ def test_no_module_means_no_tools(module_name: str | None) -> None:
 def test_only_public_functions_defined_in_the_module_become_tools(tools_module: Any) -> None:
     source = (
         "from os.path import join\n"
-        "from bot.tools import ToolContext\n"
+        "from bot.conversation.tools import ToolContext\n"
         "LIMIT = 3\n"
         "class Helper:\n    def method(self) -> None: ...\n"
         "def _private() -> None: ...\n"
@@ -310,7 +310,7 @@ def test_module_without_public_functions_is_an_empty_toolbox(tools_module: Any) 
 
 
 def test_example_module_loads() -> None:
-    toolbox = Toolbox.load("bot.example_tools")
+    toolbox = Toolbox.load("bot.conversation.example_tools")
     assert toolbox.names == ["current_time", "channel_members"]  # display_name is imported, not a tool
     current, members = toolbox.specs
     assert current.description == "The current date and time in a time zone (UTC unless one is given)."
@@ -525,7 +525,7 @@ def test_tool_status(names: list[str], status: str) -> None:
 # -- the example tools -------------------------------------------------------------------------------------
 
 async def test_current_time_in_a_zone() -> None:
-    toolbox = Toolbox.load("bot.example_tools")
+    toolbox = Toolbox.load("bot.conversation.example_tools")
     now = json.loads(await toolbox.call("current_time", '{"time_zone": "Asia/Tokyo"}', CONTEXT))
     assert set(now) == {"time_zone", "date", "time", "weekday", "utc_offset"}
     assert now["time_zone"] == "Asia/Tokyo" and now["utc_offset"] == "+0900"  # Japan has no summer time
@@ -535,7 +535,7 @@ async def test_current_time_in_a_zone() -> None:
 
 @pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "../etc/passwd", ""])
 async def test_current_time_in_an_unknown_zone(zone: str) -> None:
-    answer = json.loads(await Toolbox.load("bot.example_tools").call(
+    answer = json.loads(await Toolbox.load("bot.conversation.example_tools").call(
         "current_time", json.dumps({"time_zone": zone}), CONTEXT))
     assert answer["status"] == "error"
     assert answer["message"].startswith(f"ValueError: Unknown time zone {zone!r}: use an IANA name")
@@ -544,12 +544,12 @@ async def test_current_time_in_an_unknown_zone(zone: str) -> None:
 async def test_channel_members_through_slack(slack: Any) -> None:
     client = AsyncWebClient(token=slack.bot_token, base_url=slack.base_url)
     context = ToolContext(channel=slack.channels["general"], user_ids=(slack.users["alice"],), slack=client)
-    answer = json.loads(await Toolbox.load("bot.example_tools").call("channel_members", "{}", context))
+    answer = json.loads(await Toolbox.load("bot.conversation.example_tools").call("channel_members", "{}", context))
     # bob has no display name, so his real name; the assistant itself is not listed.
     assert answer == {"members": ["Alice", "Bob Builder", "Carol"], "more_not_listed": False}
     assert [call.args.get("limit") for call in slack.calls("conversations.members")] in (["50"], [50])
 
 
 async def test_channel_members_without_slack() -> None:
-    answer = json.loads(await Toolbox.load("bot.example_tools").call("channel_members", "{}", CONTEXT))
+    answer = json.loads(await Toolbox.load("bot.conversation.example_tools").call("channel_members", "{}", CONTEXT))
     assert answer == error("RuntimeError: Slack is not available to tools here.")

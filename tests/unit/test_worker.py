@@ -2,8 +2,8 @@
 
 import asyncio
 
-from bot.failures import CONTINUE, WAIT, retry_in
-from bot.worker import ChannelWorkers
+from bot.work.retry import CONTINUE, WAIT, retry_in
+from bot.work.workers import ChannelWorkers
 
 
 class NoStore:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from bot.items import FileNote, InboxItem, IncomingMessage, ItemKind, ResetRequest
-from bot.schema import MIGRATIONS
+from bot.messages import FileNote, InboxItem, IncomingMessage, ItemKind, ResetRequest
+from bot.store.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
 

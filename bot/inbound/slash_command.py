@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot import notes
-from bot.conversation import ConversationService
-from bot.intake import Intake
+from bot.conversation.service import ConversationService
+from bot.inbound.intake import Intake
+from bot.outbound import sentences
 from bot.settings import Settings
 from bot.store import Store
 
@@ -28,16 +28,16 @@ class SlashCommands:
         sub = words[0].lower() if words else "help"
         channel = str(command.get("channel_id") or "")
         if sub == "help":
-            return notes.help_text(name)
+            return sentences.help_text(name)
         if sub not in ("reset", "status"):
-            return notes.unknown_subcommand(name, " ".join(words))
+            return sentences.unknown_subcommand(name, " ".join(words))
         if not self._settings.serves_channel(channel):
-            return notes.channel_not_served(name)
+            return sentences.channel_not_served(name)
         if sub == "reset":
             key = str(command.get("trigger_id") or f"{command.get('user_id')}:{command.get('command_ts', '')}")
             await self._intake.reset(channel=channel, user=str(command.get("user_id")), key=key)
             return None  # the announcement in the channel is the answer
         backend = self._conversations.backend
-        return notes.status_text(backend=backend.name, model=backend.model,
+        return sentences.status_text(backend=backend.name, model=backend.model,
                                  conversation_id=await self._conversations.current(channel),
                                  pending=await self._store.pending_count(channel))

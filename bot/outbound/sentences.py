@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from bot.backends.base import BackendError
 
-
-def model_trouble(error: BackendError) -> str:
+def model_trouble(reason: str) -> str:
     """A transient failure, said once: the bridge keeps trying by itself."""
-    return (f":hourglass: Sorry, I couldn't answer yet: {error.message}. Your message is kept; "
+    return (f":hourglass: Sorry, I couldn't answer yet: {reason}. Your message is kept; "
             "I'll try again shortly.")
 
 
-def model_failed(error: BackendError) -> str:
+def model_failed(reason: str) -> str:
     """An account failure: nothing works until an admin acts; the messages wait."""
-    return (f":warning: Sorry, I couldn't answer: {error.message}. Your messages are kept, and I'll answer "
+    return (f":warning: Sorry, I couldn't answer: {reason}. Your messages are kept, and I'll answer "
             "them once an admin has fixed this.")
 
 

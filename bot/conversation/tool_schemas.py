@@ -1,5 +1,5 @@
 """Tool functions' type hints and docstrings → JSON Schema, and the checks that validate a model's
-arguments against it (used by `bot.tools`)."""
+arguments against it (used by `bot.conversation.tools`)."""
 
 from __future__ import annotations
 

@@ -12,13 +12,13 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backends.base import MAX_TOOL_ROUNDS, Backend, FoundReply, ToolCall, ToolOutput, TurnEvent, TurnRequest
-from bot.items import InboxItem
-from bot.names import NameDirectory
-from bot.prompt import build_instructions, speaker_text
-from bot.slack.channels import ChannelDirectory
-from bot.slack.markup import mentioned_users, to_readable
+from bot.conversation.prompt import build_instructions, speaker_text
+from bot.conversation.tools import Toolbox, ToolContext
+from bot.messages import InboxItem
+from bot.outbound.channels import ChannelDirectory
+from bot.outbound.markup import mentioned_users, to_readable
+from bot.outbound.people import NameDirectory
 from bot.store import Store
-from bot.tools import Toolbox, ToolContext
 
 log = logging.getLogger(__name__)
 

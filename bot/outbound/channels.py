@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.errors import SLACK_FAILURES, reason
+from bot.outbound.slack_errors import SLACK_FAILURES, reason
 
 log = logging.getLogger(__name__)
 

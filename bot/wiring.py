@@ -28,21 +28,21 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backends.base import Backend
 from bot.backends.responses import ResponsesBackend
-from bot.commands import SlashCommands
-from bot.conversation import ConversationService
-from bot.failures import RetryPolicy
-from bot.intake import Intake
-from bot.names import NameDirectory
-from bot.reply import ReplyFactory
+from bot.conversation.service import ConversationService
+from bot.conversation.tools import Toolbox, ToolError
+from bot.inbound.intake import Intake
+from bot.inbound.listeners import register
+from bot.inbound.slash_command import SlashCommands
+from bot.outbound.channels import ChannelDirectory
+from bot.outbound.people import NameDirectory
+from bot.outbound.replies import ReplyFactory
+from bot.outbound.slack_errors import SLACK_FAILURES, reason
+from bot.outbound.writer import SlackWriter
 from bot.settings import Settings
-from bot.slack.channels import ChannelDirectory
-from bot.slack.errors import SLACK_FAILURES, reason
-from bot.slack.listeners import register
-from bot.slack.writer import SlackWriter
 from bot.store import Store, StoreInUse
-from bot.tools import Toolbox, ToolError
-from bot.turns import TurnRunner
-from bot.worker import ChannelWorkers
+from bot.work.retry import RetryPolicy
+from bot.work.turn import TurnRunner
+from bot.work.workers import ChannelWorkers
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                             reply_in_thread=settings.reply_in == "thread", max_concurrent_turns=MAX_CONCURRENT_TURNS,
                             respond_to=settings.respond_to_for)
         workers = ChannelWorkers(store=store, runner=runner)
-        intake = Intake(store=store, workers=workers, names=names, settings=settings)
+        intake = Intake(store=store, notify=workers.notify, names=names, settings=settings)
         commands = SlashCommands(settings=settings, intake=intake, store=store, conversations=conversations)
         yield Services(settings=settings, store=store, slack=slack, identity=identity, backend=backend,
                        conversations=conversations, workers=workers, intake=intake, commands=commands)

@@ -16,18 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-DEFAULT_MAX_ATTEMPTS = 5
+from bot.settings import DEFAULT_MAX_ATTEMPTS, DEFAULT_TURN_TIMEOUT
+
 RETRY_BASE_DELAY = 2.0  # seconds before the second attempt
 RETRY_MAX_DELAY = 120.0
-DEFAULT_TURN_TIMEOUT = 300.0  # seconds a model turn may take before it is abandoned as stuck
-
-# Slack errors after which writing to the channel cannot work until someone acts: skip, log, move on.
-SLACK_PERMANENT = frozenset({
-    "channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "no_permission", "restricted_action",
-    "restricted_action_read_only_channel", "restricted_action_thread_only_channel", "access_denied",
-    "team_access_not_granted", "ekm_access_denied", "invalid_auth", "account_inactive", "token_revoked",
-    "not_authed", "missing_scope", "cannot_reply_to_message", "thread_locked",
-})
 
 
 class Next(Enum):

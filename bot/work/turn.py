@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import notes
 from bot.backends.base import (
     CONVERSATION_GONE,
     BackendError,
@@ -30,13 +29,14 @@ from bot.backends.base import (
     TurnCompleted,
     TurnRequest,
 )
-from bot.conversation import ConversationService
-from bot.failures import CONTINUE, SLACK_PERMANENT, WAIT, RetryPolicy, Step, retry_in
-from bot.items import InboxItem, ItemKind
-from bot.reply import Reply, ReplyFactory
-from bot.slack.errors import SLACK_FAILURES, reason
+from bot.conversation.service import ConversationService
+from bot.conversation.tools import tool_status
+from bot.messages import InboxItem, ItemKind
+from bot.outbound import sentences
+from bot.outbound.replies import Reply, ReplyFactory
+from bot.outbound.slack_errors import SLACK_FAILURES, SLACK_PERMANENT, reason
 from bot.store import OpenTurn, Store
-from bot.tools import tool_status
+from bot.work.retry import CONTINUE, WAIT, RetryPolicy, Step, retry_in
 
 log = logging.getLogger(__name__)
 
@@ -215,12 +215,12 @@ class TurnRunner:
                 await self._quiet(reply, turn_id)
                 return CONTINUE
             self._solo.discard(channel)
-            return await self._skip(batch, reply, turn_id, notes.refused([batch[0].user], error.message))
+            return await self._skip(batch, reply, turn_id, sentences.refused([batch[0].user], error.message))
         if self._reported.get(channel) == (error.code or error.message):
             await self._quiet(reply, turn_id)  # already told; the messages wait for the next try
         else:
             self._reported[channel] = error.code or error.message
-            await self._tell(reply, channel, notes.model_failed(error))
+            await self._tell(reply, channel, sentences.model_failed(error.message))
         return WAIT
 
     async def _failed_quietly(self, batch: Sequence[InboxItem], error: BackendError, attempt: int) -> Step:
@@ -241,9 +241,9 @@ class TurnRunner:
         exhausted = [item for item in batch if not patient and self._policy.exhausted(item.attempts + 1)]
         if exhausted:
             return await self._skip(exhausted, reply, turn_id,
-                                    notes.gave_up([i.user for i in exhausted], error.message, attempt))
+                                    sentences.gave_up([i.user for i in exhausted], error.message, attempt))
         if attempt == 1:
-            await self._tell(reply, batch[0].channel, notes.model_trouble(error))
+            await self._tell(reply, batch[0].channel, sentences.model_trouble(error.message))
         else:
             await self._quiet(reply, turn_id)
         return retry_in(self._policy.delay(attempt, error.retry_after))
@@ -329,7 +329,7 @@ class TurnRunner:
 
     async def _reset(self, item: InboxItem) -> Step:
         await self._conversations.reset(item.channel)
-        await self._post_text(item.channel, notes.reset_announcement(item.user))
+        await self._post_text(item.channel, sentences.reset_announcement(item.user))
         await self._store.mark_done([item.id])
         log.info("reset channel=%s", item.channel)
         return CONTINUE

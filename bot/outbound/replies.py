@@ -22,9 +22,9 @@ from typing import Protocol
 
 from slack_sdk.errors import SlackApiError
 
-from bot.formatting import MARKDOWN_TEXT_LIMIT, open_fence_at_end, split_markdown
-from bot.pacing import Priority
-from bot.slack.writer import SlackWriter
+from bot.outbound.formatting import MARKDOWN_TEXT_LIMIT, open_fence_at_end, split_markdown
+from bot.outbound.pacing import Priority
+from bot.outbound.writer import SlackWriter
 
 log = logging.getLogger(__name__)
 

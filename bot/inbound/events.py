@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.items import FileNote, IncomingMessage
-from bot.slack.markup import mentions_user
+from bot.messages import FileNote, IncomingMessage
+from bot.outbound.markup import mentions_user
 
 # Message subtypes that are a person saying something; every other subtype (edits, deletions, joins,
 # topic changes, bot messages …) is acked and ignored.

@@ -10,7 +10,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.pacing import ChannelPacers, Pacer, Priority
+from bot.outbound.pacing import ChannelPacers, Pacer, Priority
 
 log = logging.getLogger(__name__)
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.items import ResetRequest
-from bot.names import NameDirectory
+from bot.inbound.events import human_message
+from bot.messages import ResetRequest
+from bot.outbound.people import NameDirectory
 from bot.settings import Settings
-from bot.slack.events import human_message
 from bot.store import Store
-from bot.worker import ChannelWorkers
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +20,10 @@ class Intake:
     """Accepts Slack events and commands. Returns only after the item is committed, so Slack's ack
     (sent when the listener returns) always follows a durable write."""
 
-    def __init__(self, *, store: Store, workers: ChannelWorkers, names: NameDirectory, settings: Settings) -> None:
+    def __init__(self, *, store: Store, notify: Callable[[str], None], names: NameDirectory,
+                 settings: Settings) -> None:
         self._store = store
-        self._workers = workers
+        self._notify = notify  # wakes the channel's worker (ChannelWorkers.notify)
         self._names = names
         self._settings = settings
 
@@ -35,14 +35,14 @@ class Intake:
         if not await self._store.add_message(message):
             log.debug("duplicate delivery of %s/%s dropped", message.channel, message.ts)
             return False
-        self._workers.notify(message.channel)
+        self._notify(message.channel)
         return True
 
     async def reset(self, *, channel: str, user: str, key: str) -> bool:
         stored = await self._store.add_reset(ResetRequest(channel=channel, user=user, key=key,
                                                           order_ts=slack_ts(time.time())))
         if stored:
-            self._workers.notify(channel)
+            self._notify(channel)
         return stored
 
     def user_changed(self, user: Mapping[str, Any]) -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 
-from bot.items import FileNote
+from bot.messages import FileNote
 
 # A speaker marker opens every user message the model sees: "[Alice] hello".
 SPEAKER_MARKER = "[{name}] "

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bot.failures import Next
 from bot.store import Store
-from bot.turns import TurnRunner
+from bot.work.retry import Next
+from bot.work.turn import TurnRunner
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Example tools: run the bridge with `BRIDGE_TOOLS_MODULE=bot.example_tools`.
+"""Example tools: run the bridge with `BRIDGE_TOOLS_MODULE=bot.conversation.example_tools`.
 
 Every public function defined here becomes a tool the assistant may call. The type hints are the
 arguments the model fills in, the docstring tells the model what the tool is for, and a parameter
@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.names import display_name
-from bot.tools import ToolContext
+from bot.conversation.tools import ToolContext
+from bot.outbound.people import display_name
 
 MAX_MEMBERS = 50  # people listed by channel_members
 

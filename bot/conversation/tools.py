@@ -29,7 +29,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backends.base import NO_FUNCTION
-from bot.tool_schema import (
+from bot.conversation.tool_schemas import (
     InvalidArguments,
     Shape,
     ToolError,

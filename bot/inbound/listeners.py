@@ -8,8 +8,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot.commands import SlashCommands
-from bot.intake import Intake
+from bot.inbound.intake import Intake
+from bot.inbound.slash_command import SlashCommands
 
 # The events the bridge listens for; manifest.yml subscribes to exactly these (message as
 # message.channels, message.groups and message.im). tests/test_manifest.py keeps the two in step.

@@ -1,0 +1,3 @@
+"""Outbound: everything written to Slack and everything looked up there — live replies (edited or
+streamed), the writer and its pacing under Slack's shared budgets, rendering and splitting, the
+user and channel directories, Slack markup, and every sentence users read."""

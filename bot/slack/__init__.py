@@ -1,1 +1,0 @@
-"""The Slack side: thin Bolt listeners, message normalisation, names and markup."""
