@@ -90,13 +90,13 @@ def build_slack_client(settings: Settings, *, session: aiohttp.ClientSession | N
 
 
 def build_backend(settings: Settings, store: Store | None = None) -> Backend:
-    """The model API the settings choose; `chat` keeps its history in `store` (not needed for `check`)."""
+    """The model API the settings choose; `chat` keeps its history in the store (not needed for `check`)."""
     client = openai.AsyncOpenAI(api_key=settings.openai_api_key, base_url=settings.openai_base_url,
                                 max_retries=OPENAI_MAX_RETRIES, timeout=OPENAI_TIMEOUT)
     if settings.assistant_backend == "chat":
         from bot.backends.chat import ChatBackend
 
-        return ChatBackend(client, model=settings.openai_model, store=store,  # type: ignore[arg-type]
+        return ChatBackend(client, model=settings.openai_model, store=store.chat if store else None,  # type: ignore[arg-type]
                            context_tokens=settings.context_tokens)
     if settings.assistant_backend == "assistants":
         from bot.backends.assistants import AssistantsBackend
@@ -123,7 +123,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         backend = build_backend(settings, store)
         stack.push_async_callback(backend.aclose)
         names = NameDirectory(slack)
-        conversations = ConversationService(store=store, backend=backend, names=names,
+        conversations = ConversationService(conversation_map=store.conversations, backend=backend, names=names,
                                             channels=ChannelDirectory(slack), instructions=settings.instructions,
                                             toolbox=toolbox, hosted_tools=settings.hosted_tools, slack=slack,
                                             max_tool_rounds=settings.max_tool_rounds)
@@ -131,12 +131,13 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                                     team_id=identity.team_id)
         replies = ReplyFactory(writer, stream_in_threads=settings.reply_in == "thread")
         policy = RetryPolicy(max_attempts=settings.max_attempts, turn_timeout=settings.turn_timeout)
-        runner = TurnRunner(store=store, conversations=conversations, replies=replies, slack=slack, policy=policy,
+        runner = TurnRunner(inbox=store.inbox, journal=store.journal, conversations=conversations, replies=replies,
+                            slack=slack, policy=policy,
                             reply_in_thread=settings.reply_in == "thread", max_concurrent_turns=MAX_CONCURRENT_TURNS,
                             respond_to=settings.respond_to_for)
-        workers = ChannelWorkers(store=store, runner=runner)
-        intake = Intake(store=store, notify=workers.notify, names=names, settings=settings)
-        commands = SlashCommands(settings=settings, intake=intake, store=store, conversations=conversations)
+        workers = ChannelWorkers(inbox=store.inbox, runner=runner)
+        intake = Intake(inbox=store.inbox, notify=workers.notify, names=names, settings=settings)
+        commands = SlashCommands(settings=settings, intake=intake, inbox=store.inbox, conversations=conversations)
         yield Services(settings=settings, store=store, slack=slack, identity=identity, backend=backend,
                        conversations=conversations, workers=workers, intake=intake, commands=commands)
 

@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -18,21 +18,32 @@ from bot.messages import InboxItem
 from bot.outbound.channels import ChannelDirectory
 from bot.outbound.markup import mentioned_users, to_readable
 from bot.outbound.people import NameDirectory
-from bot.store import Store
 
 log = logging.getLogger(__name__)
 
 MAX_KNOWN_CONVERSATIONS = 20_000  # conversation ids kept in memory (the store has them all)
 
 
+class ConversationMap(Protocol):
+    """Where each channel's conversation id is kept (the store's `ConversationMap`, handed in by the wiring)."""
+
+    async def conversation(self, channel: str, backend: str) -> str | None: ...
+
+    async def set_conversation(self, channel: str, backend: str, conversation_id: str) -> None: ...
+
+    async def forget_conversation(self, channel: str, backend: str) -> None: ...
+
+    async def last_item(self, channel: str, backend: str) -> str | None: ...
+
+
 class ConversationService:
     """Owns each channel's conversation id (created lazily, persisted) and builds every turn."""
 
-    def __init__(self, *, store: Store, backend: Backend, names: NameDirectory, channels: ChannelDirectory,
-                 instructions: str, toolbox: Toolbox | None = None,
+    def __init__(self, *, conversation_map: ConversationMap, backend: Backend, names: NameDirectory,
+                 channels: ChannelDirectory, instructions: str, toolbox: Toolbox | None = None,
                  hosted_tools: Sequence[Mapping[str, Any]] = (), slack: AsyncWebClient | None = None,
                  max_tool_rounds: int = MAX_TOOL_ROUNDS, today: Callable[[], dt.date] = dt.date.today) -> None:
-        self._store = store
+        self._map = conversation_map
         self.backend = backend
         self._names = names
         self._channels = channels
@@ -51,14 +62,14 @@ class ConversationService:
         if existing:
             return existing
         conversation_id = await self.backend.create_conversation(channel)
-        await self._store.set_conversation(channel, self.backend.name, conversation_id)
+        await self._map.set_conversation(channel, self.backend.name, conversation_id)
         self._known[channel] = conversation_id
         return conversation_id
 
     async def current(self, channel: str) -> str | None:
         known = self._known.get(channel)
         if known is None:
-            known = await self._store.conversation(channel, self.backend.name)
+            known = await self._map.conversation(channel, self.backend.name)
             if known is not None:
                 if len(self._known) >= MAX_KNOWN_CONVERSATIONS:
                     self._known.pop(next(iter(self._known)))
@@ -68,7 +79,7 @@ class ConversationService:
     async def reset(self, channel: str) -> None:
         """Forget the channel's conversation; the next message starts a new one."""
         self._known.pop(channel, None)
-        await self._store.forget_conversation(channel, self.backend.name)
+        await self._map.forget_conversation(channel, self.backend.name)
 
     async def build_turn(self, channel: str, items: Sequence[InboxItem]) -> TurnRequest:
         """The model request for these messages: speaker-marked texts and this turn's instructions."""
@@ -114,7 +125,7 @@ class ConversationService:
         """The answer to a turn whose outcome is unknown, if the conversation has it."""
         if not conversation_id or not messages:
             return None
-        after = await self._store.last_item(channel, self.backend.name)
+        after = await self._map.last_item(channel, self.backend.name)
         return await self.backend.find_reply(conversation_id, messages, after)
 
     async def _run_tools(self, context: ToolContext, calls: Sequence[ToolCall]) -> list[ToolOutput]:

@@ -11,7 +11,7 @@ from bot.inbound.events import human_message
 from bot.messages import ResetRequest
 from bot.outbound.people import NameDirectory
 from bot.settings import Settings
-from bot.store import Store
+from bot.store import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +20,9 @@ class Intake:
     """Accepts Slack events and commands. Returns only after the item is committed, so Slack's ack
     (sent when the listener returns) always follows a durable write."""
 
-    def __init__(self, *, store: Store, notify: Callable[[str], None], names: NameDirectory,
+    def __init__(self, *, inbox: Inbox, notify: Callable[[str], None], names: NameDirectory,
                  settings: Settings) -> None:
-        self._store = store
+        self._inbox = inbox
         self._notify = notify  # wakes the channel's worker (ChannelWorkers.notify)
         self._names = names
         self._settings = settings
@@ -32,14 +32,14 @@ class Intake:
         message = human_message(event, bot_user_id=bot_user_id)
         if message is None or not self._settings.serves_channel(message.channel):
             return False
-        if not await self._store.add_message(message):
+        if not await self._inbox.add_message(message):
             log.debug("duplicate delivery of %s/%s dropped", message.channel, message.ts)
             return False
         self._notify(message.channel)
         return True
 
     async def reset(self, *, channel: str, user: str, key: str) -> bool:
-        stored = await self._store.add_reset(ResetRequest(channel=channel, user=user, key=key,
+        stored = await self._inbox.add_reset(ResetRequest(channel=channel, user=user, key=key,
                                                           order_ts=slack_ts(time.time())))
         if stored:
             self._notify(channel)

@@ -9,17 +9,17 @@ from bot.conversation.service import ConversationService
 from bot.inbound.intake import Intake
 from bot.outbound import sentences
 from bot.settings import Settings
-from bot.store import Store
+from bot.store import Inbox
 
 
 class SlashCommands:
     """Answers the slash command; `handle()` returns the ephemeral text for the invoker (or None)."""
 
-    def __init__(self, *, settings: Settings, intake: Intake, store: Store,
+    def __init__(self, *, settings: Settings, intake: Intake, inbox: Inbox,
                  conversations: ConversationService) -> None:
         self._settings = settings
         self._intake = intake
-        self._store = store
+        self._inbox = inbox
         self._conversations = conversations
 
     async def handle(self, command: Mapping[str, Any]) -> str | None:
@@ -40,4 +40,4 @@ class SlashCommands:
         backend = self._conversations.backend
         return sentences.status_text(backend=backend.name, model=backend.model,
                                  conversation_id=await self._conversations.current(channel),
-                                 pending=await self._store.pending_count(channel))
+                                 pending=await self._inbox.pending_count(channel))

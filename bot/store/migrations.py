@@ -1,4 +1,4 @@
-"""The store's schema, as numbered migrations applied on open (see `Store.open`)."""
+"""The store's schema, as numbered migrations applied on open (see `Database.open`)."""
 
 # Numbered migrations: MIGRATIONS[n] upgrades schema version n to n + 1. Never edit a shipped one.
 MIGRATIONS: tuple[str, ...] = (

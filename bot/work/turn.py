@@ -35,7 +35,7 @@ from bot.messages import InboxItem, ItemKind
 from bot.outbound import sentences
 from bot.outbound.replies import Reply, ReplyFactory
 from bot.outbound.slack_errors import SLACK_FAILURES, SLACK_PERMANENT, reason
-from bot.store import OpenTurn, Store
+from bot.store import Inbox, OpenTurn, TurnJournal, TurnState
 from bot.work.retry import CONTINUE, WAIT, RetryPolicy, Step, retry_in
 
 log = logging.getLogger(__name__)
@@ -47,10 +47,11 @@ MAX_DELIVERY_ATTEMPTS = 12  # tries to write an answer to Slack (about 20 minute
 class TurnRunner:
     """Runs a channel's work one step at a time (the worker decides when to call `step` again)."""
 
-    def __init__(self, *, store: Store, conversations: ConversationService, replies: ReplyFactory,
+    def __init__(self, *, inbox: Inbox, journal: TurnJournal, conversations: ConversationService, replies: ReplyFactory,
                  slack: AsyncWebClient, policy: RetryPolicy, reply_in_thread: bool,
                  max_concurrent_turns: int, respond_to: Callable[[str], str] = lambda _channel: "all") -> None:
-        self._store = store
+        self._inbox = inbox
+        self._journal = journal
         self._respond_to = respond_to
         self._conversations = conversations
         self._replies = replies
@@ -66,21 +67,21 @@ class TurnRunner:
 
     async def step(self, channel: str) -> Step:
         # An unfinished turn exists only after a failure or a restart: skip the lookup when we know.
-        open_turn = None if channel in self._settled else await self._store.open_turn(channel)
+        open_turn = None if channel in self._settled else await self._journal.open_turn(channel)
         self._settled.discard(channel)
-        if open_turn is not None and open_turn.state == "answered":
+        if open_turn is not None and open_turn.state is TurnState.ANSWERED:
             return await self._deliver(open_turn)
-        if open_turn is not None and open_turn.state == "started":
+        if open_turn is not None and open_turn.state is TurnState.STARTED:
             outcome = await self._resolve(open_turn)
             if outcome is not None:
                 return outcome
             # It never completed: send exactly its messages again (newer ones wait for the next turn),
             # so that a request of ours still running somewhere cannot make the lookup miss.
-            own = await self._store.turn_items(open_turn.id)
+            own = await self._journal.turn_items(open_turn.id)
             if own:
                 return await (self._listen(channel, own, open_turn) if open_turn.silent
                               else self._turn(channel, own, open_turn))
-        items = await self._store.pending(channel, limit=MAX_ITEMS_PER_TURN)
+        items = await self._inbox.pending(channel, limit=MAX_ITEMS_PER_TURN)
         if not items:
             if open_turn is not None:
                 await self._discard(open_turn)
@@ -106,16 +107,16 @@ class TurnRunner:
             request = await self._conversations.build_turn(channel, batch)
         except BackendError as error:
             return await self._failed(None, batch, None, error, silent=True)
-        turn_id = await self._store.start_turn(channel, [i.id for i in batch], thread_ts=None, silent=True,
+        turn_id = await self._journal.start_turn(channel, [i.id for i in batch], thread_ts=None, silent=True,
                                                conversation_id=request.conversation_id,
                                                input_texts=request.messages)
         try:
             last_item = await self._conversations.add_context(request)
         except BackendError as error:
             return await self._failed(turn_id, batch, None, error, silent=True)
-        await self._store.answer_turn(turn_id, "", None, backend=self._conversations.backend.name,
+        await self._journal.answer_turn(turn_id, "", None, backend=self._conversations.backend.name,
                                       last_item_id=last_item)
-        await self._store.finish_turn(turn_id)
+        await self._journal.finish_turn(turn_id)
         self._settled.add(channel)
         log.info("context channel=%s items=%d", channel, len(batch))
         return CONTINUE
@@ -134,13 +135,13 @@ class TurnRunner:
                              else self._conversations.build_turn(channel, batch))
         except BackendError as error:  # the conversation could not be created: nothing was sent
             return await self._failed(None, batch, None, error)
-        turn_id = await self._store.start_turn(
+        turn_id = await self._journal.start_turn(
             channel, [i.id for i in batch], thread_ts=thread_ts, conversation_id=request.conversation_id,
             input_texts=reuse.input_texts if continue_with and reuse else request.messages,
             messages=reuse.messages if reuse else (), turn_id=reuse.id if reuse else None)
 
         async def remember(ts: str) -> None:
-            await self._store.add_turn_message(turn_id, ts)
+            await self._journal.add_turn_message(turn_id, ts)
 
         reply = self._replies.create(channel=channel, thread_ts=thread_ts, recipient=batch[-1].user,
                                      messages=reuse.messages if reuse else (), on_post=remember)
@@ -155,7 +156,7 @@ class TurnRunner:
         # The answer goes to Slack while it is journalled: if we crash in between, the turn is still
         # `started`, and the answer is found in the conversation and written into the same message.
         writing = asyncio.ensure_future(reply.finish(completed.text))
-        await self._store.answer_turn(turn_id, completed.text, completed.response_id,
+        await self._journal.answer_turn(turn_id, completed.text, completed.response_id,
                                       backend=self._conversations.backend.name, last_item_id=completed.last_item_id)
         self._solo.discard(channel)
         self._reported.pop(channel, None)
@@ -193,14 +194,14 @@ class TurnRunner:
         channel = batch[0].channel
         attempt = max(item.attempts for item in batch) + 1
         if turn_id is None:  # failed before the turn was journalled: count the attempt all the same
-            await self._store.record_attempt([item.id for item in batch])
+            await self._inbox.record_attempt([item.id for item in batch])
         log.warning("turn channel=%s items=%d outcome=failed kind=%s attempt=%d status=%s code=%s request_id=%s",
                     channel, len(batch), error.kind, attempt, error.status, error.code, error.request_id)
         if turn_id is not None and not error.outcome_unknown:
             # Not in the conversation. The next attempt rewrites this one's messages — except after an
             # account failure, whose notice stays for people to read.
-            await (self._store.abandon_turn(turn_id) if error.kind is FailureKind.ACCOUNT
-                   else self._store.retry_turn(turn_id))
+            await (self._journal.abandon_turn(turn_id) if error.kind is FailureKind.ACCOUNT
+                   else self._journal.retry_turn(turn_id))
         if error.code == CONVERSATION_GONE and attempt <= 2:  # (a conversation that keeps vanishing: retry)
             await self._conversations.reset(channel)
             await self._quiet(reply, turn_id)
@@ -228,7 +229,7 @@ class TurnRunner:
         if error.kind is FailureKind.ACCOUNT:
             return WAIT
         if error.kind is FailureKind.REQUEST or self._policy.exhausted(attempt):
-            await self._store.mark_skipped([item.id for item in batch])
+            await self._inbox.mark_skipped([item.id for item in batch])
             log.warning("channel %s: %d context message(s) skipped (%s)", batch[0].channel, len(batch), error.message)
             return CONTINUE
         return retry_in(self._policy.delay(attempt, error.retry_after))
@@ -250,7 +251,7 @@ class TurnRunner:
 
     async def _skip(self, items: Sequence[InboxItem], reply: Reply | None, turn_id: int | None, note: str) -> Step:
         """Give up on these messages: say so (mentioning whose they were) and move on."""
-        await self._store.mark_skipped([item.id for item in items])
+        await self._inbox.mark_skipped([item.id for item in items])
         await self._quiet(reply, turn_id)
         await self._post_text(items[0].channel, note, thread_ts=items[0].thread_ts)
         log.warning("channel %s: %d message(s) skipped", items[0].channel, len(items))
@@ -267,14 +268,14 @@ class TurnRunner:
             return await self._undelivered(turn_id, reply.channel, exc,
                                            attempt=self._undelivered_tries[reply.channel])
         self._undelivered_tries.pop(reply.channel, None)
-        await self._store.finish_turn(turn_id)
+        await self._journal.finish_turn(turn_id)
         self._settled.add(reply.channel)
         return CONTINUE
 
     async def _deliver(self, turn: OpenTurn) -> Step:
         """Write a reply the model gave before (Slack failed, or the process stopped, in between)."""
         async def remember(ts: str) -> None:
-            await self._store.add_turn_message(turn.id, ts)
+            await self._journal.add_turn_message(turn.id, ts)
 
         reply = self._replies.create(channel=turn.channel, thread_ts=turn.thread_ts, recipient=None,
                                      messages=turn.messages, on_post=remember, stream=False)
@@ -283,12 +284,12 @@ class TurnRunner:
     async def _undelivered(self, turn_id: int, channel: str, exc: BaseException, *, attempt: int) -> Step:
         error = reason(exc)
         if isinstance(exc, SlackApiError) and exc.response.get("error") in SLACK_PERMANENT:
-            await self._store.skip_turn(turn_id)
+            await self._journal.skip_turn(turn_id)
             log.error("channel %s: cannot write replies there (%s); the turn's messages are skipped. Invite the "
                       "bot to the channel, or remove the channel from BRIDGE_CHANNELS.", channel, error)
             return CONTINUE
         if attempt >= MAX_DELIVERY_ATTEMPTS:
-            await self._store.skip_turn(turn_id)
+            await self._journal.skip_turn(turn_id)
             self._undelivered_tries.pop(channel, None)
             log.error("channel %s: gave up writing the reply of turn %d after %d attempts (%s)", channel, turn_id,
                       attempt, error)
@@ -314,29 +315,29 @@ class TurnRunner:
             # between brings us back here rather than to a blind resend.
             return None
         if found.pending_calls:  # interrupted between a tool call and its result: carry on from there
-            items = await self._store.turn_items(turn.id)
+            items = await self._journal.turn_items(turn.id)
             if items:
                 log.info("channel %s: turn %d continues with its %d unanswered tool call(s)", turn.channel,
                          turn.id, len(found.pending_calls))
                 return await self._turn(turn.channel, items, turn, continue_with=found.pending_calls)
         log.info("channel %s: turn %d had completed before the interruption", turn.channel, turn.id)
-        await self._store.answer_turn(turn.id, found.text, None, backend=self._conversations.backend.name,
+        await self._journal.answer_turn(turn.id, found.text, None, backend=self._conversations.backend.name,
                                       last_item_id=found.last_item_id)
         if turn.silent:
-            await self._store.finish_turn(turn.id)
+            await self._journal.finish_turn(turn.id)
             return CONTINUE
-        return await self._deliver(await self._store.open_turn(turn.channel) or turn)
+        return await self._deliver(await self._journal.open_turn(turn.channel) or turn)
 
     async def _reset(self, item: InboxItem) -> Step:
         await self._conversations.reset(item.channel)
         await self._post_text(item.channel, sentences.reset_announcement(item.user))
-        await self._store.mark_done([item.id])
+        await self._inbox.mark_done([item.id])
         log.info("reset channel=%s", item.channel)
         return CONTINUE
 
     async def _discard(self, turn: OpenTurn) -> None:
         """An earlier attempt's messages that the next reply cannot reuse (another thread): remove them."""
-        await self._store.abandon_turn(turn.id)
+        await self._journal.abandon_turn(turn.id)
         for ts in turn.messages:
             await self._delete(turn.channel, ts)
 
@@ -356,7 +357,7 @@ class TurnRunner:
         for ts in await reply.cancel():
             await self._delete(reply.channel, ts)
         if turn_id is not None:
-            await self._store.set_turn_messages(turn_id, ())
+            await self._journal.set_turn_messages(turn_id, ())
 
     async def _delete(self, channel: str, ts: str) -> None:
         try:

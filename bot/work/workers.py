@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bot.store import Store
+from bot.store import Inbox
 from bot.work.retry import Next
 from bot.work.turn import TurnRunner
 
@@ -23,8 +23,8 @@ CRASH_BACKOFF = 5.0  # seconds before a channel whose step raised an unexpected 
 class ChannelWorkers:
     """Starts a worker for a channel when it has work; the worker ends when the channel is idle."""
 
-    def __init__(self, *, store: Store, runner: TurnRunner) -> None:
-        self._store = store
+    def __init__(self, *, inbox: Inbox, runner: TurnRunner) -> None:
+        self._inbox = inbox
         self._runner = runner
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
@@ -51,7 +51,7 @@ class ChannelWorkers:
 
     async def resume(self) -> int:
         """At start-up: restart every channel that has pending items or an undelivered reply."""
-        channels = await self._store.channels_with_pending()
+        channels = await self._inbox.channels_with_pending()
         for channel in channels:
             self.notify(channel)
         return len(channels)

@@ -24,7 +24,7 @@ from bot.backends.base import (
     TurnRequest,
 )
 from bot.backends.chat import ChatBackend, message_chars
-from bot.store import ChatRecord, Store
+from bot.store import ChatHistory, ChatRecord, Store
 from tests.emulators.openai import OpenAIEmulator
 
 MODEL = "gpt-4.1-mini"
@@ -40,9 +40,10 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await opened.close()
 
 
-def make_backend(emu: OpenAIEmulator, store: Store, **options: Any) -> ChatBackend:
+def make_backend(emu: OpenAIEmulator, store: Store | ChatHistory, **options: Any) -> ChatBackend:
     client = openai.AsyncOpenAI(base_url=emu.base_url, api_key=emu.api_key, max_retries=0)
-    return ChatBackend(client, model=MODEL, store=store, **options)
+    return ChatBackend(client, model=MODEL, store=store.chat if isinstance(store, Store) else store,
+                       **options)
 
 
 @pytest.fixture
@@ -81,7 +82,7 @@ def streamed(events: Sequence[TurnEvent]) -> str:
 
 
 async def stored(store: Store, conversation_id: str) -> list[dict[str, Any]]:
-    return [record.message for record in await store.chat_history(conversation_id)]
+    return [record.message for record in await store.chat.chat_history(conversation_id)]
 
 
 def chat_bodies(emu: OpenAIEmulator) -> list[dict[str, Any]]:
@@ -113,7 +114,7 @@ async def test_a_turn_streams_and_stores_its_messages_once(backend: ChatBackend,
     assert sum(isinstance(event, TextDelta) for event in events) > 1  # it streamed
     assert done.response_id and done.response_id.startswith("chatcmpl-")
     assert done.input_tokens and done.output_tokens
-    history = await store.chat_history(conversation)
+    history = await store.chat.chat_history(conversation)
     assert [record.message for record in history] == [
         {"role": "user", "content": "[Alice Smith] hello", "name": "Alice_Smith"},
         {"role": "user", "content": "[Bob] hi", "name": "Bob"},
@@ -350,7 +351,7 @@ async def test_context_joins_the_conversation_without_an_answer(backend: ChatBac
     conversation = await backend.create_conversation("C1")
     last = await backend.add_context(conversation, ["[Alice Smith] lunch at noon", "[Bob] ok"])
     assert openai_emu.requests(CHAT) == []
-    history = await store.chat_history(conversation)
+    history = await store.chat.chat_history(conversation)
     assert last == str(history[-1].id)
     assert [record.message for record in history] == [
         {"role": "user", "content": "[Alice Smith] lunch at noon", "name": "Alice_Smith"},
@@ -387,8 +388,8 @@ async def test_history_is_trimmed_to_the_budget_keeping_the_newest(openai_emu: O
     assert sum(message_chars(message) for message in context) <= 1200
 
 
-class WindowSpy(Store):
-    """The store, noting the role that opens each window of history it hands out."""
+class WindowSpy(ChatHistory):
+    """The store's chat history, noting the role that opens each window of history it hands out."""
 
     window_starts: list[str]
 
@@ -402,7 +403,8 @@ class WindowSpy(Store):
 async def test_trimming_never_separates_tool_calls_from_their_results(openai_emu: OpenAIEmulator,
                                                                       tmp_path: Path) -> None:
     openai_emu.model.usage = False
-    spy = await WindowSpy.open(tmp_path / "spy.sqlite3")
+    spied = await Store.open(tmp_path / "spy.sqlite3")
+    spy = WindowSpy(spied.db)
     spy.window_starts = []
     backend = make_backend(openai_emu, spy, context_tokens=250)
     tools = Tools()
@@ -414,7 +416,7 @@ async def test_trimming_never_separates_tool_calls_from_their_results(openai_emu
                                               tools=[GET_TIME], run_tools=tools)))
     finally:
         await backend.aclose()
-        await spy.close()
+        await spied.close()
     assert "tool" in spy.window_starts  # the store's window did cut between calls and results …
     sent_starts = [seen.context[1]["role"] for seen in openai_emu.model.seen if len(seen.context) > 2]
     assert "tool" not in sent_starts and len(set(sent_starts)) > 1  # … and what was sent never did

@@ -22,104 +22,104 @@ def msg(ts: str, channel: str = "C1", user: str = "U1", thread_ts: str | None = 
 
 
 async def test_duplicate_delivery_dropped(store: Store) -> None:
-    assert await store.add_message(msg("1.000001"))
-    assert not await store.add_message(msg("1.000001"))
-    assert await store.add_message(msg("1.000001", channel="C2"))  # same ts, another channel
-    assert [i.ts for i in await store.pending("C1")] == ["1.000001"]
+    assert await store.inbox.add_message(msg("1.000001"))
+    assert not await store.inbox.add_message(msg("1.000001"))
+    assert await store.inbox.add_message(msg("1.000001", channel="C2"))  # same ts, another channel
+    assert [i.ts for i in await store.inbox.pending("C1")] == ["1.000001"]
 
 
 async def test_pending_in_slack_order_with_reset_in_place(store: Store) -> None:
-    await store.add_message(msg("1.000000"))
-    await store.add_message(msg("2.999999"))
+    await store.inbox.add_message(msg("1.000000"))
+    await store.inbox.add_message(msg("2.999999"))
     # The reset lands right after the newest message stored before it …
-    await store.add_reset(ResetRequest(channel="C1", user="U2", key="trig-1", order_ts="9.000000"))
-    assert not await store.add_reset(ResetRequest(channel="C1", user="U2", key="trig-1", order_ts="9.5"))
-    await store.add_message(msg("4.000000"))
-    await store.add_message(msg("2.000000"))  # … and a late re-delivery of an older message sorts before it
-    items = await store.pending("C1")
+    await store.inbox.add_reset(ResetRequest(channel="C1", user="U2", key="trig-1", order_ts="9.000000"))
+    assert not await store.inbox.add_reset(ResetRequest(channel="C1", user="U2", key="trig-1", order_ts="9.5"))
+    await store.inbox.add_message(msg("4.000000"))
+    await store.inbox.add_message(msg("2.000000"))  # … and a late re-delivery of an older message sorts before it
+    items = await store.inbox.pending("C1")
     assert [(i.kind, i.ts) for i in items] == [
         (ItemKind.MESSAGE, "1.000000"), (ItemKind.MESSAGE, "2.000000"), (ItemKind.MESSAGE, "2.999999"),
         (ItemKind.RESET, "3.000000"), (ItemKind.MESSAGE, "4.000000")]
-    assert await store.pending_count("C1") == 5
+    assert await store.inbox.pending_count("C1") == 5
 
 
 async def test_reset_in_an_empty_channel_uses_its_own_time(store: Store) -> None:
-    await store.add_reset(ResetRequest(channel="C1", user="U2", key="k", order_ts="5.000000"))
-    assert [i.ts for i in await store.pending("C1")] == ["5.000000"]
+    await store.inbox.add_reset(ResetRequest(channel="C1", user="U2", key="k", order_ts="5.000000"))
+    assert [i.ts for i in await store.inbox.pending("C1")] == ["5.000000"]
 
 
 async def test_files_and_flags_round_trip(store: Store) -> None:
-    await store.add_message(msg("1.0", files=(FileNote("a.txt", "text/plain", 3),), mentions_bot=True))
-    (item,) = await store.pending("C1")
+    await store.inbox.add_message(msg("1.0", files=(FileNote("a.txt", "text/plain", 3),), mentions_bot=True))
+    (item,) = await store.inbox.pending("C1")
     assert item.files == (FileNote("a.txt", "text/plain", 3),)
     assert item.mentions_bot
 
 
 async def test_turn_lifecycle(store: Store) -> None:
     for ts in ("1.0", "2.0"):
-        await store.add_message(msg(ts))
-    ids = [i.id for i in await store.pending("C1")]
-    turn = await store.start_turn("C1", ids, thread_ts=None, conversation_id="conv_1",
+        await store.inbox.add_message(msg(ts))
+    ids = [i.id for i in await store.inbox.pending("C1")]
+    turn = await store.journal.start_turn("C1", ids, thread_ts=None, conversation_id="conv_1",
                                   input_texts=["[A] text 1.0", "[A] text 2.0"], messages=["9.0"])
-    opened = await store.open_turn("C1")
+    opened = await store.journal.open_turn("C1")
     assert (opened.state, opened.conversation_id, opened.input_texts) == (
         "started", "conv_1", ("[A] text 1.0", "[A] text 2.0"))
-    assert [i.ts for i in await store.turn_items(turn)] == ["1.0", "2.0"]
-    await store.add_turn_message(turn, "9.5")
-    assert (await store.open_turn("C1")).messages == ("9.0", "9.5")
-    assert [i.attempts for i in await store.pending("C1")] == [1, 1]
-    await store.set_conversation("C1", "responses", "conv_1")
-    await store.answer_turn(turn, "the reply", "resp_1", backend="responses", last_item_id="msg_9")
-    assert await store.last_item("C1", "responses") == "msg_9"
-    assert await store.pending("C1") == []
-    assert await store.channels_with_pending() == ["C1"]  # answered, not yet delivered
-    opened = await store.open_turn("C1")
+    assert [i.ts for i in await store.journal.turn_items(turn)] == ["1.0", "2.0"]
+    await store.journal.add_turn_message(turn, "9.5")
+    assert (await store.journal.open_turn("C1")).messages == ("9.0", "9.5")
+    assert [i.attempts for i in await store.inbox.pending("C1")] == [1, 1]
+    await store.conversations.set_conversation("C1", "responses", "conv_1")
+    await store.journal.answer_turn(turn, "the reply", "resp_1", backend="responses", last_item_id="msg_9")
+    assert await store.conversations.last_item("C1", "responses") == "msg_9"
+    assert await store.inbox.pending("C1") == []
+    assert await store.inbox.channels_with_pending() == ["C1"]  # answered, not yet delivered
+    opened = await store.journal.open_turn("C1")
     assert (opened.state, opened.reply_text, opened.message_ts) == ("answered", "the reply", "9.0")
-    await store.finish_turn(turn)
-    assert await store.open_turn("C1") is None
-    assert await store.channels_with_pending() == []
+    await store.journal.finish_turn(turn)
+    assert await store.journal.open_turn("C1") is None
+    assert await store.inbox.channels_with_pending() == []
 
 
 async def test_failed_turns_leave_items_pending(store: Store) -> None:
-    await store.add_message(msg("1.0"))
-    ids = [i.id for i in await store.pending("C1")]
-    turn = await store.start_turn("C1", ids, thread_ts=None, conversation_id="c", input_texts=["x"],
+    await store.inbox.add_message(msg("1.0"))
+    ids = [i.id for i in await store.inbox.pending("C1")]
+    turn = await store.journal.start_turn("C1", ids, thread_ts=None, conversation_id="c", input_texts=["x"],
                                   messages=["9.0"])
-    await store.retry_turn(turn)  # failed before reaching the conversation: reuse its message
-    assert (await store.open_turn("C1")).state == "retry"
-    again = await store.start_turn("C1", ids, thread_ts=None, conversation_id="c", input_texts=["x"],
+    await store.journal.retry_turn(turn)  # failed before reaching the conversation: reuse its message
+    assert (await store.journal.open_turn("C1")).state == "retry"
+    again = await store.journal.start_turn("C1", ids, thread_ts=None, conversation_id="c", input_texts=["x"],
                                    messages=["9.0"], turn_id=turn)
     assert again == turn
-    assert (await store.pending("C1"))[0].attempts == 2
-    await store.abandon_turn(turn)
-    assert [i.ts for i in await store.pending("C1")] == ["1.0"]
-    assert await store.open_turn("C1") is None
+    assert (await store.inbox.pending("C1"))[0].attempts == 2
+    await store.journal.abandon_turn(turn)
+    assert [i.ts for i in await store.inbox.pending("C1")] == ["1.0"]
+    assert await store.journal.open_turn("C1") is None
 
 
 async def test_skipped_turn_and_items(store: Store) -> None:
-    await store.add_message(msg("1.0"))
-    await store.add_message(msg("2.0"))
-    first, second = await store.pending("C1")
-    await store.mark_skipped([first.id])
-    assert [i.ts for i in await store.pending("C1")] == ["2.0"]
-    turn = await store.start_turn("C1", [second.id], thread_ts=None, conversation_id="c", input_texts=["x"])
-    await store.skip_turn(turn)
-    assert await store.pending("C1") == [] and await store.open_turn("C1") is None
+    await store.inbox.add_message(msg("1.0"))
+    await store.inbox.add_message(msg("2.0"))
+    first, second = await store.inbox.pending("C1")
+    await store.inbox.mark_skipped([first.id])
+    assert [i.ts for i in await store.inbox.pending("C1")] == ["2.0"]
+    turn = await store.journal.start_turn("C1", [second.id], thread_ts=None, conversation_id="c", input_texts=["x"])
+    await store.journal.skip_turn(turn)
+    assert await store.inbox.pending("C1") == [] and await store.journal.open_turn("C1") is None
 
 
 async def test_conversation_map_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "bridge.sqlite3"
     first = await Store.open(path)
-    await first.set_conversation("C1", "responses", "conv_1")
-    await first.add_message(msg("1.0"))
+    await first.conversations.set_conversation("C1", "responses", "conv_1")
+    await first.inbox.add_message(msg("1.0"))
     await first.close()
     second = await Store.open(path)
     try:
-        assert await second.conversation("C1", "responses") == "conv_1"
-        assert await second.conversation("C1", "chat") is None
-        assert len(await second.pending("C1")) == 1
-        await second.forget_conversation("C1", "responses")
-        assert await second.conversation("C1", "responses") is None
+        assert await second.conversations.conversation("C1", "responses") == "conv_1"
+        assert await second.conversations.conversation("C1", "chat") is None
+        assert len(await second.inbox.pending("C1")) == 1
+        await second.conversations.forget_conversation("C1", "responses")
+        assert await second.conversations.conversation("C1", "responses") is None
     finally:
         await second.close()
 
@@ -135,29 +135,29 @@ async def test_newer_schema_refused(tmp_path: Path) -> None:
 
 
 async def test_next_batch_stops_at_reset_and_thread_change(store: Store) -> None:
-    await store.add_message(msg("1.0"))
-    await store.add_message(msg("2.0"))
-    await store.add_message(msg("3.0", thread_ts="0.5"))
-    await store.add_message(msg("4.0"))
-    items = await store.pending("C1")
+    await store.inbox.add_message(msg("1.0"))
+    await store.inbox.add_message(msg("2.0"))
+    await store.inbox.add_message(msg("3.0", thread_ts="0.5"))
+    await store.inbox.add_message(msg("4.0"))
+    items = await store.inbox.pending("C1")
     assert [i.ts for i in _next_batch(items)] == ["1.0", "2.0"]
     assert [i.ts for i in _next_batch(items[2:])] == ["3.0"]
-    await store.add_message(msg("1.0", channel="C2"))
-    await store.add_reset(ResetRequest(channel="C2", user="U1", key="k", order_ts="1.5"))
-    await store.add_message(msg("2.0", channel="C2"))
-    assert [i.ts for i in _next_batch(await store.pending("C2"))] == ["1.0"]
+    await store.inbox.add_message(msg("1.0", channel="C2"))
+    await store.inbox.add_reset(ResetRequest(channel="C2", user="U1", key="k", order_ts="1.5"))
+    await store.inbox.add_message(msg("2.0", channel="C2"))
+    assert [i.ts for i in _next_batch(await store.inbox.pending("C2"))] == ["1.0"]
 
 
 async def test_a_smaller_retry_of_a_turn_does_not_end_the_items_it_left_out(store: Store) -> None:
     for ts in ("1.0", "2.0", "3.0"):
-        await store.add_message(msg(ts))
-    ids = [i.id for i in await store.pending("C1")]
-    turn = await store.start_turn("C1", ids, thread_ts=None, conversation_id="c", input_texts=["a", "b", "c"])
-    await store.retry_turn(turn)  # refused: now one message at a time
-    await store.start_turn("C1", ids[:1], thread_ts=None, conversation_id="c", input_texts=["a"], turn_id=turn)
-    await store.answer_turn(turn, "answer to the first", None)
-    await store.finish_turn(turn)
-    assert [i.ts for i in await store.pending("C1")] == ["2.0", "3.0"]
+        await store.inbox.add_message(msg(ts))
+    ids = [i.id for i in await store.inbox.pending("C1")]
+    turn = await store.journal.start_turn("C1", ids, thread_ts=None, conversation_id="c", input_texts=["a", "b", "c"])
+    await store.journal.retry_turn(turn)  # refused: now one message at a time
+    await store.journal.start_turn("C1", ids[:1], thread_ts=None, conversation_id="c", input_texts=["a"], turn_id=turn)
+    await store.journal.answer_turn(turn, "answer to the first", None)
+    await store.journal.finish_turn(turn)
+    assert [i.ts for i in await store.inbox.pending("C1")] == ["2.0", "3.0"]
 
 
 async def test_one_process_per_database(tmp_path: Path) -> None:
@@ -176,14 +176,14 @@ async def test_one_process_per_database(tmp_path: Path) -> None:
 async def test_finished_work_is_pruned_after_the_retention(store: Store) -> None:
     import time
 
-    from bot.store import store as store_module
+    from bot import store as store_module
 
-    await store.add_message(msg("1.0"))
-    await store.add_message(msg("2.0"))
-    first, second = await store.pending("C1")
-    await store.mark_done([first.id])
-    store._db.execute("UPDATE inbox SET done_at = ? WHERE id = ?", (time.time() - store_module.RETENTION - 1,
+    await store.inbox.add_message(msg("1.0"))
+    await store.inbox.add_message(msg("2.0"))
+    first, second = await store.inbox.pending("C1")
+    await store.inbox.mark_done([first.id])
+    store.db.execute("UPDATE inbox SET done_at = ? WHERE id = ?", (time.time() - store_module.RETENTION - 1,
                                                                        first.id))
-    store._prune()
-    (remaining,) = store._fetchall("SELECT id FROM inbox")
+    store.prune()
+    (remaining,) = store.db.fetchall("SELECT id FROM inbox")
     assert remaining == (second.id,)

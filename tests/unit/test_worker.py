@@ -43,7 +43,7 @@ async def settle_loop() -> None:
 async def test_a_notify_while_the_worker_is_ending_is_not_lost() -> None:
     gate = asyncio.get_running_loop().create_future()
     runner = ScriptedRunner([gate])
-    workers = ChannelWorkers(store=NoStore(), runner=runner)
+    workers = ChannelWorkers(inbox=NoStore(), runner=runner)
     workers.notify("C1")
     await asyncio.sleep(0)
     # The step ends and a new message is stored (and notified) in the same pass of the loop.
@@ -56,7 +56,7 @@ async def test_a_notify_while_the_worker_is_ending_is_not_lost() -> None:
 
 async def test_one_step_at_a_time_per_channel_and_notifies_coalesce() -> None:
     runner = ScriptedRunner([CONTINUE, CONTINUE, WAIT])
-    workers = ChannelWorkers(store=NoStore(), runner=runner)
+    workers = ChannelWorkers(inbox=NoStore(), runner=runner)
     for _ in range(5):
         workers.notify("C1")
     await settle_loop()
@@ -67,7 +67,7 @@ async def test_one_step_at_a_time_per_channel_and_notifies_coalesce() -> None:
 
 async def test_retry_waits_then_steps_again_and_stop_cuts_the_wait_short() -> None:
     runner = ScriptedRunner([retry_in(60.0), WAIT])
-    workers = ChannelWorkers(store=NoStore(), runner=runner)
+    workers = ChannelWorkers(inbox=NoStore(), runner=runner)
     workers.notify("C1")
     await settle_loop()
     assert runner.calls == 1 and workers.active_channels == 1  # waiting out the retry delay
@@ -84,7 +84,7 @@ async def test_an_unexpected_error_does_not_kill_the_channel(caplog) -> None:
             return WAIT
 
     runner = Failing([])
-    workers = ChannelWorkers(store=NoStore(), runner=runner)
+    workers = ChannelWorkers(inbox=NoStore(), runner=runner)
     workers.notify("C1")
     await settle_loop()
     assert "unexpected error" in caplog.text

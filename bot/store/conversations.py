@@ -1,0 +1,44 @@
+"""Each channel's conversation at the model service (per backend), and its newest item."""
+
+from __future__ import annotations
+
+import time
+
+from bot.store.database import Database
+
+
+class ConversationMap:
+    """channel + backend → conversation id, and the id of the conversation's newest item (set in the
+    same transaction as the turn that made it, see `TurnJournal.answer_turn`)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def conversation(self, channel: str, backend: str) -> str | None:
+        row = self._db.fetchone(
+            "SELECT conversation_id FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
+        return row[0] if row else None
+
+    async def set_conversation(self, channel: str, backend: str, conversation_id: str) -> None:
+        self._db.execute(
+            "INSERT INTO conversations (channel, backend, conversation_id, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (channel, backend) DO UPDATE SET conversation_id = excluded.conversation_id,"
+            " created_at = excluded.created_at, last_item_id = NULL",
+            (channel, backend, conversation_id, time.time()),
+        )
+
+    async def last_item(self, channel: str, backend: str) -> str | None:
+        row = self._db.fetchone(
+            "SELECT last_item_id FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
+        return row[0] if row else None
+
+    async def set_last_item(self, channel: str, backend: str, item_id: str | None) -> None:
+        self._db.execute("UPDATE conversations SET last_item_id = ? WHERE channel = ? AND backend = ?",
+                         (item_id, channel, backend))
+
+    async def forget_conversation(self, channel: str, backend: str) -> None:
+        self._db.execute("DELETE FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
+
+    async def conversation_count(self) -> int:
+        (count,) = self._db.fetchone("SELECT count(*) FROM conversations") or (0,)
+        return int(count)

@@ -1,0 +1,114 @@
+"""The inbox: every channel's items (messages and resets) in Slack order, unique on (channel, ts)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from enum import StrEnum
+
+from bot.messages import FileNote, InboxItem, IncomingMessage, ItemKind, ResetRequest
+from bot.store.database import Database, literals, marks
+
+
+class ItemState(StrEnum):
+    """Where an inbox item stands: `answered` once its turn's answer is in the conversation."""
+
+    PENDING = "pending"
+    ANSWERED = "answered"
+    DONE = "done"
+    SKIPPED = "skipped"
+
+
+OPEN_ITEMS = (ItemState.PENDING, ItemState.ANSWERED)  # (as in the partial index inbox_open)
+ITEM_COLUMNS = "id, channel, kind, order_ts, user_id, text, thread_ts, files, mentions_bot, attempts"
+MAX_PENDING = 500  # items one look at a channel's queue returns at most
+
+
+class Inbox:
+    """Items in, items out: a duplicate delivery dies at the unique (channel, ts) key."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add_message(self, message: IncomingMessage) -> bool:
+        """Store a message; False if (channel, ts) was already stored (a duplicate delivery)."""
+        files = json.dumps([[f.name, f.mimetype, f.size] for f in message.files]) if message.files else None
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO inbox (channel, dedupe_key, kind, order_ts, user_id, text, thread_ts, files,"
+            " mentions_bot, received_at) VALUES (?, ?, 'message', ?, ?, ?, ?, ?, ?, ?)",
+            (message.channel, message.ts, message.ts, message.user, message.text, message.thread_ts, files,
+             int(message.mentions_bot), time.time()),
+        )
+        return cursor.rowcount == 1
+
+    async def add_reset(self, reset: ResetRequest) -> bool:
+        """Store a reset in the channel's log; False if this invocation was already stored.
+
+        A slash command carries no message ts, so the reset is placed right after the newest message
+        of the channel stored so far: it applies between the messages Slack delivered before it and
+        those it delivers after (a late re-delivery of an older message still sorts before it).
+        """
+        with self._db.transaction():
+            row = self._db.fetchone("SELECT max(order_ts) FROM inbox WHERE channel = ?", (reset.channel,))
+            order_ts = just_after(row[0]) if row and row[0] else reset.order_ts
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO inbox (channel, dedupe_key, kind, order_ts, user_id, received_at)"
+                " VALUES (?, ?, 'reset', ?, ?, ?)",
+                (reset.channel, f"reset:{reset.key}", order_ts, reset.user, time.time()),
+            )
+        return cursor.rowcount == 1
+
+    async def pending(self, channel: str, limit: int = MAX_PENDING) -> list[InboxItem]:
+        """The channel's pending items in Slack order."""
+        rows = self._db.fetchall(
+            f"SELECT {ITEM_COLUMNS} FROM inbox WHERE channel = ? AND state = '{ItemState.PENDING}'"
+            " ORDER BY order_ts, id LIMIT ?", (channel, limit))
+        return [item_from_row(row) for row in rows]
+
+    async def pending_count(self, channel: str) -> int:
+        (count,) = self._db.fetchone(
+            f"SELECT count(*) FROM inbox WHERE channel = ? AND state = '{ItemState.PENDING}'", (channel,)) or (0,)
+        return int(count)
+
+    async def channels_with_pending(self) -> list[str]:
+        """Channels with work: pending items, or answered ones whose reply is not yet in Slack."""
+        rows = self._db.fetchall(
+            f"SELECT DISTINCT channel FROM inbox WHERE state IN ({literals(OPEN_ITEMS)}) ORDER BY channel")
+        return [row[0] for row in rows]
+
+    async def mark_done(self, ids: Sequence[int]) -> None:
+        self._set_state(ids, ItemState.DONE)
+
+    async def mark_skipped(self, ids: Sequence[int]) -> None:
+        self._set_state(ids, ItemState.SKIPPED)
+
+    async def record_attempt(self, ids: Sequence[int]) -> None:
+        """An attempt failed before its turn was journalled: count it all the same."""
+        if ids:
+            self._db.execute(f"UPDATE inbox SET attempts = attempts + 1 WHERE id IN ({marks(ids)})", ids)
+
+    def prune(self, cutoff: float) -> None:
+        """Forget finished items older than `cutoff` (a Unix time)."""
+        self._db.execute("DELETE FROM inbox WHERE state IN (?, ?) AND done_at < ?",
+                         (ItemState.DONE, ItemState.SKIPPED, cutoff))
+
+    def _set_state(self, ids: Sequence[int], state: ItemState) -> None:
+        if ids:
+            self._db.execute(f"UPDATE inbox SET state = ?, done_at = ? WHERE id IN ({marks(ids)})",
+                             (state, time.time(), *ids))
+
+
+def item_from_row(row: tuple) -> InboxItem:
+    """An InboxItem from the columns of ITEM_COLUMNS."""
+    item_id, channel, kind, order_ts, user, text, thread_ts, files, mentions_bot, attempts = row
+    notes = tuple(FileNote(name, mimetype, size) for name, mimetype, size in json.loads(files)) if files else ()
+    return InboxItem(id=item_id, channel=channel, kind=ItemKind(kind), order_ts=order_ts, user=user, text=text,
+                     thread_ts=thread_ts, files=notes, mentions_bot=bool(mentions_bot), attempts=attempts)
+
+
+def just_after(ts: str) -> str:
+    """The Slack ts one microsecond after `ts` ("1732600000.000100" → "1732600000.000101")."""
+    seconds, _, micros = ts.partition(".")
+    total = int(seconds) * 1_000_000 + int((micros or "0").ljust(6, "0")[:6]) + 1
+    return f"{total // 1_000_000}.{total % 1_000_000:06d}"
