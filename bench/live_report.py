@@ -91,7 +91,8 @@ def _notes(section: Section, setup: LiveSetup) -> None:
                  "method (reads such as users.info included), divided by the replies. Exact text: after the last "
                  "round, the bot's message answering each user message is compared with the text the scripted "
                  "model answered (OpenAIEmulator.model.seen[i].reply.text).")
-    section.note(f"The bridge's pacing (bot/reply.py, bot/slack/writer.py): a working indicator if the model has "
+    section.note(f"The bridge's pacing (bot/outbound/: updating_reply.py, streaming_reply.py, writer.py): "
+                 f"a working indicator if the model has "
                  f"written nothing {reply.INDICATOR_DELAY:g} s after the reply started; in channel mode the first "
                  f"text gathers {reply.FIRST_GATHER:g} s before it is posted, then at most one chat.update a "
                  f"second per reply ({reply.UPDATE_INTERVAL:g} s); in thread mode appends at most every "

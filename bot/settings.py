@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -140,17 +140,41 @@ def load_settings(
             return file_values[name]
         return default
 
-    backend = get("ASSISTANT_BACKEND", "responses").lower()
-    _check_choice(problems, "ASSISTANT_BACKEND", backend, BACKENDS, AVAILABLE_BACKENDS)
-    respond_to = get("BRIDGE_RESPOND_TO", "all").lower()
-    _check_choice(problems, "BRIDGE_RESPOND_TO", respond_to, RESPOND_TO, RESPOND_TO)
-    reply_in = get("BRIDGE_REPLY_IN", "channel").lower()
-    _check_choice(problems, "BRIDGE_REPLY_IN", reply_in, REPLY_IN, REPLY_IN)
-    log_format = get("LOG_FORMAT", "text").lower()
-    _check_choice(problems, "LOG_FORMAT", log_format, LOG_FORMATS, LOG_FORMATS)
-    log_level = get("LOG_LEVEL", "INFO").upper()
-    _check_choice(problems, "LOG_LEVEL", log_level, LOG_LEVELS, LOG_LEVELS)
+    values = _choices(get, problems)
+    values |= _slack_settings(get, mode, problems)
+    values |= _model_settings(get, values["assistant_backend"], problems)
+    values |= _service_settings(get, problems)
+    values |= _limits(get, problems)
+    values["channel_respond_to"] = _channel_tables(tables.get("channels", {}), problems)
+    values["hosted_tools"] = _hosted_tools(tables.get("hosted_tools", {}), problems)
+    if values["hosted_tools"] and values["assistant_backend"] != "responses":
+        problems.append("[hosted_tools] in the configuration file work only with ASSISTANT_BACKEND=responses.")
+    values["instructions"], values["instructions_source"] = _instructions(env, file_values, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**values, config_file=str(config_path) if config_path.is_file() else None)
 
+
+Lookup = Callable[..., str]  # get(NAME, default=""): the environment, then the configuration file
+
+
+def _choices(get: Lookup, problems: list[str]) -> dict[str, Any]:
+    """The settings that take one of a few words."""
+    values = {"assistant_backend": get("ASSISTANT_BACKEND", "responses").lower(),
+              "respond_to": get("BRIDGE_RESPOND_TO", "all").lower(),
+              "reply_in": get("BRIDGE_REPLY_IN", "channel").lower(),
+              "log_format": get("LOG_FORMAT", "text").lower(),
+              "log_level": get("LOG_LEVEL", "INFO").upper()}
+    _check_choice(problems, "ASSISTANT_BACKEND", values["assistant_backend"], BACKENDS, AVAILABLE_BACKENDS)
+    _check_choice(problems, "BRIDGE_RESPOND_TO", values["respond_to"], RESPOND_TO, RESPOND_TO)
+    _check_choice(problems, "BRIDGE_REPLY_IN", values["reply_in"], REPLY_IN, REPLY_IN)
+    _check_choice(problems, "LOG_FORMAT", values["log_format"], LOG_FORMATS, LOG_FORMATS)
+    _check_choice(problems, "LOG_LEVEL", values["log_level"], LOG_LEVELS, LOG_LEVELS)
+    return values
+
+
+def _slack_settings(get: Lookup, mode: Mode, problems: list[str]) -> dict[str, Any]:
+    """Slack's tokens (those `mode` needs) and its API address."""
     bot_token = get("SLACK_BOT_TOKEN")
     app_token = get("SLACK_APP_TOKEN")
     signing_secret = get("SLACK_SIGNING_SECRET")
@@ -169,13 +193,17 @@ def load_settings(
     if mode == "serve" and not signing_secret:
         problems.append("SLACK_SIGNING_SECRET is not set: HTTP mode needs the Signing Secret from your "
                         "Slack app's Basic Information page.")
-
     slack_api_url = get("SLACK_API_URL", DEFAULT_SLACK_API_URL)
     if not _is_http_url(slack_api_url):
         problems.append(f"SLACK_API_URL must be an http(s) URL, not {slack_api_url!r}.")
     elif not slack_api_url.endswith("/"):
         slack_api_url += "/"
+    return {"slack_bot_token": bot_token, "slack_app_token": app_token, "slack_signing_secret": signing_secret,
+            "slack_api_url": slack_api_url}
 
+
+def _model_settings(get: Lookup, backend: str, problems: list[str]) -> dict[str, Any]:
+    """Where the model is and which: endpoint, key, model, assistant."""
     base_url = get("OPENAI_BASE_URL") or None
     if base_url is not None and not _is_http_url(base_url):
         problems.append(f"OPENAI_BASE_URL must be an http(s) URL, not {base_url!r}.")
@@ -185,17 +213,19 @@ def load_settings(
     if not api_key:
         problems.append("OPENAI_API_KEY is not set: create a key at https://platform.openai.com/api-keys "
                         "(or set any placeholder when OPENAI_BASE_URL points at a server without keys).")
-
-    model = get("OPENAI_MODEL", DEFAULT_MODEL)
     assistant_id = get("OPENAI_ASSISTANT_ID") or None
     if backend == "assistants" and not assistant_id:
         problems.append("OPENAI_ASSISTANT_ID is not set: ASSISTANT_BACKEND=assistants needs the id (asst_…) of the "
                         "assistant to run.")
+    return {"openai_api_key": api_key, "openai_base_url": base_url, "openai_model": get("OPENAI_MODEL", DEFAULT_MODEL),
+            "openai_model_explicit": bool(get("OPENAI_MODEL")), "openai_assistant_id": assistant_id}
+
+
+def _service_settings(get: Lookup, problems: list[str]) -> dict[str, Any]:
+    """The slash command, the channels served, the tools module, the database and the HTTP port."""
     command = get("BRIDGE_COMMAND", DEFAULT_COMMAND)
     if not command.startswith("/") or len(command) < 2 or any(c.isspace() for c in command):
         problems.append(f"BRIDGE_COMMAND must be a slash command like '/assistant', not {command!r}.")
-
-    channels = _parse_channels(get("BRIDGE_CHANNELS"), problems)
     database_url = get("DATABASE_URL", DEFAULT_DATABASE_URL)
     if sqlite_path(database_url) is None:
         if database_url.startswith(("postgres://", "postgresql://")):
@@ -204,41 +234,26 @@ def load_settings(
         else:
             problems.append(f"DATABASE_URL must look like sqlite:///relative/path or "
                             f"sqlite:////absolute/path, not {_redact_url(database_url)!r}.")
-
     port_text = get("PORT", str(DEFAULT_PORT))
     port = DEFAULT_PORT
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         problems.append(f"PORT must be a number between 1 and 65535, not {port_text!r}.")
     else:
         port = int(port_text)
+    return {"command": command, "channels": _parse_channels(get("BRIDGE_CHANNELS"), problems),
+            "tools_module": get("BRIDGE_TOOLS_MODULE") or None, "database_url": database_url, "port": port}
 
-    max_attempts = _number(problems, "BRIDGE_MAX_ATTEMPTS", get("BRIDGE_MAX_ATTEMPTS"), DEFAULT_MAX_ATTEMPTS, 1, 100)
-    turn_timeout = _number(problems, "BRIDGE_TURN_TIMEOUT", get("BRIDGE_TURN_TIMEOUT"), DEFAULT_TURN_TIMEOUT, 1, 3600)
-    tool_rounds = _number(problems, "BRIDGE_MAX_TOOL_ROUNDS", get("BRIDGE_MAX_TOOL_ROUNDS"), DEFAULT_MAX_TOOL_ROUNDS,
-                          0, 50)
-    tool_timeout = _number(problems, "BRIDGE_TOOL_TIMEOUT", get("BRIDGE_TOOL_TIMEOUT"), DEFAULT_TOOL_TIMEOUT, 0.1, 600)
-    context_tokens = _number(problems, "BRIDGE_CONTEXT_TOKENS", get("BRIDGE_CONTEXT_TOKENS"),
-                             DEFAULT_CONTEXT_TOKENS, 500, 2_000_000)
-    channel_respond_to = _channel_tables(tables.get("channels", {}), problems)
-    hosted_tools = _hosted_tools(tables.get("hosted_tools", {}), problems)
-    if hosted_tools and backend != "responses":
-        problems.append("[hosted_tools] in the configuration file work only with ASSISTANT_BACKEND=responses.")
-    instructions, source = _instructions(env, file_values, problems)
 
-    if problems:
-        raise ConfigError(problems)
-    return Settings(
-        slack_bot_token=bot_token, slack_app_token=app_token, slack_signing_secret=signing_secret,
-        slack_api_url=slack_api_url, openai_api_key=api_key, openai_base_url=base_url, openai_model=model,
-        openai_assistant_id=assistant_id, assistant_backend=backend, openai_model_explicit=bool(get("OPENAI_MODEL")),
-        instructions=instructions, instructions_source=source, channels=channels, respond_to=respond_to,
-        reply_in=reply_in, command=command, tools_module=get("BRIDGE_TOOLS_MODULE") or None,
-        database_url=database_url, log_level=log_level, log_format=log_format, port=port,
-        max_attempts=int(max_attempts), turn_timeout=turn_timeout, max_tool_rounds=int(tool_rounds),
-        tool_timeout=tool_timeout, context_tokens=int(context_tokens), channel_respond_to=channel_respond_to,
-        hosted_tools=hosted_tools,
-        config_file=str(config_path) if config_path.is_file() else None,
-    )
+def _limits(get: Lookup, problems: list[str]) -> dict[str, Any]:
+    """Attempts, deadlines, tool rounds and the chat backend's prompt budget."""
+    def number(name: str, default: float, low: float, high: float) -> float:
+        return _number(problems, name, get(name), default, low, high)
+
+    return {"max_attempts": int(number("BRIDGE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 100)),
+            "turn_timeout": number("BRIDGE_TURN_TIMEOUT", DEFAULT_TURN_TIMEOUT, 1, 3600),
+            "max_tool_rounds": int(number("BRIDGE_MAX_TOOL_ROUNDS", DEFAULT_MAX_TOOL_ROUNDS, 0, 50)),
+            "tool_timeout": number("BRIDGE_TOOL_TIMEOUT", DEFAULT_TOOL_TIMEOUT, 0.1, 600),
+            "context_tokens": int(number("BRIDGE_CONTEXT_TOKENS", DEFAULT_CONTEXT_TOKENS, 500, 2_000_000))}
 
 
 def _read_config_file(path: Path, *, explicit: bool,

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import openai
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from aiohttp.typedefs import Handler
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
@@ -52,6 +52,7 @@ SLACK_SERVER_ERROR_RETRIES = 2
 OPENAI_MAX_RETRIES = 2
 OPENAI_TIMEOUT = 120.0
 SLACK_TIMEOUT = 30.0  # seconds for one Slack Web API call
+EVENTS_PATH = "/slack/events"  # where Slack sends HTTP events and slash commands
 MAX_CONCURRENT_TURNS = 64  # model requests in flight across all channels of this process
 
 
@@ -214,17 +215,18 @@ async def serve_http(settings: Settings) -> int:
         app = build_bolt_app(built)
         stopping = False
 
-        async def events(request: web.Request) -> web.Response:
-            if stopping:
+        @web.middleware
+        async def refuse_while_stopping(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if stopping and request.path == EVENTS_PATH:
                 return web.Response(status=503, text="shutting down")  # Slack retries it elsewhere/later
-            bolt_response = await app.async_dispatch(await to_bolt_request(request))
-            return await to_aiohttp_response(bolt_response)
+            return await handler(request)
 
         async def healthz(_request: web.Request) -> web.Response:
             return web.json_response({"ok": True, "active_channels": built.workers.active_channels})
 
-        web_app = web.Application()
-        web_app.router.add_post("/slack/events", events)
+        # Bolt's own aiohttp application serves POST /slack/events; we add health and the drain rule.
+        web_app = app.web_app(path=EVENTS_PATH, port=settings.port)
+        web_app.middlewares.append(refuse_while_stopping)
         web_app.router.add_get("/healthz", healthz)
         runner = web.AppRunner(web_app, handle_signals=False, access_log=None)
         await runner.setup()

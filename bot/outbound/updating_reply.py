@@ -1,0 +1,155 @@
+"""A reply posted at once (its first words, or a working indicator) and then edited as it grows.
+
+The message grows through paced `chat.update` calls and ends with exactly the final text. Past
+12,000 characters the message is closed at a clean boundary (a code block is closed and reopened)
+and the reply continues in a new message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+from slack_sdk.errors import SlackApiError
+
+from bot.outbound.formatting import MARKDOWN_TEXT_LIMIT, split_markdown
+from bot.outbound.live_text import INDICATOR_DELAY, WORKING_TEXT, LiveText, balanced, cancel_task, failure_text
+from bot.outbound.pacing import Priority
+from bot.outbound.writer import SlackWriter
+
+FIRST_GATHER = 0.25  # after the first text, wait this long for more (or the end) before posting it
+UPDATE_INTERVAL = 1.0  # at most one progress update of a message per second
+STATUS_ROOM = 200  # characters kept free in a growing message for a status line ("Using a tool…")
+# Slack errors meaning a message to update is gone.
+MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message"})
+
+OnPost = Callable[[str], Awaitable[None]]  # told the ts of every message a reply posts, when it posts it
+
+
+class UpdatingReply:
+    """A reply that is posted, then edited as it grows (see the module docstring)."""
+
+    def __init__(self, writer: SlackWriter, *, channel: str, thread_ts: str | None,
+                 messages: Sequence[str] = (), limit: int = MARKDOWN_TEXT_LIMIT, shown: str | None = None,
+                 on_post: OnPost | None = None) -> None:
+        self._writer = writer
+        self.channel = channel
+        self.thread_ts = thread_ts
+        self._limit = limit
+        self._live = LiveText()
+        self.timestamps: list[str] = list(messages)  # messages already posted (a resumed reply) and new ones
+        self._shown: list[str | None] = [shown] + [None] * (len(messages) - 1) if messages else []  # None: rewrite
+        self.on_post = on_post
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def message_ts(self) -> str | None:
+        return self.timestamps[0] if self.timestamps else None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"reply-{self.channel}")
+
+    def feed(self, delta: str) -> None:
+        self._live.feed(delta)
+
+    def status(self, text: str | None) -> None:
+        self._live.set_status(text)
+
+    async def finish(self, text: str) -> list[str]:
+        """Write exactly `text`; return the ts of every message holding it, in order."""
+        self._live.end(text)
+        await self._wait_done()
+        return list(self.timestamps)
+
+    async def fail(self, note: str) -> None:
+        """End the reply with what was written so far (marked as cut off) and `note`."""
+        self._live.end(failure_text(self._live.text.strip(), note))
+        await self._wait_done()
+
+    async def cancel(self) -> list[str]:
+        await cancel_task(self._task)
+        return list(self.timestamps)
+
+    async def _wait_done(self) -> None:
+        if self._task is None:
+            self.start()
+        assert self._task is not None
+        await self._task
+
+    async def _run(self) -> None:
+        live = self._live
+        await live.wait(0 if self.timestamps else INDICATOR_DELAY)
+        if live.final is None and not self.timestamps:
+            if live.text:
+                # Let the first words gather a moment: a quick answer then goes out whole in one post,
+                # sparing the workspace's shared chat.update budget for the replies that need it.
+                await live.pause(FIRST_GATHER)
+            if live.final is None and self._writer.updates.congested:
+                # The workspace's edit budget is spent: a message posted now could not be finished for a
+                # while. Post the answer whole when it is complete instead.
+                await live.ended.wait()
+        while live.final is None:
+            live.changed.clear()
+            had_text = bool(live.text)
+            await self._show_progress()
+            if had_text:
+                await live.pause(UPDATE_INTERVAL)  # (the first words after an indicator go out at once)
+            if live.final is None:
+                await live.changed.wait()
+        final = split_markdown(live.final.strip() or "_(no answer)_", self._limit - STATUS_ROOM)
+        await self._show(final, Priority.FINAL)
+
+    async def _show_progress(self) -> None:
+        live = self._live
+        if not live.text:
+            pieces = [f"_{live.status}_" if live.status else WORKING_TEXT]
+        else:
+            pieces = split_markdown(live.text.lstrip(), self._limit - STATUS_ROOM)  # cut as the final text is
+            pieces[-1] = balanced(pieces[-1]) + (f"\n\n_{live.status}_" if live.status else "")
+        first = not any(self._shown)
+        await self._show(pieces, Priority.FIRST if first else Priority.PROGRESS, final_upto=len(pieces) - 1)
+
+    async def _show(self, pieces: list[str], priority: Priority, final_upto: int | None = None) -> None:
+        """Make message i show pieces[i]; pieces before `final_upto` are settled and written as FINAL."""
+        settled = len(pieces) if final_upto is None else final_upto
+        for index, piece in enumerate(pieces):
+            level = Priority.FINAL if index < settled else priority
+            # A progress write still waiting for the budget is dropped once the answer is complete.
+            unless = None if level is Priority.FINAL else self._live.ended
+            if index < len(self.timestamps):
+                if self._shown[index] != piece and await self._update(index, piece, level, unless):
+                    self._shown[index] = piece
+            else:
+                ts = await self._writer.post(self.channel, piece, thread_ts=self.thread_ts, priority=level,
+                                             unless=unless)
+                if ts is None:
+                    return  # rate limited: the next write posts it
+                self.timestamps.append(ts)
+                self._shown.append(piece)
+                if self.on_post is not None:
+                    await self.on_post(ts)
+        if final_upto is None:
+            for ts in self.timestamps[len(pieces):]:  # the final text is shorter than what was shown
+                try:
+                    await self._writer.delete(self.channel, ts)
+                except SlackApiError as exc:
+                    if exc.response.get("error") not in MESSAGE_GONE:
+                        raise
+            del self.timestamps[len(pieces):], self._shown[len(pieces):]
+
+
+    async def _update(self, index: int, piece: str, level: Priority, unless: asyncio.Event | None = None) -> bool:
+        try:
+            return await self._writer.update(self.channel, self.timestamps[index], piece, priority=level,
+                                             unless=unless)
+        except SlackApiError as exc:
+            if exc.response.get("error") not in MESSAGE_GONE:
+                raise
+        # Someone deleted the message (or it is not ours any more): post the text anew in its place.
+        ts = await self._writer.post(self.channel, piece, thread_ts=self.thread_ts, priority=Priority.FINAL)
+        if ts is None:
+            return False
+        self.timestamps[index] = ts
+        if self.on_post is not None:
+            await self.on_post(ts)
+        return True
