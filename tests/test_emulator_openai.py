@@ -599,3 +599,70 @@ def test_usable_from_plain_threads_without_a_loop() -> None:
         finally:
             client.close()
         assert emu.violations == [] and seen[0].heard == ["x"]
+
+
+# --- prompt caching -------------------------------------------------------------------------------
+
+LONG = "The team's shared notes, read again on every turn. " * 120  # ~6,000 characters: ~1,500 tokens
+
+
+async def test_responses_report_the_cached_prefix_under_the_same_cache_key(client: openai.AsyncOpenAI,
+                                                                           emu: OpenAIEmulator) -> None:
+    conv = await client.conversations.create(items=[user(LONG)])
+    first = await client.responses.create(model=MODEL, conversation=conv.id, instructions="Be brief.",
+                                          input=[user("Alice: one")], prompt_cache_key="slack-C1")
+    assert first.usage.input_tokens_details.cached_tokens == 0  # nothing seen before
+    second = await client.responses.create(model=MODEL, conversation=conv.id, instructions="Be brief.",
+                                           input=[user("Bob: two")], prompt_cache_key="slack-C1")
+    cached = second.usage.input_tokens_details.cached_tokens
+    assert cached >= 1024 and (cached - 1024) % 128 == 0 and cached <= second.usage.input_tokens
+    assert emu.model.seen[-1].cached_tokens == cached
+    # Instructions that change (they come first) re-bill everything after them.
+    third = await client.responses.create(model=MODEL, conversation=conv.id, instructions="Be brief, Carol.",
+                                          input=[user("Carol: three")], prompt_cache_key="slack-C1")
+    assert third.usage.input_tokens_details.cached_tokens == 0
+    # Another cache key has its own cache.
+    other = await client.responses.create(model=MODEL, conversation=conv.id, instructions="Be brief.",
+                                          input=[user("Dan: four")], prompt_cache_key="slack-C2")
+    assert other.usage.input_tokens_details.cached_tokens == 0
+
+
+async def test_chat_reports_cached_tokens_in_stream_usage(client: openai.AsyncOpenAI, emu: OpenAIEmulator) -> None:
+    history = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": LONG},
+               {"role": "assistant", "content": "Noted."}]
+
+    async def cached(extra: list[dict[str, str]]) -> tuple[int, int]:
+        stream = await client.chat.completions.create(model=MODEL, messages=history + extra, stream=True,
+                                                      stream_options={"include_usage": True},
+                                                      prompt_cache_key="slack-C1")
+        usage = None
+        async for chunk in stream:
+            usage = chunk.usage or usage
+        assert usage is not None
+        return usage.prompt_tokens_details.cached_tokens, usage.prompt_tokens
+
+    assert (await cached([{"role": "user", "content": "one"}]))[0] == 0
+    hit, prompt = await cached([{"role": "user", "content": "two"}])
+    assert 1024 <= hit <= prompt and (hit - 1024) % 128 == 0
+    emu.model.prompt_cache.clear()
+    assert (await cached([{"role": "user", "content": "two"}]))[0] == 0
+
+
+async def test_short_prompts_are_never_cached(client: openai.AsyncOpenAI) -> None:
+    for _ in range(2):
+        resp = await client.responses.create(model=MODEL, instructions="Be brief.", input=[user("hi")],
+                                             prompt_cache_key="k")
+    assert resp.usage.input_tokens_details.cached_tokens == 0
+
+
+def test_cached_tokens_come_in_blocks_from_a_minimum() -> None:
+    from tests.emulators.openai.prompt_cache import cached_tokens, common_prefix_chars
+
+    assert cached_tokens(4000, 4000) == 0  # 1,000 tokens: under the minimum
+    assert cached_tokens(8000, 4100) == 1024  # 1,025 shared tokens: the first block
+    assert cached_tokens(8000, 4096 + 512 + 4) == 1152  # 1,153 shared: 1,024 + one block of 128
+    assert cached_tokens(8000, 9000) == 1024 + 7 * 128  # never more than the prompt (2,000 → 1,920)
+    a = [("tools:[]", ""), ("instructions", "abc"), ("message:user:", "hello")]
+    assert common_prefix_chars(a, a) == 8
+    assert common_prefix_chars(a, [("tools:[]", ""), ("instructions", "abc"), ("message:user:", "help")]) == 6
+    assert common_prefix_chars(a, [("tools:[1]", ""), ("instructions", "abc")]) == 0  # tools first

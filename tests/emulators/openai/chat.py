@@ -48,7 +48,7 @@ class ChatEndpoints:
             metadata=dict(body.get("metadata") or {}), body=body,
             heard=[_speaker_line(m) for m in new if m.get("role") == "user"])
         reply = self.p.model.respond(model_request)
-        completion = _Completion(self.p, body, model, reply, context_chars(messages, None))
+        completion = _Completion(self.p, body, model, reply, context_chars(messages, None), model_request.cached_chars)
         if body.get("stream"):
             fault = self.p.faults.take_stream(request.path)
             return await completion.stream(self.p.sse(request, "chat"), fault, request[REQUEST_ID])
@@ -112,7 +112,7 @@ def _tool_results(messages: list[dict[str, Any]]) -> list[ToolResult]:
 
 class _Completion:
     def __init__(self, platform: Platform, body: dict[str, Any], model: str, reply: ModelReply,
-                 prompt_chars: int) -> None:
+                 prompt_chars: int, cached_chars: int = 0) -> None:
         self.p = platform
         self.body = body
         self.model = model
@@ -120,6 +120,7 @@ class _Completion:
         self.id = new_id("chatcmpl", alnum_chars=29, sep="-")
         self.created = int(time.time())
         self.prompt_chars = prompt_chars
+        self.cached_chars = cached_chars
 
     @property
     def finish_reason(self) -> str:
@@ -127,12 +128,12 @@ class _Completion:
 
     def usage(self) -> dict[str, Any] | None:
         out_chars = len(self.reply.text or "") + sum(len(c.arguments) for c in self.reply.tool_calls)
-        numbers = self.p.model.usage_numbers(self.prompt_chars, out_chars)
+        numbers = self.p.model.usage_numbers(self.prompt_chars, out_chars, self.cached_chars)
         if numbers is None:
             return None
         return {"prompt_tokens": numbers["input_tokens"], "completion_tokens": numbers["output_tokens"],
                 "total_tokens": numbers["total_tokens"],
-                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "prompt_tokens_details": {"cached_tokens": numbers["cached_tokens"], "audio_tokens": 0},
                 "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                                               "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
 

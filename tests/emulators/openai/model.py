@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.emulators.openai.prompt_cache import Piece, PromptCache, cached_tokens
+
 FILLER = ("and the assistant keeps talking in plain words so that this reply reaches the length "
           "the test asked for while staying readable ")
 CHARS_PER_TOKEN = 4
@@ -56,6 +58,8 @@ class ModelRequest:
     metadata: dict[str, Any] = field(default_factory=dict)
     body: dict[str, Any] = field(default_factory=dict)
     heard: list[str] = field(default_factory=list)  # "Speaker: text" / "text" per new user message
+    prompt_chars: int = 0  # set by the model: the prompt's countable characters …
+    cached_chars: int = 0  # … and how many of them a prompt seen before under the same cache key shared
 
 
 @dataclass
@@ -78,6 +82,8 @@ class Seen:
     tools: list[dict[str, Any]]
     tool_results: list[ToolResult]
     reply: ModelReply
+    input_tokens: int = 0  # the prompt's tokens, and how many of them were read from the prompt cache
+    cached_tokens: int = 0
 
 
 @dataclass
@@ -100,6 +106,7 @@ class ScriptedModel:
         self._lock = threading.Lock()
         self._script: list[_Step] = []
         self._seen: list[Seen] = []
+        self.prompt_cache = PromptCache()
 
     # -- test-facing ---------------------------------------------------------------------------
     def enqueue(self, text: str | None = None, *, tool_calls: list[dict[str, Any]] | None = None,
@@ -125,9 +132,15 @@ class ScriptedModel:
         with self._lock:
             self._script.clear()
             self._seen.clear()
+        self.prompt_cache.clear()
 
     # -- emulator-facing -----------------------------------------------------------------------
     def respond(self, request: ModelRequest) -> ModelReply:
+        pieces = prompt_pieces(request.tools, request.instructions if request.endpoint != "chat" else None,
+                               request.context)  # (chat: the instructions are the system messages)
+        request.prompt_chars = sum(len(text) for _, text in pieces)
+        request.cached_chars = self.prompt_cache.lookup(request.model, request.body.get("prompt_cache_key"),
+                                                        pieces)
         reply = self._scripted(request)
         if reply is None and self.reply_fn is not None:
             custom = self.reply_fn(request)
@@ -139,7 +152,8 @@ class ScriptedModel:
         with self._lock:
             self._seen.append(Seen(request.endpoint, request.model, request.conversation_id, request.thread_id,
                                    request.instructions, request.context, request.input, request.tools,
-                                   request.tool_results, reply))
+                                   request.tool_results, reply, math.ceil(request.prompt_chars / CHARS_PER_TOKEN),
+                                   cached_tokens(request.prompt_chars, request.cached_chars)))
         return reply
 
     def _scripted(self, request: ModelRequest) -> ModelReply | None:
@@ -171,16 +185,18 @@ class ScriptedModel:
         async for _ in self.stream(text):
             pass
 
-    def usage_numbers(self, context_chars: int, output_chars: int) -> dict[str, int] | None:
+    def usage_numbers(self, context_chars: int, output_chars: int, cached_chars: int = 0) -> dict[str, int] | None:
+        """Usage as the service reports it: tokens from characters, `cached_tokens` from the prompt cache."""
         if self.usage is False:
             return None
         if isinstance(self.usage, dict):
-            numbers = {"input_tokens": 0, "output_tokens": 0, **self.usage}
+            numbers = {"input_tokens": 0, "output_tokens": 0, "cached_tokens": 0, **self.usage}
             numbers.setdefault("total_tokens", numbers["input_tokens"] + numbers["output_tokens"])
             return numbers
         prompt = math.ceil(context_chars / CHARS_PER_TOKEN)
         output = math.ceil(output_chars / CHARS_PER_TOKEN)
-        return {"input_tokens": prompt, "output_tokens": output, "total_tokens": prompt + output}
+        return {"input_tokens": prompt, "output_tokens": output, "total_tokens": prompt + output,
+                "cached_tokens": cached_tokens(context_chars, cached_chars)}
 
 
 def _tool_call(spec: dict[str, Any]) -> ToolCall:
@@ -223,6 +239,21 @@ def text_of(content: Any) -> str:
             elif isinstance(part.get("text"), dict):  # Assistants: {"type": "text", "text": {"value": …}}
                 parts.append(part["text"].get("value", ""))
     return "".join(parts)
+
+
+def prompt_pieces(tools: list[dict[str, Any]], instructions: str | None,
+                  context: list[dict[str, Any]]) -> list[Piece]:
+    """The prompt as the model reads it. Texts count as the usage counts them (content, arguments,
+    outputs); the frames (tool schemas, roles) must match too but are not counted."""
+    pieces: list[Piece] = [("tools:" + json.dumps(tools, sort_keys=True), "")]
+    if instructions:
+        pieces.append(("instructions", instructions))
+    for item in context:
+        frame = f"{item.get('type', 'message')}:{item.get('role', '')}:{item.get('name', '')}"
+        text = (text_of(item.get("content")) + str(item.get("output", "") or "")
+                + str(item.get("arguments", "") or ""))
+        pieces.append((frame, text))
+    return pieces
 
 
 def context_chars(items: list[dict[str, Any]], instructions: str | None) -> int:

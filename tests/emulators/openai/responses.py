@@ -153,7 +153,7 @@ class _Turn:
         resp["completed_at"] = int(time.time())
         out_chars = sum(len(text_of(i.get("content"))) + len(i.get("arguments", "")) for i in resp["output"])
         resp["usage"] = _usage(self.p.model.usage_numbers(
-            context_chars(self.request.context, self.request.instructions), out_chars))
+            context_chars(self.request.context, self.request.instructions), out_chars, self.request.cached_chars))
         self._store()
         if self.conversation is not None:
             self.conversation.items.extend(self.request.input + resp["output"])
@@ -297,7 +297,7 @@ def _usage(numbers: dict[str, int] | None) -> dict[str, Any] | None:
     if numbers is None:
         return None
     return {"input_tokens": numbers["input_tokens"],
-            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "input_tokens_details": {"cached_tokens": numbers["cached_tokens"], "cache_write_tokens": 0},
             "output_tokens": numbers["output_tokens"], "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": numbers["total_tokens"]}
 
