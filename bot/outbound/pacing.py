@@ -67,18 +67,31 @@ class Pacer:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (int(priority), next(self._order), future))
         self._schedule()
-        if unless is None:
-            await future  # cancelled waiters are skipped when their turn comes
-            return True
-        given_up = asyncio.ensure_future(unless.wait())
         try:
-            await asyncio.wait({future, given_up}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            given_up.cancel()
+            if unless is None:
+                await future  # cancelled waiters are skipped when their turn comes
+                return True
+            given_up = asyncio.ensure_future(unless.wait())
+            try:
+                await asyncio.wait({future, given_up}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                given_up.cancel()
+        except asyncio.CancelledError:
+            self._give_back(future)  # the caller is gone: its turn, granted or not, goes to the next one
+            raise
         if future.done() and not future.cancelled():
             return True
         future.cancel()
         return False
+
+    def _give_back(self, future: asyncio.Future[None]) -> None:
+        """A waiter was cancelled: if its turn had been granted already, the token returns to the bucket."""
+        if future.done() and not future.cancelled():
+            self._refill()
+            self._tokens = min(self._capacity, self._tokens + 1)
+            self._schedule(reschedule=True)
+        else:
+            future.cancel()
 
     def pause(self, seconds: float) -> None:
         """Slack answered 429 with Retry-After: nothing goes out until then, and the bucket is empty."""

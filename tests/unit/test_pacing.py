@@ -65,3 +65,28 @@ async def test_try_acquire_takes_only_a_free_turn() -> None:
     await asyncio.sleep(0.01)
     assert pacer.congested  # calls are queueing
     waiting.cancel()
+
+
+async def test_a_cancelled_wait_leaves_no_waiter_behind() -> None:
+    pacer = Pacer(per_minute=60, burst=1)
+    assert await pacer.acquire()
+    waiting = asyncio.create_task(pacer.acquire(Priority.PROGRESS, unless=asyncio.Event()))
+    await asyncio.sleep(0.01)
+    waiting.cancel()  # e.g. the reply was cancelled while its write waited for the budget
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert pacer.waiting == 0
+
+
+async def test_a_turn_granted_to_a_cancelled_waiter_goes_back_to_the_bucket() -> None:
+    now = [0.0]
+    pacer = Pacer(per_minute=60, burst=1, clock=lambda: now[0])
+    assert await pacer.acquire()  # the bucket is empty
+    waiting = asyncio.create_task(pacer.acquire(Priority.FINAL))
+    await asyncio.sleep(0)  # it waits for its turn
+    now[0] += 1.0  # a token has refilled …
+    pacer._grant()  # … its turn comes …
+    waiting.cancel()  # … and it is cancelled before it could use it
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert pacer.try_acquire()  # the token was not lost
