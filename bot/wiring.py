@@ -96,7 +96,7 @@ def build_backend(settings: Settings, store: Store | None = None) -> Backend:
     if settings.assistant_backend == "chat":
         from bot.backends.chat import ChatBackend
 
-        return ChatBackend(client, model=settings.openai_model, store=store,  # type: ignore[arg-type]
+        return ChatBackend(client, model=settings.openai_model, history=store,  # type: ignore[arg-type]
                            context_tokens=settings.context_tokens)
     if settings.assistant_backend == "assistants":
         from bot.backends.assistants import AssistantsBackend
