@@ -97,7 +97,8 @@ def build_backend(settings: Settings, store: Store | None = None) -> Backend:
     if settings.assistant_backend == "chat":
         from bot.backends.chat import ChatBackend
 
-        return ChatBackend(client, model=settings.openai_model, store=store.chat if store else None,  # type: ignore[arg-type]
+        return ChatBackend(client, model=settings.openai_model,
+                           history=store.chat if store else None,  # type: ignore[arg-type]
                            context_tokens=settings.context_tokens)
     if settings.assistant_backend == "assistants":
         from bot.backends.assistants import AssistantsBackend

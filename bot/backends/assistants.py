@@ -23,21 +23,25 @@ import httpx2
 import openai
 
 from bot.backends.base import (
-    CONVERSATION_GONE,
-    NO_FUNCTION,
     ROUND_SEPARATOR,
     BackendError,
     FailureKind,
     FoundReply,
-    TextDelta,
     ToolCall,
     ToolOutput,
-    ToolsRunning,
-    TurnCompleted,
     TurnEvent,
     TurnRequest,
 )
-from bot.backends.errors import ACCOUNT_CODES, classify
+from bot.backends.errors import (
+    classify,
+    conversation_gone,
+    conversation_locked,
+    stopped_early,
+    stream_cut,
+    stream_failure,
+)
+from bot.backends.lookup import Entry, locate
+from bot.backends.tool_loop import Round, kept_calling_tools, run_turn
 
 Opener = Callable[[], Awaitable[Any]]  # starts one streamed request (a run, or its tool outputs)
 
@@ -118,33 +122,10 @@ class AssistantsBackend:
 
     async def stream_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         """One streamed run (continued through its tool calls): text deltas, then TurnCompleted."""
-        thread = request.conversation_id
         tools = await self._tools(request)
         opener, in_thread = await self._first_request(request, tools)
-        current, rounds = _Progress(), 0
-        while True:
-            current.run, current.calls = None, ()
-            async for text in self._consume(opener, current, in_thread):
-                yield TextDelta(text)
-            if not current.calls:
-                usage = getattr(current.run, "usage", None)
-                yield TurnCompleted(text=current.text, response_id=current.run.id,
-                                    last_item_id=current.newest or await self._newest_message_id(thread),
-                                    input_tokens=usage.prompt_tokens if usage else None,
-                                    output_tokens=usage.completion_tokens if usage else None)
-                return
-            yield ToolsRunning(tuple(call.name for call in current.calls))
-            rounds, in_thread = rounds + 1, True
-            if rounds > request.max_tool_rounds + EXTRA_TOOL_ROUNDS:
-                await self._cancel(thread, current.run.id)  # free the thread for the next turn
-                raise BackendError("the model kept calling tools", kind=FailureKind.REQUEST, code="tool_rounds",
-                                   outcome_unknown=True)
-            if rounds > request.max_tool_rounds or request.run_tools is None:  # None: the original sample's answer
-                answer = TOOL_LIMIT if rounds > request.max_tool_rounds else NO_FUNCTION
-                outputs = [ToolOutput(call.call_id, answer) for call in current.calls]
-            else:
-                outputs = await request.run_tools(current.calls)
-            opener = self._submitter(thread, current.run.id, outputs)
+        async for event in run_turn(request, _Rounds(self, request.conversation_id, opener, in_thread)):
+            yield event
 
     async def _first_request(self, request: TurnRequest, tools: list[dict[str, Any]] | None) -> tuple[Opener, bool]:
         """The turn's first request, and whether its messages are in the thread already: tool outputs
@@ -183,7 +164,7 @@ class AssistantsBackend:
         except Exception as exc:  # noqa: BLE001 - every SDK failure is classified
             raise _sdk_error(exc, in_thread=in_thread) from exc
         if current.run is None:  # the stream ended without saying how the run did
-            raise _cut()
+            raise stream_cut()
 
     async def _tools(self, request: TurnRequest) -> list[dict[str, Any]] | None:
         """The run's tools: None keeps the assistant's, else theirs and ours (`tools` replaces them). The
@@ -240,7 +221,7 @@ class AssistantsBackend:
         try:  # the run first: once it has ended, the messages listed after it are final
             run = await self._newest_run(conversation_id)
             if run is not None and run.status in BUSY:
-                raise _locked()
+                raise conversation_locked()
             page = await _quiet(self._client.beta.threads.messages.list, conversation_id, order="desc",
                                 limit=RECOVERY_MESSAGES)
         except openai.NotFoundError:
@@ -286,6 +267,40 @@ class AssistantsBackend:
         await self._client.close()
 
 
+class _Rounds:
+    """A turn's requests on one run: the run itself, then each round's tool outputs submitted to it."""
+
+    def __init__(self, backend: AssistantsBackend, thread: str, opener: Opener, in_thread: bool) -> None:
+        self._backend, self._thread = backend, thread
+        self._opener, self._in_thread = opener, in_thread
+        self._newest: str | None = None  # the thread's newest message, as the streams told
+
+    async def send(self, number: int, tools_allowed: bool, current: Round) -> AsyncIterator[str]:
+        # `tools_allowed` cannot be honoured: a run keeps its tools (past the limit, see past_limit).
+        progress = _Progress(newest=self._newest)
+        async for text in self._backend._consume(self._opener, progress, self._in_thread):
+            yield text
+        self._in_thread, self._newest = True, progress.newest
+        current.text, current.calls, current.response_id = progress.text, progress.calls, progress.run.id
+        usage = None if progress.calls else getattr(progress.run, "usage", None)  # the whole run's, at its end
+        current.input_tokens = usage.prompt_tokens if usage else None
+        current.output_tokens = usage.completion_tokens if usage else None
+
+    async def feed(self, current: Round, outputs: Sequence[ToolOutput]) -> None:
+        assert current.response_id is not None, "a round that called tools has its run"
+        self._opener = self._backend._submitter(self._thread, current.response_id, outputs)
+
+    async def past_limit(self, current: Round, extra: int) -> Sequence[ToolOutput] | None:
+        if extra < EXTRA_TOOL_ROUNDS:  # the run cannot drop its tools: tell the model to answer without
+            return [ToolOutput(call.call_id, TOOL_LIMIT) for call in current.calls]
+        assert current.response_id is not None, "a round that called tools has its run"
+        await self._backend._cancel(self._thread, current.response_id)  # free the thread for the next turn
+        raise kept_calling_tools(outcome_unknown=True)
+
+    async def finish(self, current: Round, text: str) -> str | None:
+        return self._newest or await self._backend._newest_message_id(self._thread)
+
+
 def _apply(event: Any, current: _Progress) -> str:
     """Take one stream event into the turn; return the text to show. A failed run raises."""
     kind, data = event.event, event.data
@@ -302,7 +317,7 @@ def _apply(event: Any, current: _Progress) -> str:
     elif kind in RUN_FAILURES:
         raise run_failure(data, RUN_FAILURES[kind])
     elif kind == "error":
-        raise _stream_error(getattr(data, "code", None))
+        raise stream_failure(getattr(data, "code", None), "the model reported an error", outcome_unknown=True)
     return ""
 
 
@@ -316,37 +331,11 @@ def _calls(run: Any) -> tuple[ToolCall, ...]:
 def run_failure(run: Any, what: str) -> BackendError:
     """A run that ended without completing (its messages are in the thread: outcome unknown)."""
     error = getattr(run, "last_error", None)
-    code = getattr(error, "code", None)
-    if code is None and getattr(run, "status", None) == "incomplete":
+    code, status, run_id = getattr(error, "code", None), getattr(run, "status", None), getattr(run, "id", None)
+    if code is None and status == "incomplete":
         reason = getattr(getattr(run, "incomplete_details", None), "reason", None)
-        code = f"incomplete:{reason or 'unknown'}"
-    return BackendError(f"{what} ({code or getattr(run, 'status', 'unknown')})", kind=failure_kind(code),
-                        code=code, request_id=getattr(run, "id", None), outcome_unknown=True)
-
-
-def failure_kind(code: str | None) -> FailureKind:
-    """A run's `last_error.code` (rate_limit_exceeded, server_error, invalid_prompt) or a stream error's."""
-    if code == "invalid_prompt":
-        return FailureKind.REQUEST
-    if code in ACCOUNT_CODES:
-        return FailureKind.ACCOUNT
-    return FailureKind.TRANSIENT
-
-
-def _stream_error(code: str | None) -> BackendError:
-    return BackendError(f"the model reported an error ({code or 'unknown'})", kind=failure_kind(code), code=code,
-                        outcome_unknown=True)
-
-
-def _cut() -> BackendError:
-    return BackendError("the model's answer was cut off", kind=FailureKind.TRANSIENT, code="stream_cut",
-                        outcome_unknown=True)
-
-
-def _locked(**details: Any) -> BackendError:
-    # A run of ours lost in a crash or a cut stream may hold the thread and answer this very turn yet.
-    return BackendError("the conversation is busy with an earlier request", kind=FailureKind.TRANSIENT,
-                        code="conversation_locked", outcome_unknown=True, **details)
+        return stopped_early(reason, what, request_id=run_id, outcome_unknown=True)
+    return stream_failure(code, what, request_id=run_id, outcome_unknown=True, shown=code or status)
 
 
 def _sdk_error(exc: BaseException, *, in_thread: bool) -> BackendError:
@@ -354,15 +343,12 @@ def _sdk_error(exc: BaseException, *, in_thread: bool) -> BackendError:
     if isinstance(exc, BackendError):
         return exc
     if isinstance(exc, openai.BadRequestError) and ACTIVE_RUN.search(str(exc.message)):
-        return _locked(status=400, request_id=exc.request_id)
+        return conversation_locked(status=400, request_id=exc.request_id)
     if isinstance(exc, openai.NotFoundError) and "thread" in str(exc.message).lower():
-        return BackendError("the channel's conversation no longer exists at the model service",
-                            kind=FailureKind.TRANSIENT, code=CONVERSATION_GONE, status=404)
-    if isinstance(exc, openai.APIError) and not isinstance(exc, openai.APIStatusError | openai.APIConnectionError):
-        return _stream_error(exc.code if isinstance(exc.code, str) else None)  # an `error` event in the stream
+        return conversation_gone()
     if isinstance(exc, httpx2.TransportError):  # the SDK lets a connection lost mid-stream out as it is
-        return _cut()
-    error = classify(exc, streaming=in_thread)
+        return stream_cut()
+    error = classify(exc, streaming=in_thread)  # an `error` event the SDK raised included
     error.outcome_unknown = error.outcome_unknown or in_thread
     return error
 
@@ -381,18 +367,7 @@ def locate_turn(items: Sequence[dict[str, Any]], messages: Sequence[str], after_
     found, the user messages after it must be the turn's; else the newest ones must end with them. The
     answer: the assistant's text after them, without messages cut short by their run's end. A context
     turn cut short shows as its first messages alone after `after_item` (or in a `whole_thread`)."""
-    ids = [item["id"] for item in items]
-    anchored = after_item in ids
-    window = list(items[ids.index(after_item) + 1:]) if anchored else list(items)
-    users = [index for index, item in enumerate(window) if item["role"] == "user"]
-    texts, expected = [window[index]["text"] for index in users], list(messages)
-    newest = items[-1]["id"] if items else None
-    if expected and (texts == expected or (not anchored and texts[-len(expected):] == expected)):
-        answer = [item["text"] for item in window[users[-1] + 1:] if item["role"] == "assistant"
-                  and item["text"] and item["status"] != "in_progress" and item["reason"] not in ENDED_MESSAGE]
-        return TurnInThread(tuple(expected), True, ROUND_SEPARATOR.join(answer), newest)
-    bounded = anchored or (after_item is None and whole_thread)
-    if bounded and 0 < len(texts) < len(expected) and texts == expected[:len(texts)] \
-            and all(item["role"] == "user" for item in window):
-        return TurnInThread(tuple(texts), False, "", newest)
-    return None
+    entries = [Entry(item["id"], item["role"], item["text"],
+                     final=item["status"] != "in_progress" and item["reason"] not in ENDED_MESSAGE) for item in items]
+    found = locate(entries, messages, after_item, from_start=whole_thread, partial=True)
+    return None if found is None else TurnInThread(found.present, found.complete, found.answer, found.newest_id)

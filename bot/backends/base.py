@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-MAX_TOOL_ROUNDS = 5  # rounds of tool calls per turn; the last request is sent without tools
+from bot.settings import DEFAULT_MAX_TOOL_ROUNDS as MAX_TOOL_ROUNDS  # rounds of tool calls per turn
+
 ROUND_SEPARATOR = "\n\n"  # between the text the model writes before a tool call and after it
 # The original sample's answer to a function nobody provides (JSON text, as tool results travel).
 NO_FUNCTION = '{"status": "error", "message": "No function found"}'

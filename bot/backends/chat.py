@@ -16,33 +16,29 @@ import secrets
 import unicodedata
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import openai
 from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
 from bot.backends.base import (
-    NO_FUNCTION,
-    ROUND_SEPARATOR,
     BackendError,
     FailureKind,
     FoundReply,
-    TextDelta,
     ToolCall,
     ToolOutput,
-    ToolsRunning,
-    TurnCompleted,
     TurnEvent,
     TurnRequest,
 )
-from bot.backends.errors import ACCOUNT_CODES, TRANSIENT_CODES, classify
-from bot.store import ChatRecord, Store
+from bot.backends.errors import classify, stream_cut, stream_failure
+from bot.backends.lookup import Entry, content_text, locate
+from bot.backends.tool_loop import Round, kept_calling_tools, run_turn
+from bot.settings import DEFAULT_CONTEXT_TOKENS
 
 log = logging.getLogger(__name__)
 _Stream = openai.AsyncStream[ChatCompletionChunk]
 
-DEFAULT_CONTEXT_TOKENS = 8_000  # prompt budget: instructions + tools + history + the turn's messages
 DEFAULT_CHARS_PER_TOKEN = 4.0  # until the server reports usage (tokenizers can't be fetched at run time)
 MIN_CHARS_PER_TOKEN, MAX_CHARS_PER_TOKEN = 1.5, 8.0  # a calibration outside these is a server's odd count
 NAME_MAX = 64  # the `name` field: ^[a-zA-Z0-9_-]{1,64}$
@@ -54,6 +50,31 @@ _NAME_FORBIDDEN = re.compile(r"[^a-zA-Z0-9_-]")
 _NAME_UNDERSCORES = re.compile(r"_{2,}")
 _SPEAKER = re.compile(r"\[([^\]\n]*)\] ")  # the marker that opens a user message: "[Alice] hello"
 _MENTIONS_NAME = re.compile(r"\bname\b", re.IGNORECASE)
+
+
+class ChatRecord(Protocol):
+    """One stored chat message: its id, the OpenAI chat message dict, its size in characters."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def message(self) -> dict[str, Any]: ...
+
+    @property
+    def chars(self) -> int: ...
+
+
+class ChatHistory(Protocol):
+    """Where each conversation's messages are kept (the store's chat history)."""
+
+    async def chat_history(self, conversation_id: str, *, max_chars: int | None = None) -> Sequence[ChatRecord]:
+        """The conversation's messages, oldest first; with `max_chars`, only the newest that fit."""
+        ...
+
+    async def append_chat(self, conversation_id: str, messages: Sequence[dict[str, Any]]) -> int | None:
+        """Add messages in one transaction; return the id of the last."""
+        ...
 
 
 # --- pure parts ---------------------------------------------------------------------------------------
@@ -146,32 +167,16 @@ def reply_after(records: Sequence[ChatRecord], messages: Sequence[str],
     Its messages must be the user messages stored after `after_item` (when that id is not there, the
     newest user messages); the answer is the assistant text after them.
     """
-    ids = [str(record.id) for record in records]
-    known = after_item is not None and after_item in ids
-    window = list(records[ids.index(after_item) + 1:]) if known else list(records)
-    users = [index for index, record in enumerate(window) if record.message.get("role") == "user"]
-    texts = [_text(window[index].message) for index in users]
-    expected = list(messages)
-    if not expected:
-        return None
-    exact = known or after_item is None
-    if (texts if exact else texts[-len(expected):]) != expected:
-        return None
-    answer = [_text(record.message) for record in window[users[-1] + 1:] if record.message.get("role") == "assistant"]
-    return FoundReply(ROUND_SEPARATOR.join(text for text in answer if text), str(window[-1].id))
-
-
-def _text(message: dict[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text") or "" for part in content or () if isinstance(part, dict))
+    entries = [Entry(str(record.id), record.message.get("role", ""), content_text(record.message.get("content")))
+               for record in records]
+    found = locate(entries, messages, after_item, from_start=True, exact_from_start=True)
+    return None if found is None else FoundReply(found.answer, found.newest_id)
 
 
 # --- one model request --------------------------------------------------------------------------------
 
 @dataclass
-class _Round:
+class _Chunks:
     """What one streamed completion produced."""
 
     text: str = ""
@@ -212,14 +217,14 @@ class _Round:
 
 
 class ChatBackend:
-    """Chat Completions, the channel's history in `Store` (trimmed to `context_tokens` per request)."""
+    """Chat Completions, the channel's history in `history` (trimmed to `context_tokens` per request)."""
 
     name = "chat"
 
-    def __init__(self, client: openai.AsyncOpenAI, *, model: str, store: Store,
+    def __init__(self, client: openai.AsyncOpenAI, *, model: str, history: ChatHistory,
                  context_tokens: int = DEFAULT_CONTEXT_TOKENS, send_names: bool = True) -> None:
         self._client = client
-        self._store = store
+        self.history = history
         self.model = model
         self.context_tokens = context_tokens
         self.chars_per_token = DEFAULT_CHARS_PER_TOKEN  # calibrated from the server's usage reports
@@ -229,39 +234,9 @@ class ChatBackend:
         """A new local conversation (no network call): its history starts empty."""
         return CONVERSATION_PREFIX + secrets.token_hex(12)
 
-    async def stream_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+    def stream_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         """One turn, with its tool rounds; the turn's messages are stored only once it completes."""
-        names = list(request.speaker_names)
-        added = [user_message(text, names[i] if i < len(names) else "") for i, text in enumerate(request.messages)]
-        system = {"role": "system", "content": request.instructions}
-        tools = [{"type": "function", "function": dict(tool)} for tool in request.tools]
-        shown, tokens_in, tokens_out = "", None, None
-        for round_number in range(request.max_tool_rounds + 1):
-            current, apart = _Round(), bool(shown)
-            last_round = round_number == request.max_tool_rounds
-            round_tools = [] if last_round else tools
-            # Each round's calls and results take room: the history gives way to them.
-            history = await self._history(request.conversation_id, [system, *added], round_tools)
-            async for delta in self._complete([system, *history, *added], round_tools, current):
-                if apart:  # the text after a tool call is set apart from the text before it
-                    shown, apart = shown + ROUND_SEPARATOR, False
-                    yield TextDelta(ROUND_SEPARATOR)
-                shown += delta
-                yield TextDelta(delta)
-            tokens_in, tokens_out = _add(tokens_in, current.prompt_tokens), _add(tokens_out, current.completion_tokens)
-            calls = current.tool_calls() if current.finish_reason != "length" else []
-            if calls and last_round and not current.text:
-                break
-            if not calls or last_round:  # an answer (calls the last round may not make are dropped)
-                added.append({"role": "assistant", "content": current.text})
-                last = await self._store.append_chat(request.conversation_id, added)
-                yield TurnCompleted(text=shown, response_id=current.response_id,
-                                    last_item_id=str(last) if last is not None else None,
-                                    input_tokens=tokens_in, output_tokens=tokens_out)
-                return
-            yield ToolsRunning(tuple(call.name for call in calls))
-            added += await _tool_round(request, current.text, calls)
-        raise BackendError("the model kept calling tools", kind=FailureKind.REQUEST, code="tool_rounds")
+        return run_turn(request, _Rounds(self, request))
 
     async def _history(self, conversation_id: str, fixed: list[dict[str, Any]],
                        tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -270,11 +245,11 @@ class ChatBackend:
         budget = history_budget(self.context_tokens, self.chars_per_token, fixed_chars)
         if budget <= 0:
             return []
-        records = await self._store.chat_history(conversation_id, max_chars=budget)
+        records = await self.history.chat_history(conversation_id, max_chars=budget)
         return trim_history(records, budget)
 
     async def _complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-                        current: _Round) -> AsyncIterator[str]:
+                        current: _Chunks) -> AsyncIterator[str]:
         """One streamed completion; fills `current` with its text, tool calls and usage."""
         streaming = False
         try:
@@ -285,20 +260,13 @@ class ChatBackend:
                     text = current.absorb(chunk)
                     if text:
                         yield text
-        except BackendError:
-            raise
-        except (openai.APIStatusError, openai.APIConnectionError) as exc:
+        except Exception as exc:  # noqa: BLE001 - every SDK failure is classified (an error chunk too)
             raise classify(exc, streaming=streaming) from exc
-        except openai.APIError as exc:  # an error chunk inside the stream: the server gave up
-            raise _in_band(exc) from exc
-        except Exception as exc:  # noqa: BLE001 - every SDK failure is classified
-            raise classify(exc, streaming=streaming) from exc
-        if current.finish_reason is None:
-            raise BackendError("the model's answer was cut off", kind=FailureKind.TRANSIENT, code="stream_cut",
-                               outcome_unknown=True)
+        if current.finish_reason is None:  # no chunk said how it ended: the stream was cut
+            raise stream_cut()
         if current.finish_reason == "content_filter":
-            raise BackendError("the model's answer was withheld by a content filter", kind=FailureKind.REQUEST,
-                               code="content_filter", request_id=current.response_id)
+            raise stream_failure("content_filter", "the model's answer was withheld by a content filter",
+                                 request_id=current.response_id)
         self.chars_per_token = calibrated(sent, current.prompt_tokens, self.chars_per_token)
 
     async def _create(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> tuple[_Stream, int]:
@@ -329,13 +297,13 @@ class ChatBackend:
         """The answer of a turn whose outcome is unknown, if its messages were stored (see `reply_after`)."""
         if not messages:
             return None
-        return reply_after(await self._store.chat_history(conversation_id), messages, after_item)
+        return reply_after(await self.history.chat_history(conversation_id), messages, after_item)
 
     async def add_context(self, conversation_id: str, messages: Sequence[str]) -> str | None:
         """Store messages without asking for an answer; return the newest record's id."""
         if not messages:
             return None
-        last = await self._store.append_chat(conversation_id, [user_message(text) for text in messages])
+        last = await self.history.append_chat(conversation_id, [user_message(text) for text in messages])
         return str(last) if last is not None else None
 
     async def check(self) -> str:
@@ -354,18 +322,48 @@ class ChatBackend:
         await self._client.close()
 
 
-async def _tool_round(request: TurnRequest, text: str, calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
-    """Run the calls; the assistant message that made them and one result message per call."""
-    if request.run_tools is None:  # nobody to run them: the original sample's answer
-        outputs = [ToolOutput(call.call_id, NO_FUNCTION) for call in calls]
-    else:
-        outputs = await request.run_tools(calls)
-    by_id = {output.call_id: output.output for output in outputs}
-    asked = {"role": "assistant", "content": text or None,
-             "tool_calls": [{"id": call.call_id, "type": "function",
-                             "function": {"name": call.name, "arguments": call.arguments}} for call in calls]}
-    return [asked, *({"role": "tool", "tool_call_id": call.call_id, "content": by_id.get(call.call_id, NO_OUTPUT)}
-                     for call in calls)]
+class _Rounds:
+    """A chat turn's rounds: each request carries the instructions, the history that fits and the turn's
+    messages so far (the users', then each round's tool calls and results); stored when it completes."""
+
+    def __init__(self, backend: ChatBackend, request: TurnRequest) -> None:
+        names = list(request.speaker_names)
+        self._backend = backend
+        self._conversation = request.conversation_id
+        self._system = {"role": "system", "content": request.instructions}
+        self._tools = [{"type": "function", "function": dict(tool)} for tool in request.tools]
+        self._added = [user_message(text, names[i] if i < len(names) else "")
+                       for i, text in enumerate(request.messages)]
+
+    async def send(self, number: int, tools_allowed: bool, current: Round) -> AsyncIterator[str]:
+        tools = self._tools if tools_allowed else []
+        # Each round's calls and results take room: the history gives way to them.
+        history = await self._backend._history(self._conversation, [self._system, *self._added], tools)
+        got = _Chunks()
+        async for delta in self._backend._complete([self._system, *history, *self._added], tools, got):
+            yield delta
+        current.text, current.response_id = got.text, got.response_id
+        current.input_tokens, current.output_tokens = got.prompt_tokens, got.completion_tokens
+        current.calls = got.tool_calls() if got.finish_reason != "length" else []
+
+    async def feed(self, current: Round, outputs: Sequence[ToolOutput]) -> None:
+        """The assistant message that made the calls and one result message per call."""
+        by_id = {output.call_id: output.output for output in outputs}
+        self._added.append({"role": "assistant", "content": current.text or None, "tool_calls": [
+            {"id": call.call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in current.calls]})
+        self._added += [{"role": "tool", "tool_call_id": call.call_id, "content": by_id.get(call.call_id, NO_OUTPUT)}
+                        for call in current.calls]
+
+    async def past_limit(self, current: Round, extra: int) -> Sequence[ToolOutput] | None:
+        if current.text:  # an answer: the calls the last round may not make are dropped
+            return None
+        raise kept_calling_tools()
+
+    async def finish(self, current: Round, text: str) -> str | None:
+        self._added.append({"role": "assistant", "content": current.text})
+        last = await self._backend.history.append_chat(self._conversation, self._added)
+        return str(last) if last is not None else None
 
 
 def _nameless(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -375,19 +373,3 @@ def _nameless(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _rejects_names(exc: openai.BadRequestError) -> bool:
     param = getattr(exc, "param", None)
     return bool(_MENTIONS_NAME.search(f"{param or ''} {exc.message}"))
-
-
-def _in_band(exc: openai.APIError) -> BackendError:
-    """An error the server reported inside the stream: its own trouble is worth another try."""
-    code = exc.code if isinstance(exc.code, str) else None
-    if code in ACCOUNT_CODES:
-        kind = FailureKind.ACCOUNT
-    elif code is None or code in TRANSIENT_CODES:
-        kind = FailureKind.TRANSIENT
-    else:
-        kind = FailureKind.REQUEST
-    return BackendError(f"the model failed to answer ({code or 'unknown error'})", kind=kind, code=code)
-
-
-def _add(total: int | None, more: int | None) -> int | None:
-    return more if total is None else total + (more or 0)

@@ -11,27 +11,21 @@ import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 
 from bot.backends.base import (
-    CONVERSATION_GONE,
-    NO_FUNCTION,
-    ROUND_SEPARATOR,
     BackendError,
-    FailureKind,
     FoundReply,
-    TextDelta,
     ToolCall,
     ToolOutput,
-    ToolsRunning,
-    TurnCompleted,
     TurnEvent,
     TurnRequest,
 )
-from bot.backends.errors import ACCOUNT_CODES, TRANSIENT_CODES, classify
+from bot.backends.errors import classify, conversation_gone, stopped_early, stream_cut, stream_failure
+from bot.backends.lookup import Entry, content_text, locate
+from bot.backends.tool_loop import Round, kept_calling_tools, run_turn
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +44,6 @@ class _DanglingCalls(Exception):
         self.call_ids = call_ids
 
 
-@dataclass
-class _Round:
-    """What one response of a turn produced."""
-
-    text: str = ""
-    calls: list[ToolCall] = field(default_factory=list)
-    response: Any = None
-
-
 class ResponsesBackend:
     """OpenAI (or Azure) Conversations + Responses."""
 
@@ -75,54 +60,11 @@ class ResponsesBackend:
             raise classify(exc) from exc
         return conversation.id
 
-    async def stream_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
-        items: list[dict[str, Any]] = [_user_message(text) for text in request.messages]
-        items += [_function_output(output) for output in request.tool_outputs]
-        shown = ""
-        usage_in = usage_out = 0
-        # Once a round has completed (or when continuing an interrupted turn), the turn's messages are
-        # in the conversation with tool calls awaiting their results: a failure from then on must not
-        # lead to the messages being sent again — the caller looks in the conversation and carries on.
-        committed = bool(request.tool_outputs)
-        for round_number in range(request.max_tool_rounds + 1):
-            tools_allowed = round_number < request.max_tool_rounds
-            current = _Round()
-            if shown and not shown.endswith(ROUND_SEPARATOR):
-                shown += ROUND_SEPARATOR
-                yield TextDelta(ROUND_SEPARATOR)
-            try:
-                for attempt in range(2):
-                    try:
-                        async for delta in self._respond(request, items, tools_allowed, current):
-                            shown += delta
-                            yield TextDelta(delta)
-                        break
-                    except _DanglingCalls as dangling:
-                        if attempt:
-                            raise classify(dangling.error) from dangling.error
-                        await self._close_calls(request.conversation_id, dangling.call_ids)
-            except BackendError as error:
-                error.outcome_unknown = error.outcome_unknown or committed
-                raise
-            committed = True
-            usage = current.response.usage
-            usage_in += usage.input_tokens if usage else 0
-            usage_out += usage.output_tokens if usage else 0
-            if not current.calls:
-                output = current.response.output
-                yield TurnCompleted(text=shown, response_id=current.response.id,
-                                    last_item_id=output[-1].id if output else None,
-                                    input_tokens=usage_in, output_tokens=usage_out)
-                return
-            yield ToolsRunning(tuple(call.name for call in current.calls))
-            outputs = await _run(request, current.calls)
-            items = [_function_output(output) for output in outputs]
-        raise BackendError("the model kept calling tools", kind=FailureKind.REQUEST, code="tool_rounds")
+    def stream_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+        return run_turn(request, _Rounds(self, request))
 
-    async def _respond(self, request: TurnRequest, items: list[dict[str, Any]], tools_allowed: bool,
-                       current: _Round) -> AsyncIterator[str]:
-        """One streamed response; fills `current` with its text, tool calls and final object."""
-        params = self._params(request, items, tools_allowed)
+    async def _respond(self, params: dict[str, Any], current: Round) -> AsyncIterator[str]:
+        """One streamed response; fills `current` with its text, tool calls, usage and final object."""
         streaming = False
         try:
             stream = await self._client.responses.create(**params)
@@ -133,15 +75,9 @@ class ResponsesBackend:
                         current.text += event.delta
                         yield event.delta
                     elif event.type == "response.completed":
-                        current.response = event.response
-                        current.calls = [ToolCall(item.call_id, item.name, item.arguments)
-                                         for item in event.response.output if item.type == "function_call"]
-                    elif event.type in ("response.failed", "response.incomplete"):
-                        raise _failed(event.response)
-                    elif event.type == "error":
-                        code = getattr(event, "code", None)
-                        raise BackendError(f"the model reported an error ({code or 'unknown'})",
-                                           kind=_kind(code), code=code)
+                        _completed(event.response, current)
+                    elif event.type in ("response.failed", "response.incomplete", "error"):
+                        raise failure(event)
         except BackendError:
             raise
         except openai.BadRequestError as exc:
@@ -151,16 +87,15 @@ class ResponsesBackend:
             raise classify(exc) from exc
         except openai.NotFoundError as exc:
             if "conversation" in str(exc.message).lower():
-                raise BackendError("the channel's conversation no longer exists at the model service",
-                                   kind=FailureKind.TRANSIENT, code=CONVERSATION_GONE, status=404) from exc
+                raise conversation_gone() from exc
             raise classify(exc) from exc
         except Exception as exc:  # noqa: BLE001 - every SDK failure is classified
             raise classify(exc, streaming=streaming) from exc
-        if current.response is None:
-            raise BackendError("the model's answer was cut off", kind=FailureKind.TRANSIENT, code="stream_cut",
-                               outcome_unknown=True)
+        if current.response_id is None:
+            raise stream_cut()
 
-    def _params(self, request: TurnRequest, items: list[dict[str, Any]], tools_allowed: bool) -> dict[str, Any]:
+    def params(self, request: TurnRequest, items: list[dict[str, Any]], tools_allowed: bool) -> dict[str, Any]:
+        """One request of the turn: its input `items`, the function tools only while `tools_allowed`."""
         params: dict[str, Any] = {
             "model": self.model,
             "conversation": request.conversation_id,
@@ -179,7 +114,7 @@ class ResponsesBackend:
             params["safety_identifier"] = _hashed(request.speaker_ids[-1])
         return params
 
-    async def _close_calls(self, conversation_id: str, call_ids: Sequence[str]) -> None:
+    async def close_calls(self, conversation_id: str, call_ids: Sequence[str]) -> None:
         """A turn that was given up left tool calls without results, and the API refuses every request
         on the conversation until they have one: give them an error result."""
         log.warning("conversation %s: closing %d tool call(s) an earlier turn left open", conversation_id,
@@ -226,10 +161,66 @@ class ResponsesBackend:
         await self._client.close()
 
 
-async def _run(request: TurnRequest, calls: Sequence[ToolCall]) -> list[ToolOutput]:
-    if request.run_tools is None:  # nobody to run them: the original sample's answer
-        return [ToolOutput(call.call_id, NO_FUNCTION) for call in calls]
-    return await request.run_tools(calls)
+class _Rounds:
+    """A Responses turn's rounds: the messages (or a continued turn's tool outputs) first, then each
+    round's tool outputs, all on the channel's conversation."""
+
+    def __init__(self, backend: ResponsesBackend, request: TurnRequest) -> None:
+        self._backend = backend
+        self._request = request
+        self._items = [_user_message(text) for text in request.messages]
+        self._items += [_function_output(output) for output in request.tool_outputs]
+
+    async def send(self, number: int, tools_allowed: bool, current: Round) -> AsyncIterator[str]:
+        # Once a round has completed (or when continuing an interrupted turn), the turn's messages are in
+        # the conversation with tool calls awaiting their results: a failure from then on must not lead
+        # to the messages being sent again — the caller looks in the conversation and carries on.
+        committed = number > 0 or bool(self._request.tool_outputs)
+        params = self._backend.params(self._request, self._items, tools_allowed)
+        try:
+            for attempt in range(2):
+                try:
+                    async for delta in self._backend._respond(params, current):
+                        yield delta
+                    return
+                except _DanglingCalls as dangling:
+                    if attempt:
+                        raise classify(dangling.error) from dangling.error
+                    await self._backend.close_calls(self._request.conversation_id, dangling.call_ids)
+        except BackendError as error:
+            error.outcome_unknown = error.outcome_unknown or committed
+            raise
+
+    async def feed(self, current: Round, outputs: Sequence[ToolOutput]) -> None:
+        self._items = [_function_output(output) for output in outputs]
+
+    async def past_limit(self, current: Round, extra: int) -> Sequence[ToolOutput] | None:
+        raise kept_calling_tools()  # the last request had no function tools, yet the model called one
+
+    async def finish(self, current: Round, text: str) -> str | None:
+        return current.last_item_id
+
+
+def _completed(response: Any, current: Round) -> None:
+    usage, output = response.usage, response.output
+    current.response_id = response.id
+    current.last_item_id = output[-1].id if output else None
+    current.calls = [ToolCall(item.call_id, item.name, item.arguments)
+                     for item in output if item.type == "function_call"]
+    current.input_tokens = usage.input_tokens if usage else None
+    current.output_tokens = usage.output_tokens if usage else None
+
+
+def failure(event: Any) -> BackendError:
+    """A failure the stream reported: an `error` event, `response.failed` or `response.incomplete`."""
+    if event.type == "error":
+        return stream_failure(getattr(event, "code", None), "the model reported an error")
+    response = event.response
+    if getattr(response, "status", None) == "incomplete":
+        details = getattr(response, "incomplete_details", None)
+        return stopped_early(getattr(details, "reason", None), request_id=getattr(response, "id", None))
+    error = getattr(response, "error", None)
+    return stream_failure(getattr(error, "code", None) if error else None, request_id=getattr(response, "id", None))
 
 
 def _user_message(text: str) -> dict[str, Any]:
@@ -238,27 +229,6 @@ def _user_message(text: str) -> dict[str, Any]:
 
 def _function_output(output: ToolOutput) -> dict[str, Any]:
     return {"type": "function_call_output", "call_id": output.call_id, "output": output.output}
-
-
-def _failed(response: Any) -> BackendError:
-    error = getattr(response, "error", None)
-    code = getattr(error, "code", None) if error else None
-    if getattr(response, "status", None) == "incomplete":
-        details = getattr(response, "incomplete_details", None)
-        reason = getattr(details, "reason", None) or "unknown"
-        return BackendError(f"the model stopped before finishing ({reason})", kind=FailureKind.REQUEST,
-                            code=f"incomplete:{reason}", request_id=getattr(response, "id", None))
-    return BackendError(f"the model failed to answer ({code or 'unknown error'})", kind=_kind(code), code=code,
-                        request_id=getattr(response, "id", None))
-
-
-def _kind(code: str | None) -> FailureKind:
-    """A failure reported inside the stream: server-side trouble is worth another try."""
-    if code is None or code in TRANSIENT_CODES:
-        return FailureKind.TRANSIENT
-    if code in ACCOUNT_CODES:
-        return FailureKind.ACCOUNT
-    return FailureKind.REQUEST
 
 
 def answer_after(items: Sequence[dict[str, Any]], messages: Sequence[str],
@@ -270,31 +240,19 @@ def answer_after(items: Sequence[dict[str, Any]], messages: Sequence[str],
     `after_item`, followed only by the answer (assistant messages, tool calls and their outputs).
     Return the answer (text possibly empty; tool calls still waiting for their output) if so, else None.
     """
-    ids = [item.get("id") for item in items]
-    window = list(items[ids.index(after_item) + 1:]) if after_item in ids else list(items)
-    users = [index for index, item in enumerate(window) if _is_message(item, "user")]
-    texts = [_text(window[index]) for index in users]
-    expected = list(messages)
-    matches = texts == expected if after_item in ids else texts[-len(expected):] == expected
-    if not matches:
+    found = locate([_entry(item) for item in items], messages, after_item)
+    if found is None:
         return None
-    after = window[users[-1] + 1:]
-    answer = [_text(item) for item in after if _is_message(item, "assistant")]
+    after = items[found.answer_from:]
     answered = {item.get("call_id") for item in after if item.get("type") == "function_call_output"}
     pending = tuple(ToolCall(item["call_id"], item.get("name", ""), item.get("arguments", ""))
                     for item in after if item.get("type") == "function_call" and item.get("call_id") not in answered)
-    return FoundReply(ROUND_SEPARATOR.join(text for text in answer if text), window[-1].get("id"), pending)
+    return FoundReply(found.answer, found.newest_id, pending)
 
 
-def _is_message(item: dict[str, Any], role: str) -> bool:
-    return item.get("type") == "message" and item.get("role") == role
-
-
-def _text(item: dict[str, Any]) -> str:
-    content = item.get("content")
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text") or "" for part in content or () if isinstance(part, dict))
+def _entry(item: dict[str, Any]) -> Entry:
+    role = item.get("role", "") if item.get("type") == "message" else ""
+    return Entry(item.get("id"), role, content_text(item.get("content")))
 
 
 def _hashed(user_id: str) -> str:

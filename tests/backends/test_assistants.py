@@ -17,6 +17,7 @@ import pytest
 
 from bot.backends.assistants import SHUTDOWN_WARNING, TOOL_LIMIT, AssistantsBackend
 from bot.backends.base import (
+    CONVERSATION_GONE,
     BackendError,
     FailureKind,
     FoundReply,
@@ -28,7 +29,6 @@ from bot.backends.base import (
     TurnEvent,
     TurnRequest,
 )
-from bot.backends.responses import CONVERSATION_GONE
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.server import async_wait_until
 

@@ -42,7 +42,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 def make_backend(emu: OpenAIEmulator, store: Store | ChatHistory, **options: Any) -> ChatBackend:
     client = openai.AsyncOpenAI(base_url=emu.base_url, api_key=emu.api_key, max_retries=0)
-    return ChatBackend(client, model=MODEL, store=store.chat if isinstance(store, Store) else store,
+    return ChatBackend(client, model=MODEL, history=store.chat if isinstance(store, Store) else store,
                        **options)
 
 
@@ -444,9 +444,9 @@ async def test_the_estimate_follows_the_servers_token_counts(openai_emu: OpenAIE
 async def test_check(openai_emu: OpenAIEmulator, store: Store) -> None:
     backend = make_backend(openai_emu, store)
     missing = ChatBackend(openai.AsyncOpenAI(base_url=openai_emu.base_url, api_key=openai_emu.api_key,
-                                             max_retries=0), model="llama-nope", store=store)
+                                             max_retries=0), model="llama-nope", history=store.chat)
     wrong_key = ChatBackend(openai.AsyncOpenAI(base_url=openai_emu.base_url, api_key="sk-wrong", max_retries=0),
-                            model=MODEL, store=store)
+                            model=MODEL, history=store.chat)
     try:
         assert await backend.check() == f"model {MODEL} is available (Chat Completions at {openai_emu.base_url}/)"
         with pytest.raises(BackendError) as caught:

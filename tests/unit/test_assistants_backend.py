@@ -17,12 +17,11 @@ from bot.backends.assistants import (
     TurnInThread,
     _Progress,
     _sdk_error,
-    failure_kind,
     locate_turn,
     run_failure,
 )
-from bot.backends.base import BackendError, FailureKind
-from bot.backends.responses import CONVERSATION_GONE
+from bot.backends.base import CONVERSATION_GONE, BackendError, FailureKind
+from bot.backends.errors import failure_kind
 
 REQUEST = httpx2.Request("POST", "https://api.openai.com/v1/threads/thread_1/runs")
 
