@@ -124,8 +124,10 @@ class AssistantsBackend:
         """One streamed run (continued through its tool calls): text deltas, then TurnCompleted."""
         tools = await self._tools(request)
         opener, in_thread = await self._first_request(request, tools)
-        async for event in run_turn(request, _Rounds(self, request.conversation_id, opener, in_thread)):
-            yield event
+        rounds = _Rounds(self, request.conversation_id, opener, in_thread)
+        async with contextlib.aclosing(run_turn(request, rounds)) as events:
+            async for event in events:
+                yield event
 
     async def _first_request(self, request: TurnRequest, tools: list[dict[str, Any]] | None) -> tuple[Opener, bool]:
         """The turn's first request, and whether its messages are in the thread already: tool outputs
@@ -278,8 +280,9 @@ class _Rounds:
     async def send(self, number: int, tools_allowed: bool, current: Round) -> AsyncIterator[str]:
         # `tools_allowed` cannot be honoured: a run keeps its tools (past the limit, see past_limit).
         progress = _Progress(newest=self._newest)
-        async for text in self._backend._consume(self._opener, progress, self._in_thread):
-            yield text
+        async with contextlib.aclosing(self._backend._consume(self._opener, progress, self._in_thread)) as texts:
+            async for text in texts:
+                yield text
         self._in_thread, self._newest = True, progress.newest
         current.text, current.calls, current.response_id = progress.text, progress.calls, progress.run.id
         usage = None if progress.calls else getattr(progress.run, "usage", None)  # the whole run's, at its end

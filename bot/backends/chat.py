@@ -15,6 +15,7 @@ import re
 import secrets
 import unicodedata
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -340,8 +341,9 @@ class _Rounds:
         # Each round's calls and results take room: the history gives way to them.
         history = await self._backend._history(self._conversation, [self._system, *self._added], tools)
         got = _Chunks()
-        async for delta in self._backend._complete([self._system, *history, *self._added], tools, got):
-            yield delta
+        async with aclosing(self._backend._complete([self._system, *history, *self._added], tools, got)) as deltas:
+            async for delta in deltas:
+                yield delta
         current.text, current.response_id = got.text, got.response_id
         current.input_tokens, current.output_tokens = got.prompt_tokens, got.completion_tokens
         current.calls = got.tool_calls() if got.finish_reason != "length" else []

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import openai
@@ -180,8 +181,9 @@ class _Rounds:
         try:
             for attempt in range(2):
                 try:
-                    async for delta in self._backend._respond(params, current):
-                        yield delta
+                    async with aclosing(self._backend._respond(params, current)) as deltas:
+                        async for delta in deltas:
+                            yield delta
                     return
                 except _DanglingCalls as dangling:
                     if attempt:

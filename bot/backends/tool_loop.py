@@ -11,6 +11,7 @@ with exactly one TurnCompleted carrying the text shown and the usage of all its 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -78,14 +79,17 @@ async def run_turn(request: TurnRequest, rounds: Rounds) -> AsyncIterator[TurnEv
     number = 0
     while True:
         current, apart = Round(), bool(shown) and not shown.endswith(ROUND_SEPARATOR)
-        async for delta in rounds.send(number, number < request.max_tool_rounds, current):
-            if not delta:
-                continue
-            if apart:  # the text after a tool call is set apart from the text before it
-                shown, apart = shown + ROUND_SEPARATOR, False
-                yield TextDelta(ROUND_SEPARATOR)
-            shown += delta
-            yield TextDelta(delta)
+        # aclosing: when the turn is abandoned mid-round, the round's stream is closed here and now,
+        # not later by the garbage collector (which may find it still running).
+        async with aclosing(rounds.send(number, number < request.max_tool_rounds, current)) as deltas:
+            async for delta in deltas:
+                if not delta:
+                    continue
+                if apart:  # the text after a tool call is set apart from the text before it
+                    shown, apart = shown + ROUND_SEPARATOR, False
+                    yield TextDelta(ROUND_SEPARATOR)
+                shown += delta
+                yield TextDelta(delta)
         tokens_in, tokens_out = _add(tokens_in, current.input_tokens), _add(tokens_out, current.output_tokens)
         within = number < request.max_tool_rounds
         answers = None  # past the limit: what the backend answers the calls with (None: the round is the answer)
