@@ -41,7 +41,7 @@ from bot.backends.errors import (
     stream_failure,
 )
 from bot.backends.lookup import Entry, locate
-from bot.backends.tool_loop import Round, kept_calling_tools, run_turn
+from bot.backends.tool_loop import Round, chat_tool, kept_calling_tools, run_turn
 
 Opener = Callable[[], Awaitable[Any]]  # starts one streamed request (a run, or its tool outputs)
 
@@ -158,11 +158,20 @@ class AssistantsBackend:
         try:
             stream = await opener()
             in_thread = True
+            ended: BackendError | None = None
             async with stream:
                 async for event in stream:
-                    text = _apply(event, current)
+                    if ended is not None:
+                        continue  # read to its end: the SDK's stream, left early, would be left to the GC
+                    try:
+                        text = _apply(event, current)
+                    except BackendError as error:  # the run failed: its stream ends right after
+                        ended = error
+                        continue
                     if text:
                         yield text
+            if ended is not None:
+                raise ended
         except Exception as exc:  # noqa: BLE001 - every SDK failure is classified
             raise _sdk_error(exc, in_thread=in_thread) from exc
         if current.run is None:  # the stream ended without saying how the run did
@@ -177,7 +186,7 @@ class AssistantsBackend:
         ours = {tool["name"] for tool in request.tools}
         own = [tool.model_dump(mode="json", exclude_none=True) for tool in assistant.tools
                if not (tool.type == "function" and tool.function.name in ours)]
-        return own + [{"type": "function", "function": dict(tool)} for tool in request.tools]
+        return own + [chat_tool(tool) for tool in request.tools]
 
     async def _fetch_assistant(self) -> Any:
         if self._assistant is None:

@@ -34,7 +34,7 @@ from bot.backends.base import (
 )
 from bot.backends.errors import classify, stream_cut, stream_failure
 from bot.backends.lookup import Entry, content_text, locate
-from bot.backends.tool_loop import Round, kept_calling_tools, run_turn
+from bot.backends.tool_loop import Round, chat_tool, kept_calling_tools, run_turn
 from bot.settings import DEFAULT_CONTEXT_TOKENS
 
 log = logging.getLogger(__name__)
@@ -332,7 +332,7 @@ class _Rounds:
         self._backend = backend
         self._conversation = request.conversation_id
         self._system = {"role": "system", "content": request.instructions}
-        self._tools = [{"type": "function", "function": dict(tool)} for tool in request.tools]
+        self._tools = [chat_tool(tool) for tool in request.tools]
         self._added = [user_message(text, names[i] if i < len(names) else "")
                        for i, text in enumerate(request.messages)]
 

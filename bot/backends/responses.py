@@ -26,7 +26,7 @@ from bot.backends.base import (
 )
 from bot.backends.errors import classify, conversation_gone, stopped_early, stream_cut, stream_failure
 from bot.backends.lookup import Entry, content_text, locate
-from bot.backends.tool_loop import Round, kept_calling_tools, run_turn
+from bot.backends.tool_loop import Round, kept_calling_tools, responses_tool, run_turn
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +69,21 @@ class ResponsesBackend:
         streaming = False
         try:
             stream = await self._client.responses.create(**params)
+            ended: BackendError | None = None
             async with stream:
                 async for event in stream:
                     streaming = True
+                    if ended is not None:
+                        continue  # read to its end: the SDK's stream, left early, would be left to the GC
                     if event.type == "response.output_text.delta":
                         current.text += event.delta
                         yield event.delta
                     elif event.type == "response.completed":
                         _completed(event.response, current)
                     elif event.type in ("response.failed", "response.incomplete", "error"):
-                        raise failure(event)
+                        ended = failure(event)
+            if ended is not None:
+                raise ended
         except BackendError:
             raise
         except openai.BadRequestError as exc:
@@ -108,7 +113,7 @@ class ResponsesBackend:
         }
         tools = [dict(tool) for tool in request.hosted_tools]
         if tools_allowed:
-            tools += [{"type": "function", **tool, "strict": False} for tool in request.tools]
+            tools += [responses_tool(tool) for tool in request.tools]
         if tools:
             params["tools"] = tools
         if request.speaker_ids:

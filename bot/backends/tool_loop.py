@@ -10,10 +10,11 @@ with exactly one TurnCompleted carrying the text shown and the usage of all its 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import copy
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.backends.base import (
     NO_FUNCTION,
@@ -63,6 +64,16 @@ class Rounds(Protocol):
         """The turn is complete with `text` (all rounds'): keep what must be kept; return the
         conversation's newest item id."""
         ...
+
+
+def responses_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """A function tool (name, description, parameters) as the Responses API takes it."""
+    return {"type": "function", **copy.deepcopy(dict(tool)), "strict": False}
+
+
+def chat_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """A function tool as Chat Completions (and the legacy Assistants API) take it."""
+    return {"type": "function", "function": copy.deepcopy(dict(tool))}
 
 
 def kept_calling_tools(*, outcome_unknown: bool = False) -> BackendError:

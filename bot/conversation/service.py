@@ -49,8 +49,7 @@ class ConversationService:
         self._channels = channels
         self._instructions = instructions
         self._toolbox = toolbox or Toolbox()
-        self._tools = [{"name": s.name, "description": s.description, "parameters": s.parameters}
-                       for s in self._toolbox.specs]
+        self._tools = [spec.as_tool() for spec in self._toolbox.specs]
         self._hosted_tools = tuple(hosted_tools)
         self._slack = slack
         self._max_tool_rounds = max_tool_rounds

@@ -38,11 +38,11 @@ from bot.conversation.tool_schemas import (
     summary,
     with_description,
 )
+from bot.settings import DEFAULT_TOOL_TIMEOUT
 
 log = logging.getLogger(__name__)
 
-MAX_TOOL_ROUNDS = 5  # rounds of tool calls per turn; after that the model must answer without tools
-TOOL_CALL_TIMEOUT = 20.0  # seconds one tool call may take
+TOOL_CALL_TIMEOUT = DEFAULT_TOOL_TIMEOUT  # seconds one tool call may take (BRIDGE_TOOL_TIMEOUT)
 MAX_STATUS_NAMES = 3  # tool names spelled out in the live reply's status line
 MAX_ERROR_TEXT = 1000  # characters of an exception's message sent back to the model
 
@@ -68,19 +68,9 @@ class ToolSpec:
     description: str
     parameters: dict[str, Any]
 
-    def as_responses_tool(self) -> dict[str, Any]:
-        """The Responses API function tool."""
-        return {"type": "function", "name": self.name, "description": self.description,
-                "parameters": copy.deepcopy(self.parameters), "strict": False}
-
-    def as_chat_tool(self) -> dict[str, Any]:
-        """The Chat Completions function tool."""
-        return {"type": "function", "function": {"name": self.name, "description": self.description,
-                                                 "parameters": copy.deepcopy(self.parameters)}}
-
-    def as_assistants_tool(self) -> dict[str, Any]:
-        """The legacy Assistants function tool (the Chat Completions shape)."""
-        return self.as_chat_tool()
+    def as_tool(self) -> dict[str, Any]:
+        """The function tool every backend shapes for its API: name, description, a copy of the schema."""
+        return {"name": self.name, "description": self.description, "parameters": copy.deepcopy(self.parameters)}
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal, Optional
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.backends.tool_loop import chat_tool, responses_tool
 from bot.conversation.example_tools import current_time
 from bot.conversation.tools import (
-    MAX_TOOL_ROUNDS,
     TOOL_CALL_TIMEOUT,
     Toolbox,
     ToolContext,
@@ -25,6 +25,7 @@ from bot.conversation.tools import (
     ToolSpec,
     tool_status,
 )
+from bot.settings import DEFAULT_MAX_TOOL_ROUNDS as MAX_TOOL_ROUNDS
 
 CONTEXT = ToolContext(channel="C1", user_ids=("U1", "U2"))
 
@@ -193,13 +194,12 @@ def test_tool_context_is_not_in_the_schema() -> None:
 def test_tool_shapes_for_each_api() -> None:
     spec = Toolbox.from_functions([who]).specs[0]
     description = "Who is talking about a topic."
-    assert spec.as_responses_tool() == {"type": "function", "name": "who", "description": description,
-                                        "parameters": spec.parameters, "strict": False}
+    assert responses_tool(spec.as_tool()) == {"type": "function", "name": "who", "description": description,
+                                              "parameters": spec.parameters, "strict": False}
     chat = {"type": "function", "function": {"name": "who", "description": description,
                                              "parameters": spec.parameters}}
-    assert spec.as_chat_tool() == chat
-    assert spec.as_assistants_tool() == chat
-    spec.as_chat_tool()["function"]["parameters"]["properties"].clear()  # callers get their own copies
+    assert chat_tool(spec.as_tool()) == chat  # (the legacy Assistants API takes the same shape)
+    chat_tool(spec.as_tool())["function"]["parameters"]["properties"].clear()  # callers get their own copies
     assert spec.parameters["properties"] == {"topic": {"type": "string"}}
     spec.parameters["properties"]["topic"]["description"] = "changed"  # nor do specs share their schemas
     assert parameters_of(probe(str))["properties"]["value"] == {"type": "string"}
