@@ -1,3 +1,18 @@
-"""slack-assistant-bridge: one shared AI assistant per Slack channel."""
+"""slack-assistant-bridge: one shared AI assistant per Slack channel.
+
+The package is laid out as the flow a message takes, one folder per stage:
+
+    inbound/       Slack events and the slash command → the inbox
+    store/         the durable state: inbox, turn journal, conversation map, chat history
+    work/          one worker per busy channel: what to do next, the turn, recovery, retries
+    conversation/  the channel's conversation, what a turn sends, the operator's tools
+    backends/      the model APIs (Responses, Chat Completions, Assistants) behind one protocol
+    outbound/      everything written to Slack (live replies, pacing) and looked up there
+
+`wiring.py` builds every client and service once and is the only module that knows every stage;
+`settings.py` is the only one that reads the environment. A stage imports only the stages below it:
+settings/logs/messages, then store, backends and outbound (independent of each other), then
+conversation, work and inbound (tests/unit/test_layout.py keeps it so).
+"""
 
 __version__ = "0.1.0"
