@@ -666,3 +666,17 @@ def test_cached_tokens_come_in_blocks_from_a_minimum() -> None:
     assert common_prefix_chars(a, a) == 8
     assert common_prefix_chars(a, [("tools:[]", ""), ("instructions", "abc"), ("message:user:", "help")]) == 6
     assert common_prefix_chars(a, [("tools:[1]", ""), ("instructions", "abc")]) == 0  # tools first
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # (the Assistants call)
+async def test_a_server_without_the_conversations_api(client: openai.AsyncOpenAI, emu: OpenAIEmulator) -> None:
+    emu.set_missing_apis("conversations", "assistants")
+    with pytest.raises(openai.NotFoundError) as caught:
+        await client.conversations.create()
+    assert caught.value.response.json() == {"detail": "Not Found"}
+    with pytest.raises(openai.NotFoundError):
+        await client.beta.threads.create()
+    done = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert done.choices[0].message.content  # Chat Completions still served
+    emu.set_missing_apis()
+    assert (await client.conversations.create()).id.startswith("conv_")

@@ -30,6 +30,10 @@ BODY = web.RequestKey("body", Any)  # the parsed JSON body ({} when there is non
 REQUEST_ID = web.RequestKey("request_id", str)
 OPERATION = web.RequestKey("operation", Any)  # the spec operation the request matched
 BETA_PATHS = ("/v1/assistants", "/v1/threads")
+# The API families a server may lack, by path: most self-hosted OpenAI-compatible servers (Ollama, vLLM,
+# llama.cpp, LiteLLM) serve Chat Completions, some a partial Responses API, few Conversations or Assistants.
+API_PATHS = {"conversations": ("/v1/conversations",), "responses": ("/v1/responses",),
+             "assistants": ("/v1/assistants", "/v1/threads"), "chat": ("/v1/chat/",)}
 COMMON_HEADERS = {"openai-version": "2020-10-01", "openai-processing-ms": "1",
                   "openai-organization": "org-emulator000000000000000"}
 RESPONSE_SCHEMAS = {  # what we validate our own stream events against (self-check)
@@ -129,6 +133,9 @@ async def _handle(platform: Platform, request: web.Request, record: Recorded,
                   handler: Handler) -> web.StreamResponse:
     state = platform.state
     method, path = request.method, request.path
+    if any(path.startswith(API_PATHS[api]) for api in state.missing_apis):
+        # What such a server answers (FastAPI's, as LiteLLM does), before reading the body or the key.
+        return web.json_response({"detail": "Not Found"}, status=404)
     body: Any = None
     if request.body_exists:
         raw = await request.read()

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from ..server import BackgroundServer, wait_until
 from . import assistants, catalog, chat, conversations, responses, runs
-from .app import Platform, build_app
+from .app import API_PATHS, Platform, build_app
 from .faults import ANY_STREAM, Delay, FaultPlan, HttpFault, StreamFault
 from .model import ScriptedModel
 from .spec_check import spec_checker
@@ -129,6 +129,17 @@ class OpenAIEmulator:
         """Accept only `key` from now on (simulates a rotated or revoked key)."""
         def apply() -> None:
             self._state.api_key = key
+        self._on_loop(apply)
+
+    def set_missing_apis(self, *apis: str) -> None:
+        """Serve as a server without these API families ("conversations", "responses", "assistants",
+        "chat"): their paths answer 404 `{"detail": "Not Found"}`, like LiteLLM's or vLLM's."""
+        unknown = set(apis) - set(API_PATHS)
+        if unknown:
+            raise ValueError(f"unknown API families: {sorted(unknown)}")
+
+        def apply() -> None:
+            self._state.missing_apis = frozenset(apis)
         self._on_loop(apply)
 
     def set_models(self, models: tuple[str, ...]) -> None:

@@ -87,6 +87,7 @@ class PlatformState:
     def __init__(self, models: tuple[str, ...]) -> None:
         self.models = list(models)
         self.api_key: str | None = None
+        self.missing_apis: frozenset[str] = frozenset()  # API families this server does not serve (404)
         self.conversations: dict[str, Conversation] = {}
         self.responses: dict[str, StoredResponse] = {}
         self.assistants: dict[str, dict[str, Any]] = {}
