@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.backends.base import BackendError
 from bot.outbound.slack_errors import SLACK_FAILURES, reason
 from bot.settings import Settings
-from bot.wiring import StartupError, build_backend, build_slack_client, load_toolbox
+from bot.wiring import StartupError, build_slack_client, load_toolbox, open_backend
 
 OK, FAIL = "ok  ", "FAIL"
 
@@ -40,9 +40,10 @@ async def run_checks(settings: Settings, *, out=print) -> int:  # type: ignore[n
             report(True, "tools", f"{settings.tools_module}: {', '.join(toolbox.names) or 'no public functions'}")
     except StartupError as exc:
         report(False, "tools", str(exc))
-    backend = build_backend(settings)
+    backend = await open_backend(settings)
     try:
-        report(True, "model", await backend.check())
+        chosen = f" (ASSISTANT_BACKEND=auto chose {backend.name})" if settings.assistant_backend == "auto" else ""
+        report(True, "model", await backend.check() + chosen)
     except BackendError as exc:
         detail = f"{exc.message}" + (f" (HTTP {exc.status}" + (f", {exc.code})" if exc.code else ")")
                                      if exc.status else "")

@@ -29,7 +29,7 @@ DEFAULT_INSTRUCTIONS = "You are a helpful assistant shared by the members of a S
 DEFAULT_MAX_ATTEMPTS = 5  # tries of a message before it is reported and skipped
 DEFAULT_TURN_TIMEOUT = 300.0  # seconds a model turn may take before it is abandoned as stuck
 
-BACKENDS = ("responses", "chat", "assistants")
+BACKENDS = ("auto", "responses", "chat", "assistants")
 AVAILABLE_BACKENDS = BACKENDS
 RESPOND_TO = ("all", "mentions")
 REPLY_IN = ("channel", "thread")
@@ -72,7 +72,7 @@ class Settings:
     openai_model: str = DEFAULT_MODEL
     openai_model_explicit: bool = False  # OPENAI_MODEL was set (the assistants backend then overrides its model)
     openai_assistant_id: str | None = None
-    assistant_backend: str = "responses"
+    assistant_backend: str = "auto"
     instructions: str = DEFAULT_INSTRUCTIONS
     instructions_source: str = "built-in default"
     channels: frozenset[str] = field(default_factory=frozenset)
@@ -147,7 +147,7 @@ def load_settings(
     values |= _limits(get, problems)
     values["channel_respond_to"] = _channel_tables(tables.get("channels", {}), problems)
     values["hosted_tools"] = _hosted_tools(tables.get("hosted_tools", {}), problems)
-    if values["hosted_tools"] and values["assistant_backend"] != "responses":
+    if values["hosted_tools"] and values["assistant_backend"] not in ("auto", "responses"):
         problems.append("[hosted_tools] in the configuration file work only with ASSISTANT_BACKEND=responses.")
     values["instructions"], values["instructions_source"] = _instructions(env, file_values, problems)
     if problems:
@@ -160,7 +160,7 @@ Lookup = Callable[..., str]  # get(NAME, default=""): the environment, then the 
 
 def _choices(get: Lookup, problems: list[str]) -> dict[str, Any]:
     """The settings that take one of a few words."""
-    values = {"assistant_backend": get("ASSISTANT_BACKEND", "responses").lower(),
+    values = {"assistant_backend": get("ASSISTANT_BACKEND", "auto").lower(),
               "respond_to": get("BRIDGE_RESPOND_TO", "all").lower(),
               "reply_in": get("BRIDGE_REPLY_IN", "channel").lower(),
               "log_format": get("LOG_FORMAT", "text").lower(),
@@ -208,7 +208,7 @@ def _model_settings(get: Lookup, backend: str, problems: list[str]) -> dict[str,
     if base_url is not None and not _is_http_url(base_url):
         problems.append(f"OPENAI_BASE_URL must be an http(s) URL, not {base_url!r}.")
     api_key = get("OPENAI_API_KEY")
-    if not api_key and backend == "chat" and base_url:
+    if not api_key and backend in ("auto", "chat") and base_url:
         api_key = "not-needed"  # local servers (Ollama, llama.cpp …) take no key; the SDK wants one
     if not api_key:
         problems.append("OPENAI_API_KEY is not set: create a key at https://platform.openai.com/api-keys "

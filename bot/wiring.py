@@ -90,23 +90,44 @@ def build_slack_client(settings: Settings, *, session: aiohttp.ClientSession | N
                           session=session)
 
 
-def build_backend(settings: Settings, store: Store | None = None) -> Backend:
-    """The model API the settings choose; `chat` keeps its history in the store (not needed for `check`)."""
+async def open_backend(settings: Settings, store: Store | None = None) -> Backend:
+    """The model API the settings choose (for `auto`, the one the server offers); `chat` keeps its history
+    in the store (not needed for `check`)."""
     client = openai.AsyncOpenAI(api_key=settings.openai_api_key, base_url=settings.openai_base_url,
                                 max_retries=OPENAI_MAX_RETRIES, timeout=OPENAI_TIMEOUT)
-    if settings.assistant_backend == "chat":
+    name = settings.assistant_backend
+    if name == "auto":
+        name = await choose_backend(settings, ResponsesBackend(client, model=settings.openai_model), store)
+    if name == "chat":
         from bot.backends.chat import ChatBackend
 
         return ChatBackend(client, model=settings.openai_model,
                            history=store.chat if store else None,  # type: ignore[arg-type]
                            context_tokens=settings.context_tokens)
-    if settings.assistant_backend == "assistants":
+    if name == "assistants":
         from bot.backends.assistants import AssistantsBackend
 
         assert settings.openai_assistant_id is not None, "settings validation requires it"
         return AssistantsBackend(client, assistant_id=settings.openai_assistant_id,
                                  model=settings.openai_model if settings.openai_model_explicit else None)
     return ResponsesBackend(client, model=settings.openai_model)
+
+
+async def choose_backend(settings: Settings, probe: ResponsesBackend, store: Store | None) -> str:
+    """ASSISTANT_BACKEND=auto: Conversations + Responses where the server has them, Chat Completions
+    (which every OpenAI-compatible server has) otherwise. When the server cannot be asked now (a bad key,
+    unreachable), keep the backend this store's conversations already use, so a channel never moves."""
+    offered = await probe.offers_conversations()
+    if offered is not None:
+        name = "responses" if offered else "chat"
+        log.info("ASSISTANT_BACKEND=auto: the model server %s the Conversations API; using %s",
+                 "offers" if offered else "does not offer", name)
+        return name
+    used = await store.conversations.backends_in_use() if store is not None else []
+    name = used[0] if used else ("responses" if settings.openai_base_url is None else "chat")
+    log.warning("ASSISTANT_BACKEND=auto: could not ask the model server which APIs it has; using %s (%s)", name,
+                "what this database's conversations use" if used else "the usual choice for this endpoint")
+    return name
 
 
 @contextlib.asynccontextmanager
@@ -122,7 +143,9 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         identity = await _who_am_i(slack, settings)
         store = await _open_store(sqlite, settings)
         stack.push_async_callback(store.close)
-        backend = build_backend(settings, store)
+        backend = await open_backend(settings, store)
+        if settings.hosted_tools and backend.name != "responses":
+            log.warning("[hosted_tools] are ignored: they need the responses backend, and %s is in use", backend.name)
         stack.push_async_callback(backend.aclose)
         names = NameDirectory(slack)
         conversations = ConversationService(conversation_map=store.conversations, backend=backend, names=names,

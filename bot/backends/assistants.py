@@ -36,6 +36,7 @@ from bot.backends.errors import (
     classify,
     conversation_gone,
     conversation_locked,
+    missing_api,
     stopped_early,
     stream_cut,
     stream_failure,
@@ -193,6 +194,8 @@ class AssistantsBackend:
             try:
                 self._assistant = await _quiet(self._client.beta.assistants.retrieve, self._assistant_id)
             except openai.NotFoundError as exc:
+                if missing_api(exc):  # not the assistant: the server has no Assistants API at all
+                    raise classify(exc) from exc
                 raise BackendError(f"the assistant {self._assistant_id} does not exist at the model service",
                                    kind=FailureKind.ACCOUNT, status=404, code="assistant_not_found",
                                    request_id=exc.request_id) from exc

@@ -108,8 +108,34 @@ def classify(exc: BaseException, *, streaming: bool = False) -> BackendError:
                         code=type(exc).__name__, outcome_unknown=streaming)
 
 
+API_MISSING = "api_missing"  # BackendError.code: the server has no such endpoint (a configuration fault)
+
+
+def missing_api(exc: BaseException) -> bool:
+    """A 404 that names no resource: the server has no such endpoint at all — FastAPI's
+    `{"detail": "Not Found"}` (LiteLLM, vLLM), llama.cpp's "File Not Found", OpenAI's "Invalid URL", a
+    plain-text page (Ollama) — rather than "this conversation (or model) was not found"."""
+    if not isinstance(exc, openai.NotFoundError):
+        return False
+    body = exc.body
+    if not isinstance(body, dict):
+        return True
+    message = str(body.get("message") or "")
+    return ("detail" in body and not message) or message == "File Not Found" or message.startswith("Invalid URL")
+
+
+def api_missing(exc: openai.APIStatusError) -> BackendError:
+    """The configured backend needs an API this server does not offer: nothing works until the
+    settings change, so the messages wait (an account-kind failure, told once)."""
+    return BackendError("the model server does not offer the API this backend needs (a server with Chat "
+                        "Completions only needs ASSISTANT_BACKEND=chat)", kind=FailureKind.ACCOUNT,
+                        status=exc.status_code, code=API_MISSING, request_id=exc.request_id)
+
+
 def _status_error(exc: openai.APIStatusError) -> BackendError:
     code, status = _code(exc), exc.status_code
+    if missing_api(exc):
+        return api_missing(exc)
     details = {"status": status, "code": code, "request_id": exc.request_id, "retry_after": _retry_after(exc)}
     if isinstance(exc, openai.AuthenticationError):
         return BackendError("the model service rejected the API key", kind=FailureKind.ACCOUNT, **details)

@@ -18,13 +18,22 @@ import openai
 
 from bot.backends.base import (
     BackendError,
+    FailureKind,
     FoundReply,
     ToolCall,
     ToolOutput,
     TurnEvent,
     TurnRequest,
 )
-from bot.backends.errors import classify, conversation_gone, stopped_early, stream_cut, stream_failure
+from bot.backends.errors import (
+    API_MISSING,
+    classify,
+    conversation_gone,
+    missing_api,
+    stopped_early,
+    stream_cut,
+    stream_failure,
+)
 from bot.backends.lookup import Entry, content_text, locate
 from bot.backends.tool_loop import Round, kept_calling_tools, responses_tool, run_turn
 
@@ -32,6 +41,8 @@ log = logging.getLogger(__name__)
 
 RECOVERY_PAGE = 100  # conversation items per request when looking for an unfinished turn's messages
 RECOVERY_ITEMS = 2000  # how far back to look at most
+# Ids no conversation or response has: looked up only to learn whether the endpoints exist.
+PROBE_CONVERSATION, PROBE_RESPONSE = "conv_assistantbridgeprobe0000000000", "resp_assistantbridgeprobe0000000000"
 INTERRUPTED = '{"status": "error", "message": "The tool call was interrupted; its result is unknown."}'
 _DANGLING = re.compile(r"\bcall_[A-Za-z0-9_-]+")
 
@@ -157,11 +168,33 @@ class ResponsesBackend:
         return answer_after(list(reversed(newest_first)), messages, after_item)
 
     async def check(self) -> str:
+        """The model, and the two APIs this backend needs (many OpenAI-compatible servers lack them)."""
         try:
             model = await self._client.models.retrieve(self.model)
         except Exception as exc:  # noqa: BLE001
             raise classify(exc) from exc
-        return f"model {model.id} is available"
+        offered = await self.offers_conversations()
+        if offered is False:
+            raise BackendError("the model server has no Conversations API (most self-hosted servers serve Chat "
+                               "Completions only): set ASSISTANT_BACKEND=chat, or ASSISTANT_BACKEND=auto",
+                               kind=FailureKind.ACCOUNT, status=404, code=API_MISSING)
+        return f"model {model.id} is available, with the Conversations and Responses APIs"
+
+    async def offers_conversations(self) -> bool | None:
+        """Does the server have the Conversations and Responses APIs? Asked without writing anything: a
+        made-up id is "not found" where they exist, an unknown endpoint where they do not. None: cannot
+        tell (the server failed otherwise, e.g. a bad key or unreachable)."""
+        probes = ((self._client.conversations.retrieve, PROBE_CONVERSATION),
+                  (self._client.responses.retrieve, PROBE_RESPONSE))
+        for lookup, made_up in probes:
+            try:
+                await lookup(made_up)
+            except openai.NotFoundError as exc:
+                if missing_api(exc):
+                    return False
+            except openai.APIError:
+                return None
+        return True
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -32,13 +32,10 @@ class ConversationMap:
             "SELECT last_item_id FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
         return row[0] if row else None
 
-    async def set_last_item(self, channel: str, backend: str, item_id: str | None) -> None:
-        self._db.execute("UPDATE conversations SET last_item_id = ? WHERE channel = ? AND backend = ?",
-                         (item_id, channel, backend))
-
     async def forget_conversation(self, channel: str, backend: str) -> None:
         self._db.execute("DELETE FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
 
-    async def conversation_count(self) -> int:
-        (count,) = self._db.fetchone("SELECT count(*) FROM conversations") or (0,)
-        return int(count)
+    async def backends_in_use(self) -> list[str]:
+        """The backends that have conversations here, the most used first."""
+        rows = self._db.fetchall("SELECT backend FROM conversations GROUP BY backend ORDER BY count(*) DESC")
+        return [row[0] for row in rows]

@@ -23,7 +23,7 @@ from openai.types.shared import ErrorObject
 
 from bot.backends.assistants import _apply, _Progress, _sdk_error, run_failure
 from bot.backends.base import BackendError, FailureKind
-from bot.backends.errors import CODE_KINDS, UNKNOWN_IN_STREAM, classify, failure_kind
+from bot.backends.errors import API_MISSING, CODE_KINDS, UNKNOWN_IN_STREAM, classify, failure_kind, missing_api
 from bot.backends.responses import failure
 
 REQUEST = httpx2.Request("POST", "https://api.openai.com/v1/responses")
@@ -141,3 +141,26 @@ def test_a_response_or_run_that_stopped_early_goes_by_its_reason(path, reason: s
     error = path(reason)
     assert (error.kind, error.code) == (kind, f"incomplete:{reason or 'unknown'}")
     assert error.request_id in ("resp_1", "run_1")
+
+
+def not_found(body: object) -> openai.NotFoundError:
+    return openai.NotFoundError("Not Found", response=httpx2.Response(404, request=REQUEST), body=body)
+
+
+@pytest.mark.parametrize(("body", "missing"), [
+    ({"detail": "Not Found"}, True),  # FastAPI: LiteLLM, vLLM
+    ("404 page not found", True),  # Ollama's plain text
+    (None, True),  # no body at all
+    ({"code": 404, "message": "File Not Found", "type": "not_found_error"}, True),  # llama.cpp
+    ({"message": "Invalid URL (POST /v1/conversations)", "type": "invalid_request_error"}, True),  # OpenAI
+    ({"message": "Conversation with id 'conv_1' not found.", "type": "invalid_request_error"}, False),
+    ({"message": "The model 'gpt-x' does not exist", "type": "invalid_request_error",
+      "code": "model_not_found"}, False),
+])
+def test_a_missing_endpoint_is_told_from_a_missing_resource(body: object, missing: bool) -> None:
+    assert missing_api(not_found(body)) is missing
+    error = classify(not_found(body))
+    if missing:  # a configuration fault: the messages wait (and the sentence says what to set)
+        assert (error.kind, error.code) == (A, API_MISSING) and "ASSISTANT_BACKEND=chat" in error.message
+    else:
+        assert error.code != API_MISSING

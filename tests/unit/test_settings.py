@@ -25,7 +25,7 @@ def problems(env: dict[str, str], mode: str = "run", **kwargs) -> list[str]:
 
 def test_defaults() -> None:
     settings = load(GOOD)
-    assert settings.assistant_backend == "responses"
+    assert settings.assistant_backend == "auto"  # Responses + Conversations where the server has them, else Chat
     assert settings.openai_model == "gpt-5.4-mini"
     assert settings.command == "/assistant"
     assert settings.database_url == "sqlite:///data/bridge.sqlite3"
@@ -52,7 +52,7 @@ def test_serve_needs_signing_secret_not_app_token() -> None:
     [
         ("SLACK_BOT_TOKEN", "xapp-wrong", "SLACK_BOT_TOKEN must be a bot token"),
         ("SLACK_APP_TOKEN", "xoxb-wrong", "SLACK_APP_TOKEN must be an app-level token"),
-        ("ASSISTANT_BACKEND", "gemini", "ASSISTANT_BACKEND must be one of responses, chat, assistants"),
+        ("ASSISTANT_BACKEND", "gemini", "ASSISTANT_BACKEND must be one of auto, responses, chat, assistants"),
         ("BRIDGE_REPLY_IN", "dm", "BRIDGE_REPLY_IN must be one of channel, thread"),
         ("BRIDGE_CHANNELS", "general,C123", "BRIDGE_CHANNELS must be a comma-separated list of channel IDs"),
         ("BRIDGE_COMMAND", "assistant", "BRIDGE_COMMAND must be a slash command"),
