@@ -142,7 +142,8 @@ class AssistantsBackend:
             if run is not None and {call.call_id for call in _calls(run)} == {out.call_id for out in outputs}:
                 return self._submitter(thread, run.id, outputs), True
         unsent = self._unsent(thread, request.messages)
-        optional = {"additional_instructions": request.instructions, "model": self._model_override, "tools": tools,
+        instructions = f"{request.instructions}\n{request.note}" if request.note else request.instructions
+        optional = {"additional_instructions": instructions, "model": self._model_override, "tools": tools,
                     "additional_messages": [{"role": "user", "content": text} for text in unsent]}
         params = {"assistant_id": self._assistant_id, "stream": True, **{k: v for k, v in optional.items() if v}}
         return (lambda: _quiet(self._client.beta.threads.runs.create, thread, **params),

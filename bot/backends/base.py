@@ -54,6 +54,7 @@ class TurnRequest:
     channel: str
     instructions: str
     messages: Sequence[str]
+    note: str = ""  # this turn's facts (whom to address, the date), sent after the history, before `messages`
     speaker_ids: Sequence[str] = field(default_factory=tuple)
     speaker_names: Sequence[str] = field(default_factory=tuple)
     tools: Sequence[Mapping[str, Any]] = field(default_factory=tuple)

@@ -51,6 +51,7 @@ _NAME_FORBIDDEN = re.compile(r"[^a-zA-Z0-9_-]")
 _NAME_UNDERSCORES = re.compile(r"_{2,}")
 _SPEAKER = re.compile(r"\[([^\]\n]*)\] ")  # the marker that opens a user message: "[Alice] hello"
 _MENTIONS_NAME = re.compile(r"\bname\b", re.IGNORECASE)
+_MENTIONS_CACHE_KEY = re.compile(r"prompt_cache_key", re.IGNORECASE)
 
 
 class ChatRecord(Protocol):
@@ -230,6 +231,7 @@ class ChatBackend:
         self.context_tokens = context_tokens
         self.chars_per_token = DEFAULT_CHARS_PER_TOKEN  # calibrated from the server's usage reports
         self.send_names = send_names  # turned off for good when the server rejects `name`
+        self.send_cache_key = True  # turned off for good when the server rejects `prompt_cache_key`
 
     async def create_conversation(self, channel: str) -> str:
         """A new local conversation (no network call): its history starts empty."""
@@ -250,11 +252,11 @@ class ChatBackend:
         return trim_history(records, budget)
 
     async def _complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-                        current: _Chunks) -> AsyncIterator[str]:
+                        current: _Chunks, cache_key: str | None = None) -> AsyncIterator[str]:
         """One streamed completion; fills `current` with its text, tool calls and usage."""
         streaming = False
         try:
-            stream, sent = await self._create(messages, tools)
+            stream, sent = await self._create(messages, tools, cache_key)
             async with stream:
                 async for chunk in stream:
                     streaming = True
@@ -270,25 +272,35 @@ class ChatBackend:
                                  request_id=current.response_id)
         self.chars_per_token = calibrated(sent, current.prompt_tokens, self.chars_per_token)
 
-    async def _create(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> tuple[_Stream, int]:
-        """Start the stream; if the server refuses the `name` field, once more without it (for good).
-        Returns the stream and the characters sent (for calibration)."""
-        named = self.send_names and any("name" in message for message in messages)
-        try:
-            return await self._send(messages if named else _nameless(messages), tools)
-        except openai.BadRequestError as exc:
-            if not named or not _rejects_names(exc):
-                raise
-            log.warning("the model server refuses the `name` field of chat messages; sending without it "
-                        "(speakers stay marked in the text)")
-            self.send_names = False
-        return await self._send(_nameless(messages), tools)
+    async def _create(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+                      cache_key: str | None) -> tuple[_Stream, int]:
+        """Start the stream. A server that refuses an optional field — the messages' `name`, or
+        `prompt_cache_key` (OpenAI's hint to keep a channel's requests on one prompt cache) — is asked
+        again without it, and never sent it again. Returns the stream and the characters sent."""
+        while True:
+            named = self.send_names and any("name" in message for message in messages)
+            key = cache_key if self.send_cache_key else None
+            try:
+                return await self._send(messages if named else _nameless(messages), tools, key)
+            except openai.BadRequestError as exc:
+                if key and _refuses(exc, _MENTIONS_CACHE_KEY):
+                    log.warning("the model server refuses `prompt_cache_key`; sending without it")
+                    self.send_cache_key = False
+                elif named and _refuses(exc, _MENTIONS_NAME):
+                    log.warning("the model server refuses the `name` field of chat messages; sending without it "
+                                "(speakers stay marked in the text)")
+                    self.send_names = False
+                else:
+                    raise
 
-    async def _send(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> tuple[_Stream, int]:
+    async def _send(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+                    cache_key: str | None) -> tuple[_Stream, int]:
         params: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True,
                                   "stream_options": {"include_usage": True}}
         if tools:
             params["tools"] = tools
+        if cache_key:
+            params["prompt_cache_key"] = cache_key
         stream = await self._client.chat.completions.create(**params)
         chars = sum(message_chars(message) for message in messages) + (len(json.dumps(tools)) if tools else 0)
         return stream, chars
@@ -332,16 +344,21 @@ class _Rounds:
         self._backend = backend
         self._conversation = request.conversation_id
         self._system = {"role": "system", "content": request.instructions}
+        self._cache_key = f"slack-{request.channel}"
         self._tools = [chat_tool(tool) for tool in request.tools]
-        self._added = [user_message(text, names[i] if i < len(names) else "")
-                       for i, text in enumerate(request.messages)]
+        # The turn's note (stored with the turn) after the history, before the messages: the prompt's
+        # prefix — instructions and history — stays what the server saw last time, and cached.
+        note = [{"role": "system", "content": request.note}] if request.note and request.messages else []
+        self._added = note + [user_message(text, names[i] if i < len(names) else "")
+                              for i, text in enumerate(request.messages)]
 
     async def send(self, number: int, tools_allowed: bool, current: Round) -> AsyncIterator[str]:
         tools = self._tools if tools_allowed else []
         # Each round's calls and results take room: the history gives way to them.
         history = await self._backend._history(self._conversation, [self._system, *self._added], tools)
         got = _Chunks()
-        async with aclosing(self._backend._complete([self._system, *history, *self._added], tools, got)) as deltas:
+        prompt = [self._system, *history, *self._added]
+        async with aclosing(self._backend._complete(prompt, tools, got, self._cache_key)) as deltas:
             async for delta in deltas:
                 yield delta
         current.text, current.response_id = got.text, got.response_id
@@ -372,6 +389,7 @@ def _nameless(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{key: value for key, value in message.items() if key != "name"} for message in messages]
 
 
-def _rejects_names(exc: openai.BadRequestError) -> bool:
+def _refuses(exc: openai.BadRequestError, field: re.Pattern[str]) -> bool:
+    """Does the server's 400 name this field (in its `param` or its message)?"""
     param = getattr(exc, "param", None)
-    return bool(_MENTIONS_NAME.search(f"{param or ''} {exc.message}"))
+    return bool(field.search(f"{param or ''} {exc.message}"))

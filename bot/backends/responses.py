@@ -207,7 +207,9 @@ class _Rounds:
     def __init__(self, backend: ResponsesBackend, request: TurnRequest) -> None:
         self._backend = backend
         self._request = request
-        self._items = [_user_message(text) for text in request.messages]
+        # The turn's note before its messages: after the history, where it leaves the prompt's prefix alone.
+        note = [_developer_message(request.note)] if request.note and request.messages else []
+        self._items = note + [_user_message(text) for text in request.messages]
         self._items += [_function_output(output) for output in request.tool_outputs]
 
     async def send(self, number: int, tools_allowed: bool, current: Round) -> AsyncIterator[str]:
@@ -261,6 +263,10 @@ def failure(event: Any) -> BackendError:
         return stopped_early(getattr(details, "reason", None), request_id=getattr(response, "id", None))
     error = getattr(response, "error", None)
     return stream_failure(getattr(error, "code", None) if error else None, request_id=getattr(response, "id", None))
+
+
+def _developer_message(text: str) -> dict[str, Any]:
+    return {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": text}]}
 
 
 def _user_message(text: str) -> dict[str, Any]:

@@ -44,15 +44,11 @@ def _size(size: int) -> str:
     return f"{size} bytes"
 
 
-def build_instructions(
-    base: str,
-    *,
-    channel_name: str | None,
-    is_direct: bool,
-    speakers: Sequence[str],
-    today: dt.date,
-) -> str:
-    """Configured instructions + how speakers are marked + whom to address + the date + the channel."""
+def build_instructions(base: str, *, channel_name: str | None, is_direct: bool) -> str:
+    """The instructions every turn of a channel starts with: the configured ones, where the assistant
+    is, how speakers are marked. The same text turn after turn (nothing in it names this turn's
+    speakers or today's date), so a model service can keep the conversation behind it in its prompt
+    cache instead of billing it afresh; the per-turn facts follow the history (see `turn_note`)."""
     if is_direct:
         where = "You are talking with a member of a Slack workspace in a direct message."
     elif channel_name:
@@ -61,13 +57,21 @@ def build_instructions(
     else:
         where = ("You are the shared assistant of a Slack channel: everyone in the channel talks to you "
                  "in this one conversation and sees your replies.")
-    lines = [base.strip(), "", where, SPEAKER_RULES]
+    lines = [base.strip(), "", where, SPEAKER_RULES,
+             "Before the messages of each turn a short note says whom to address and today's date.",
+             "Write your replies in Markdown; do not start them with your own name in brackets."]
+    return "\n".join(lines)
+
+
+def turn_note(speakers: Sequence[str], today: dt.date) -> str:
+    """This turn's facts — whom to address, the date — sent after the conversation so far, just before
+    the turn's messages (a developer or system message), where changing them re-bills nothing."""
+    lines = []
     if speakers:
-        lines.append(f"Please address the {'user' if len(speakers) == 1 else 'users'} as "
+        lines.append(f"Please address the {'user' if len(set(speakers)) == 1 else 'users'} as "
                      f"{_join_names(speakers)}.")
     lines.append(f"Today is {today:%A}, {today.day} {today:%B %Y}.")
-    lines.append("Write your replies in Markdown; do not start them with your own name in brackets.")
-    return "\n".join(lines)
+    return " ".join(lines)
 
 
 def _join_names(names: Sequence[str]) -> str:

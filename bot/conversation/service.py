@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backends.base import MAX_TOOL_ROUNDS, Backend, FoundReply, ToolCall, ToolOutput, TurnEvent, TurnRequest
-from bot.conversation.prompt import build_instructions, speaker_text
+from bot.conversation.prompt import build_instructions, speaker_text, turn_note
 from bot.conversation.tools import Toolbox, ToolContext
 from bot.messages import InboxItem
 from bot.outbound.channels import ChannelDirectory
@@ -81,7 +81,8 @@ class ConversationService:
         await self._map.forget_conversation(channel, self.backend.name)
 
     async def build_turn(self, channel: str, items: Sequence[InboxItem]) -> TurnRequest:
-        """The model request for these messages: speaker-marked texts and this turn's instructions."""
+        """The model request for these messages: speaker-marked texts, the channel's instructions and this
+        turn's note."""
         user_ids = [item.user for item in items]
         for item in items:
             user_ids.extend(mentioned_users(item.text))
@@ -89,8 +90,7 @@ class ConversationService:
         info = await self._channels.info(channel)
         messages = [speaker_text(names[item.user], to_readable(item.text, names), item.files) for item in items]
         speakers = [names[item.user] for item in items]
-        instructions = build_instructions(self._instructions, channel_name=info.name, is_direct=info.is_direct,
-                                          speakers=speakers, today=self._today())
+        instructions = build_instructions(self._instructions, channel_name=info.name, is_direct=info.is_direct)
         speaker_ids = tuple(item.user for item in items)
         context = ToolContext(channel=channel, user_ids=tuple(dict.fromkeys(speaker_ids)), slack=self._slack)
 
@@ -98,7 +98,8 @@ class ConversationService:
             return await self._run_tools(context, calls)
 
         return TurnRequest(conversation_id=await self.conversation_id(channel), channel=channel,
-                           instructions=instructions, messages=messages, speaker_ids=speaker_ids,
+                           instructions=instructions, note=turn_note(speakers, self._today()),
+                           messages=messages, speaker_ids=speaker_ids,
                            speaker_names=tuple(speakers), tools=self._tools, hosted_tools=self._hosted_tools,
                            run_tools=run_tools, max_tool_rounds=self._max_tool_rounds)
 

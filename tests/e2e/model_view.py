@@ -18,6 +18,8 @@ def input_texts(seen: Any) -> list[str]:
     """The text of each new user message of one request (the turn's input), as the model read it."""
     texts = []
     for item in seen.input:
+        if item.get("role", "user") != "user":  # the turn's note (developer/system) is not a message
+            continue
         content = item.get("content")
         if isinstance(content, str):
             texts.append(content)
@@ -25,6 +27,13 @@ def input_texts(seen: Any) -> list[str]:
             texts.extend(part.get("text", "") for part in content or ()
                          if part.get("type") in ("input_text", "text"))
     return texts
+
+
+def turn_facts(seen: Any) -> str:
+    """What told the model about this turn: the instructions and the turn's note (a developer message
+    in Responses, a system message in Chat Completions, part of the instructions in Assistants)."""
+    notes = [str(item.get("content")) for item in seen.input if item.get("role") in ("developer", "system")]
+    return "\n".join([seen.instructions or "", *notes])
 
 
 def context_text(seen: Any) -> str:

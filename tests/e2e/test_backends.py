@@ -11,7 +11,7 @@ import datetime as dt
 import pytest
 
 from tests.e2e.harness import MODEL, BridgeProcess, eventually
-from tests.e2e.model_view import context_text, input_texts, never_overlapping, turns
+from tests.e2e.model_view import context_text, input_texts, never_overlapping, turn_facts, turns
 from tests.e2e.replies import replies, wait_replies
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
@@ -28,8 +28,8 @@ def test_reply_names_the_speaker(slack: SlackEmulator, model_api: OpenAIEmulator
     assert input_texts(seen) == ["[Alice] hello there"]
     assert "[Alice] hello there" in reply  # the scripted model echoes what it heard
     today = dt.date.today()
-    assert "Please address the user as Alice." in seen.instructions
-    assert f"Today is {today:%A}, {today.day} {today:%B %Y}." in seen.instructions
+    assert "Please address the user as Alice." in turn_facts(seen)
+    assert f"Today is {today:%A}, {today.day} {today:%B %Y}." in turn_facts(seen)
     assert "#general" in seen.instructions
     assert seen.model == MODEL
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.e2e.harness import MODEL, BridgeProcess, eventually, settle
-from tests.e2e.model_view import input_texts, turns
+from tests.e2e.model_view import input_texts, turn_facts, turns
 from tests.e2e.replies import WORKING, bot_messages, replies, wait_replies
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
@@ -20,7 +20,7 @@ def test_names_fall_back_when_display_name_is_empty(slack: SlackEmulator, model_
     first, second = turns(model_api)
     assert input_texts(first) == ["[Bob Builder] I have only a real name"]
     assert input_texts(second) == ["[dave] and I only a user name"]
-    assert "Please address the user as dave." in second.instructions
+    assert "Please address the user as dave." in turn_facts(second)
 
 
 def test_mentions_and_markup_become_readable(slack: SlackEmulator, model_api: OpenAIEmulator,

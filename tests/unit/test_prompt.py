@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from bot.conversation.prompt import build_instructions, speaker_text
+from bot.conversation.prompt import build_instructions, speaker_text, turn_note
 from bot.messages import FileNote
 
 
@@ -29,22 +29,34 @@ def test_speaker_text(name, text, files, seen) -> None:
 TODAY = dt.date(2026, 11, 26)
 
 
-def test_instructions_name_channel_date_and_addressee() -> None:
-    text = build_instructions("Be kind.", channel_name="general", is_direct=False, speakers=["Alice"], today=TODAY)
+def test_instructions_name_the_channel_and_the_speaker_markers() -> None:
+    text = build_instructions("Be kind.", channel_name="general", is_direct=False)
     assert text.startswith("Be kind.\n")
     assert "#general" in text
-    assert "Please address the user as Alice." in text
-    assert "Today is Thursday, 26 November 2026." in text
     assert "[Alice] hello" in text  # how speakers are marked
 
 
-def test_instructions_several_speakers_once_each() -> None:
-    text = build_instructions("x", channel_name="g", is_direct=False, speakers=["Alice", "Bob", "Alice", "Carol"],
-                              today=TODAY)
-    assert "Please address the users as Alice, Bob and Carol." in text
+def test_the_turn_note_names_the_addressee_and_the_date() -> None:
+    note = turn_note(["Alice"], TODAY)
+    assert "Please address the user as Alice." in note
+    assert "Today is Thursday, 26 November 2026." in note
+
+
+def test_the_turn_note_names_several_speakers_once_each() -> None:
+    assert "Please address the users as Alice, Bob and Carol." in turn_note(["Alice", "Bob", "Alice", "Carol"], TODAY)
+    assert "Please address the user as Alice." in turn_note(["Alice", "Alice"], TODAY)
 
 
 def test_instructions_direct_message() -> None:
-    text = build_instructions("x", channel_name=None, is_direct=True, speakers=["Alice"], today=TODAY)
+    text = build_instructions("x", channel_name=None, is_direct=True)
     assert "direct message" in text
     assert "#" not in text.split("\n")[2]
+
+
+def test_instructions_do_not_change_with_the_speakers_or_the_date() -> None:
+    """What comes first in every request stays byte for byte the same, so the service's prompt cache
+    keeps the conversation behind it (the per-turn facts are in the note, after the history)."""
+    monday = build_instructions("Be kind.", channel_name="general", is_direct=False)
+    assert build_instructions("Be kind.", channel_name="general", is_direct=False) == monday
+    assert "Please address" not in monday and "Today is" not in monday
+    assert turn_note(["Alice"], TODAY) != turn_note(["Bob"], TODAY + dt.timedelta(days=1))
