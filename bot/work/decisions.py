@@ -191,6 +191,8 @@ class Undelivered(Enum):
 
 @dataclass(frozen=True, slots=True)
 class AfterUndelivered:
+    """What a reply Slack would not take means, and what the worker does next."""
+
     outcome: Undelivered
     step: Step
 

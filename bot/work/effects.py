@@ -92,6 +92,7 @@ class Effects:
             await self.delete(turn.channel, ts)
 
     async def delete(self, channel: str, ts: str) -> None:
+        """Remove one message, paced with the replies' edits; logged if it cannot be removed."""
         try:
             await self._parts.writer.delete(channel, ts)
         except SLACK_FAILURES as exc:

@@ -37,6 +37,7 @@ class Parts:
     channels: dict[str, ChannelState] = field(default_factory=dict)
 
     def state(self, channel: str) -> ChannelState:
+        """The channel's state (a fresh one the first time a channel is seen)."""
         state = self.channels.get(channel)
         if state is None:
             state = self.channels[channel] = ChannelState()

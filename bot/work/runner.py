@@ -37,6 +37,9 @@ class TurnRunner:
         self._recovery = Recovery(self._parts, self._turns)
 
     async def step(self, channel: str) -> Step:
+        """One step of the channel's work; the answer says when to take the next one. The pending items
+        are read every step (one indexed read) even when the open turn alone decides it, so that
+        `next_step` sees every value at once."""
         parts = self._parts
         state = parts.state(channel)
         # An unfinished turn exists only after a failure or a restart: skip the lookup when we know.
