@@ -41,7 +41,7 @@ from bot.outbound.writer import SlackWriter
 from bot.settings import Settings
 from bot.store import Store, StoreInUse
 from bot.work.retry import RetryPolicy
-from bot.work.turn import TurnRunner
+from bot.work.runner import TurnRunner
 from bot.work.workers import ChannelWorkers
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         replies = ReplyFactory(writer, stream_in_threads=settings.reply_in == "thread")
         policy = RetryPolicy(max_attempts=settings.max_attempts, turn_timeout=settings.turn_timeout)
         runner = TurnRunner(inbox=store.inbox, journal=store.journal, conversations=conversations, replies=replies,
-                            slack=slack, policy=policy,
+                            writer=writer, policy=policy,
                             reply_in_thread=settings.reply_in == "thread", max_concurrent_turns=MAX_CONCURRENT_TURNS,
                             respond_to=settings.respond_to_for)
         workers = ChannelWorkers(inbox=store.inbox, runner=runner)

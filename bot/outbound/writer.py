@@ -118,6 +118,13 @@ class SlackWriter:
                     return None
         raise SlackApiError("rate limited too many times in a row", {"ok": False, "error": "ratelimited"})
 
+    async def notice(self, channel: str, text: str, *, thread_ts: str | None = None) -> str | None:
+        """Post a plain-text notice (a failure, a reset), paced with the replies as a final write."""
+        kwargs = {"thread_ts": thread_ts} if thread_ts else {}
+        response = await self._call(self.posts(channel), Priority.FINAL, self.client.chat_postMessage, None,
+                                    channel=channel, text=text, **kwargs)
+        return response["ts"] if response else None
+
 
 def _retry_after(exc: SlackApiError) -> float:
     headers = getattr(exc.response, "headers", None) or {}

@@ -13,7 +13,7 @@ import logging
 
 from bot.store import Inbox
 from bot.work.retry import Next
-from bot.work.turn import TurnRunner
+from bot.work.runner import TurnRunner
 
 log = logging.getLogger(__name__)
 

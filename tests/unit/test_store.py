@@ -7,7 +7,7 @@ import pytest
 from bot.messages import FileNote, IncomingMessage, ItemKind, ResetRequest
 from bot.store import Store
 from bot.store.migrations import MIGRATIONS
-from bot.work.turn import next_batch as _next_batch
+from bot.work.decisions import next_batch as _next_batch
 
 
 @pytest.fixture

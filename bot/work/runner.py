@@ -1,0 +1,81 @@
+"""A channel's next step: gather the values, ask `decisions.next_step`, carry out its answer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bot.conversation.service import ConversationService
+from bot.messages import InboxItem
+from bot.outbound import sentences
+from bot.outbound.replies import ReplyFactory
+from bot.outbound.writer import SlackWriter
+from bot.store import Inbox, TurnJournal
+from bot.work.decisions import Action, Do, mentions_only, next_step
+from bot.work.effects import Effects
+from bot.work.parts import Parts
+from bot.work.recovery import Recovery
+from bot.work.retry import CONTINUE, WAIT, RetryPolicy, Step
+from bot.work.turn import Turns
+
+log = logging.getLogger(__name__)
+
+MAX_ITEMS_PER_TURN = 50
+
+
+class TurnRunner:
+    """Runs a channel's work one step at a time (the worker decides when to call `step` again)."""
+
+    def __init__(self, *, inbox: Inbox, journal: TurnJournal, conversations: ConversationService, replies: ReplyFactory,
+                 writer: SlackWriter, policy: RetryPolicy, reply_in_thread: bool,
+                 max_concurrent_turns: int, respond_to: Callable[[str], str] = lambda _channel: "all") -> None:
+        self._parts = Parts(inbox=inbox, journal=journal, conversations=conversations, replies=replies,
+                            writer=writer, policy=policy, reply_in_thread=reply_in_thread)
+        self._respond_to = respond_to
+        self._effects = Effects(self._parts)
+        self._turns = Turns(self._parts, self._effects, max_concurrent_turns=max_concurrent_turns)
+        self._recovery = Recovery(self._parts, self._turns)
+
+    async def step(self, channel: str) -> Step:
+        """One step of the channel's work; the answer says when to take the next one. The pending items
+        are read every step (one indexed read) even when the open turn alone decides it, so that
+        `next_step` sees every value at once."""
+        parts = self._parts
+        state = parts.state(channel)
+        # An unfinished turn exists only after a failure or a restart: skip the lookup when we know.
+        turn = None if state.settled else await parts.journal.open_turn(channel)
+        state.settled = False
+        own: list[InboxItem] | None = None
+        while True:  # at most twice: a `started` turn the conversation has no answer for is decided again
+            pending = await parts.inbox.pending(channel, limit=MAX_ITEMS_PER_TURN)
+            action = next_step(turn, pending, own=own, solo=state.solo,
+                               mentions_only=mentions_only(self._respond_to(channel), channel),
+                               reply_in_thread=parts.reply_in_thread)
+            if action.do is not Do.RESOLVE or turn is None:
+                return await self._perform(action)
+            outcome = await self._recovery.resolve(turn)
+            if outcome is not None:
+                return outcome
+            # It never completed: send exactly its messages again (newer ones wait for the next turn),
+            # so that a request of ours still running somewhere cannot make the lookup miss.
+            own = await parts.journal.turn_items(turn.id)
+
+    async def _perform(self, action: Action) -> Step:
+        if action.do is Do.DELIVER and action.reuse is not None:
+            return await self._recovery.deliver(action.reuse)
+        if action.do is Do.RESET:
+            return await self._reset(action.items[0])
+        if action.do is Do.LISTEN:
+            return await self._turns.listen(action)
+        if action.do is Do.TURN:
+            return await self._turns.run(action)
+        if action.discard is not None:
+            await self._effects.discard(action.discard)
+        return WAIT
+
+    async def _reset(self, item: InboxItem) -> Step:
+        await self._parts.conversations.reset(item.channel)
+        await self._effects.notice(item.channel, sentences.reset_announcement(item.user))
+        await self._parts.inbox.mark_done([item.id])
+        log.info("reset channel=%s", item.channel)
+        return CONTINUE
