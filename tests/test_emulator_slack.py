@@ -570,3 +570,25 @@ async def test_http_event_answered_too_late_is_retried(slack_factory) -> None:
         envelope = await emu.async_wait_for(lambda: emu.envelopes()[0].acked and emu.envelopes()[0], timeout=5)
         assert [a["reason"] for a in envelope.attempts] == ["http_timeout", None]
         assert endpoint.headers[1]["x-slack-retry-reason"] == "http_timeout"
+
+
+async def test_a_revoked_then_rotated_bot_token() -> None:
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from tests.emulators.slack import SlackEmulator
+
+    with SlackEmulator() as emu:
+        client = AsyncWebClient(token=emu.bot_token, base_url=emu.base_url)
+        assert (await client.auth_test())["ok"]
+        emu.revoke_bot_token()
+        with pytest.raises(SlackApiError) as caught:
+            await client.auth_test()
+        assert caught.value.response["error"] == "token_revoked"
+        emu.restore_bot_token()
+        assert (await client.auth_test())["ok"]
+        emu.rotate_bot_token("xoxb-reinstalled")
+        with pytest.raises(SlackApiError) as caught:
+            await client.auth_test()
+        assert caught.value.response["error"] == "invalid_auth"
+        assert (await AsyncWebClient(token="xoxb-reinstalled", base_url=emu.base_url).auth_test())["ok"]

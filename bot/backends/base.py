@@ -126,9 +126,6 @@ class BackendError(Exception):
         self.retry_after = retry_after
         self.outcome_unknown = outcome_unknown
 
-    @property
-    def transient(self) -> bool:
-        return self.kind is FailureKind.TRANSIENT
 
 
 class Backend(Protocol):

@@ -46,7 +46,3 @@ class ChannelDirectory:
             ttl = FAILED_LOOKUP_TTL
         self._cache[channel] = (info, time.monotonic() + ttl)
         return info
-
-    def forget(self, channel: str) -> None:
-        self._cache.pop(channel, None)
-

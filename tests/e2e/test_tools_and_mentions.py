@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import REPO_ROOT, eventually, settle
+from tests.e2e.model_view import input_texts
 from tests.e2e.replies import replies, wait_replies, wait_text
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
@@ -130,4 +131,4 @@ def test_mentions_setting_per_channel_and_dms_always_answered(slack: SlackEmulat
     wait_replies(slack, dm)
     settle(0.5)
     assert replies(slack, quiet) == []
-    assert sorted(len(s.input) for s in model_api.model.seen) == [1, 1]
+    assert sorted(len(input_texts(s)) for s in model_api.model.seen) == [1, 1]  # one message each

@@ -57,6 +57,7 @@ class SlackCore:
             is_bot=True, bot_id=self.ws.bot_id)
         self.limiter = RateLimiter(policy)
         self.server_url = ""  # set once the server listens
+        self.revoked_tokens: set[str] = set()  # tokens Slack now answers `token_revoked` (the app uninstalled…)
         self.calls: list[Call] = []
         self.violations: list[str] = []
         self.faults: list[Fault] = []

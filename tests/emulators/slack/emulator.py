@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -104,6 +105,27 @@ class SlackEmulator:
                                                  is_bot=is_bot, user_id=user_id))
         self.users[name] = uid
         return uid
+
+    # -- the bot's token ------------------------------------------------------------------------------
+    def revoke_bot_token(self) -> None:
+        """Slack answers every call with the bot token `token_revoked` (an admin removed the app, or the
+        token was revoked) until `restore_bot_token()` or `rotate_bot_token()`."""
+        token = self.options.bot_token
+        self._on_loop(lambda c: c.revoked_tokens.add(token))
+
+    def restore_bot_token(self) -> None:
+        token = self.options.bot_token
+        self._on_loop(lambda c: c.revoked_tokens.discard(token))
+
+    def rotate_bot_token(self, new_token: str) -> None:
+        """The app was reinstalled: `new_token` works, the old one is `invalid_auth` from now on."""
+        self.options = dataclasses.replace(self.options, bot_token=new_token)
+
+        def apply(core: SlackCore) -> None:
+            core.revoked_tokens.discard(core.options.bot_token)
+            core.options = self.options
+        self._on_loop(apply)
+        self.bot_token = new_token
 
     def update_user(self, user_id: str, **fields: Any) -> None:
         """Change a user's fields (display_name, real_name, name, deleted...) and send `user_change`."""

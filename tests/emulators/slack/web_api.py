@@ -149,6 +149,8 @@ class WebApi:
         if not token:
             raise ApiError("not_authed")
         options = self.core.options
+        if token in self.core.revoked_tokens:
+            raise ApiError("token_revoked")
         if token not in (options.bot_token, options.app_token):
             raise ApiError("invalid_auth")
         wants_app_token = method in APP_TOKEN_METHODS
