@@ -36,6 +36,7 @@ from bot.inbound.slash_command import SlashCommands
 from bot.outbound.channels import ChannelDirectory
 from bot.outbound.people import NameDirectory
 from bot.outbound.replies import ReplyFactory
+from bot.outbound.slack_auth import SlackAuthGate
 from bot.outbound.slack_errors import SLACK_FAILURES, reason
 from bot.outbound.writer import SlackWriter
 from bot.settings import Settings
@@ -147,9 +148,11 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         if settings.hosted_tools and backend.name != "responses":
             log.warning("[hosted_tools] are ignored: they need the responses backend, and %s is in use", backend.name)
         stack.push_async_callback(backend.aclose)
-        names = NameDirectory(slack)
+        auth = SlackAuthGate(slack.auth_test)  # one for the workspace: does Slack take the bot's token?
+        names = NameDirectory(slack, on_refused=auth.refused)
         conversations = ConversationService(conversation_map=store.conversations, backend=backend, names=names,
-                                            channels=ChannelDirectory(slack), instructions=settings.instructions,
+                                            channels=ChannelDirectory(slack, on_refused=auth.refused),
+                                            instructions=settings.instructions,
                                             toolbox=toolbox, hosted_tools=settings.hosted_tools, slack=slack,
                                             max_tool_rounds=settings.max_tool_rounds)
         writer = SlackWriter.create(build_slack_client(settings, session=session, retry_rate_limits=False),
@@ -159,7 +162,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         runner = TurnRunner(inbox=store.inbox, journal=store.journal, conversations=conversations, replies=replies,
                             writer=writer, policy=policy,
                             reply_in_thread=settings.reply_in == "thread", max_concurrent_turns=MAX_CONCURRENT_TURNS,
-                            respond_to=settings.respond_to_for)
+                            respond_to=settings.respond_to_for, auth=auth)
         workers = ChannelWorkers(inbox=store.inbox, runner=runner)
         intake = Intake(inbox=store.inbox, notify=workers.notify, names=names, settings=settings)
         commands = SlashCommands(settings=settings, intake=intake, inbox=store.inbox, conversations=conversations)

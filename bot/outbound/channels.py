@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.outbound.slack_errors import SLACK_FAILURES, reason
+from bot.outbound.slack_errors import SLACK_FAILURES, reason, refused_token
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,10 @@ class ChannelInfo:
 class ChannelDirectory:
     """`conversations.info`, cached for an hour per channel."""
 
-    def __init__(self, client: AsyncWebClient, *, ttl: float = CHANNEL_TTL) -> None:
+    def __init__(self, client: AsyncWebClient, *, ttl: float = CHANNEL_TTL,
+                 on_refused: Callable[[str], None] | None = None) -> None:
         self._client = client
+        self._on_refused = on_refused  # told when Slack refuses the bot's token (SlackAuthGate.refused)
         self._ttl = ttl
         self._cache: dict[str, tuple[ChannelInfo, float]] = {}
 
@@ -43,6 +46,6 @@ class ChannelDirectory:
         except SLACK_FAILURES as exc:
             log.warning("conversations.info failed for %s: %s", channel, reason(exc))
             info = ChannelInfo(channel, None, channel.startswith("D"))
-            ttl = FAILED_LOOKUP_TTL
+            ttl = 0.0 if refused_token(exc, self._on_refused) else FAILED_LOOKUP_TTL
         self._cache[channel] = (info, time.monotonic() + ttl)
         return info

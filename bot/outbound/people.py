@@ -6,12 +6,12 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.outbound.slack_errors import SLACK_FAILURES, reason
+from bot.outbound.slack_errors import SLACK_FAILURES, reason, refused_token
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,10 @@ def display_name(user: Mapping[str, Any]) -> str:
 class NameDirectory:
     """Cached user-ID → name lookups through `users.info`; concurrent lookups of one user share a call."""
 
-    def __init__(self, client: AsyncWebClient, *, ttl: float = NAME_TTL) -> None:
+    def __init__(self, client: AsyncWebClient, *, ttl: float = NAME_TTL,
+                 on_refused: Callable[[str], None] | None = None) -> None:
         self._client = client
+        self._on_refused = on_refused  # told when Slack refuses the bot's token (SlackAuthGate.refused)
         self._ttl = ttl
         self._cache: dict[str, tuple[str, float]] = {}
         self._inflight: dict[str, asyncio.Future[str]] = {}
@@ -86,7 +88,8 @@ class NameDirectory:
             response = await self._client.users_info(user=user_id)
         except SLACK_FAILURES as exc:
             log.warning("users.info failed for %s: %s; using the user ID as the name", user_id, reason(exc))
-            self._store(user_id, user_id, FAILED_LOOKUP_TTL)
+            if not refused_token(exc, self._on_refused):  # (an outage: the name is looked up again after it)
+                self._store(user_id, user_id, FAILED_LOOKUP_TTL)
             return user_id
         name = display_name(response["user"])
         self._store(user_id, name, self._ttl)

@@ -15,7 +15,8 @@ from enum import Enum
 from bot.backends.base import CONVERSATION_GONE, BackendError, FailureKind
 from bot.messages import InboxItem, ItemKind
 from bot.outbound import sentences
-from bot.outbound.slack_errors import SLACK_PERMANENT
+from bot.outbound.slack_auth import AUTH_RETRY_DELAY
+from bot.outbound.slack_errors import SLACK_AUTH, SLACK_PERMANENT
 from bot.store import OpenTurn, TurnState
 from bot.work.retry import CONTINUE, WAIT, RetryPolicy, Step, retry_in
 
@@ -185,6 +186,7 @@ class Undelivered(Enum):
     """What a reply Slack would not take means for its turn."""
 
     CANNOT_WRITE = "cannot_write"  # the channel refuses the bot until someone acts: skip the turn
+    PAUSED = "paused"  # Slack refuses the bot's token, everywhere: keep the answer, try again later
     GAVE_UP = "gave_up"  # every attempt failed: skip the turn
     RETRY = "retry"  # try writing it again after `AfterUndelivered.step`'s delay
 
@@ -199,7 +201,11 @@ class AfterUndelivered:
 
 def after_undelivered(slack_error: str | None, attempt: int, *, policy: RetryPolicy,
                       jitter: Jitter = random.random) -> AfterUndelivered:
-    """`slack_error`: Slack's error code (None when Slack could not be reached); `attempt`: 1-based."""
+    """`slack_error`: Slack's error code (None when Slack could not be reached); `attempt`: 1-based. A
+    refused token is an outage of the whole workspace, not this reply's fault: it never uses up attempts."""
+    if slack_error in SLACK_AUTH:
+        return AfterUndelivered(Undelivered.PAUSED, retry_in(min(policy.delay(attempt, jitter=jitter),
+                                                                 AUTH_RETRY_DELAY)))
     if slack_error in SLACK_PERMANENT:
         return AfterUndelivered(Undelivered.CANNOT_WRITE, CONTINUE)
     if attempt >= MAX_DELIVERY_ATTEMPTS:

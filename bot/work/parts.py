@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from bot.conversation.service import ConversationService
 from bot.outbound.replies import ReplyFactory
+from bot.outbound.slack_auth import SlackAuthGate
 from bot.outbound.writer import SlackWriter
 from bot.store import Inbox, TurnJournal
 from bot.work.retry import RetryPolicy
@@ -34,6 +35,7 @@ class Parts:
     writer: SlackWriter
     policy: RetryPolicy
     reply_in_thread: bool
+    auth: SlackAuthGate
     channels: dict[str, ChannelState] = field(default_factory=dict)
 
     def state(self, channel: str) -> ChannelState:

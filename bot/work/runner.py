@@ -9,18 +9,20 @@ from bot.conversation.service import ConversationService
 from bot.messages import InboxItem
 from bot.outbound import sentences
 from bot.outbound.replies import ReplyFactory
+from bot.outbound.slack_auth import AUTH_RETRY_DELAY, SlackAuthGate
 from bot.outbound.writer import SlackWriter
 from bot.store import Inbox, TurnJournal
 from bot.work.decisions import Action, Do, mentions_only, next_step
 from bot.work.effects import Effects
 from bot.work.parts import Parts
 from bot.work.recovery import Recovery
-from bot.work.retry import CONTINUE, WAIT, RetryPolicy, Step
+from bot.work.retry import CONTINUE, WAIT, RetryPolicy, Step, retry_in
 from bot.work.turn import Turns
 
 log = logging.getLogger(__name__)
 
 MAX_ITEMS_PER_TURN = 50
+WRITES_TO_SLACK = frozenset({Do.DELIVER, Do.TURN})  # steps that wait while Slack refuses the token
 
 
 class TurnRunner:
@@ -28,9 +30,11 @@ class TurnRunner:
 
     def __init__(self, *, inbox: Inbox, journal: TurnJournal, conversations: ConversationService, replies: ReplyFactory,
                  writer: SlackWriter, policy: RetryPolicy, reply_in_thread: bool,
-                 max_concurrent_turns: int, respond_to: Callable[[str], str] = lambda _channel: "all") -> None:
+                 max_concurrent_turns: int, respond_to: Callable[[str], str] = lambda _channel: "all",
+                 auth: SlackAuthGate | None = None) -> None:
         self._parts = Parts(inbox=inbox, journal=journal, conversations=conversations, replies=replies,
-                            writer=writer, policy=policy, reply_in_thread=reply_in_thread)
+                            writer=writer, policy=policy, reply_in_thread=reply_in_thread,
+                            auth=auth or SlackAuthGate(writer.client.auth_test))
         self._respond_to = respond_to
         self._effects = Effects(self._parts)
         self._turns = Turns(self._parts, self._effects, max_concurrent_turns=max_concurrent_turns)
@@ -61,6 +65,9 @@ class TurnRunner:
             own = await parts.journal.turn_items(turn.id)
 
     async def _perform(self, action: Action) -> Step:
+        if action.do in WRITES_TO_SLACK and not await self._parts.auth.usable():
+            # Slack refuses the token: a reply could not be written, so no model turn is paid for meanwhile.
+            return retry_in(AUTH_RETRY_DELAY)
         if action.do is Do.DELIVER and action.reuse is not None:
             return await self._recovery.deliver(action.reuse)
         if action.do is Do.RESET:

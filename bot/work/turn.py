@@ -19,11 +19,12 @@ from slack_sdk.errors import SlackApiError
 from bot.backends.base import BackendError, FailureKind, TextDelta, ToolCall, ToolsRunning, TurnCompleted, TurnRequest
 from bot.conversation.tools import tool_status
 from bot.outbound.replies import Reply
+from bot.outbound.slack_auth import AUTH_RETRY_DELAY
 from bot.outbound.slack_errors import SLACK_FAILURES, reason
 from bot.work.decisions import Action, Undelivered, after_undelivered
 from bot.work.effects import Effects
 from bot.work.parts import Parts
-from bot.work.retry import CONTINUE, Step
+from bot.work.retry import CONTINUE, Step, retry_in
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class Turns:
                              else parts.conversations.build_turn(channel, batch))
         except BackendError as error:  # the conversation could not be created: nothing was sent
             return await self._effects.failed(None, batch, None, error)
+        if not parts.auth.open:  # Slack refused the token while the turn was prepared: nothing is sent
+            return retry_in(AUTH_RETRY_DELAY)
         turn_id = await parts.journal.start_turn(
             channel, [i.id for i in batch], thread_ts=thread_ts, conversation_id=request.conversation_id,
             input_texts=reuse.input_texts if continue_with and reuse else request.messages,
@@ -142,6 +145,7 @@ class Turns:
             state.undelivered_tries += 1
             return await self._undelivered(turn_id, reply.channel, exc, attempt=state.undelivered_tries)
         state.undelivered_tries = 0
+        self._parts.auth.delivered()
         await self._parts.journal.finish_turn(turn_id)
         state.settled = True
         return CONTINUE
@@ -150,7 +154,12 @@ class Turns:
         error = reason(exc)
         code = exc.response.get("error") if isinstance(exc, SlackApiError) else None
         decision = after_undelivered(code, attempt, policy=self._parts.policy)
-        if decision.outcome is Undelivered.CANNOT_WRITE:
+        if decision.outcome is Undelivered.PAUSED:
+            assert code is not None
+            self._parts.auth.refused(code)  # (says once what to do; the answer stays in the journal)
+            log.info("channel %s: the reply of turn %d waits for Slack to take the token again (%s)",
+                     channel, turn_id, error)
+        elif decision.outcome is Undelivered.CANNOT_WRITE:
             await self._parts.journal.skip_turn(turn_id)
             log.error("channel %s: cannot write replies there (%s); the turn's messages are skipped. Invite the "
                       "bot to the channel, or remove the channel from BRIDGE_CHANNELS.", channel, error)

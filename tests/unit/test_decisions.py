@@ -8,6 +8,7 @@ import pytest
 from bot.backends.base import CONVERSATION_GONE, BackendError, FailureKind
 from bot.messages import InboxItem, ItemKind
 from bot.outbound import sentences
+from bot.outbound.slack_auth import AUTH_RETRY_DELAY
 from bot.store import OpenTurn, TurnState
 from bot.work.decisions import (
     MAX_DELIVERY_ATTEMPTS,
@@ -220,6 +221,16 @@ AFTER_UNDELIVERED = [
     ("Slack unreachable, a later attempt", None, 3, AfterUndelivered(Undelivered.RETRY, retry_in(8.0))),
     ("the backoff is capped", "ratelimited", MAX_DELIVERY_ATTEMPTS - 1,
      AfterUndelivered(Undelivered.RETRY, retry_in(120.0))),
+    # The bot's token refused: the whole workspace waits for an admin; the answer is never given up.
+    ("the token was revoked", "token_revoked", 1, AfterUndelivered(Undelivered.PAUSED, retry_in(2.0))),
+    ("the token is not valid", "invalid_auth", 3, AfterUndelivered(Undelivered.PAUSED, retry_in(8.0))),
+    ("the workspace's account is inactive", "account_inactive", 2, AfterUndelivered(Undelivered.PAUSED,
+                                                                                      retry_in(4.0))),
+    ("no token was sent", "not_authed", 1, AfterUndelivered(Undelivered.PAUSED, retry_in(2.0))),
+    ("the app lacks the scope for the write", "missing_scope", 1, AfterUndelivered(Undelivered.PAUSED,
+                                                                                     retry_in(2.0))),
+    ("a refused token never uses up the attempts", "token_revoked", MAX_DELIVERY_ATTEMPTS + 5,
+     AfterUndelivered(Undelivered.PAUSED, retry_in(AUTH_RETRY_DELAY))),
 ]
 
 
