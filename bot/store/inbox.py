@@ -21,6 +21,7 @@ class ItemState(StrEnum):
 
 
 OPEN_ITEMS = (ItemState.PENDING, ItemState.ANSWERED)  # (as in the partial index inbox_open)
+FINISHED_ITEMS = (ItemState.DONE, ItemState.SKIPPED)  # (as in inbox_finished)
 ITEM_COLUMNS = "id, channel, kind, order_ts, user_id, text, thread_ts, files, mentions_bot, attempts"
 MAX_PENDING = 500  # items one look at a channel's queue returns at most
 
@@ -90,8 +91,7 @@ class Inbox:
 
     def prune(self, cutoff: float) -> None:
         """Forget finished items older than `cutoff` (a Unix time)."""
-        self._db.execute("DELETE FROM inbox WHERE state IN (?, ?) AND done_at < ?",
-                         (ItemState.DONE, ItemState.SKIPPED, cutoff))
+        self._db.execute(f"DELETE FROM inbox WHERE state IN ({literals(FINISHED_ITEMS)}) AND done_at < ?", (cutoff,))
 
     def _set_state(self, ids: Sequence[int], state: ItemState) -> None:
         if ids:

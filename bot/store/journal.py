@@ -29,7 +29,7 @@ class TurnState(StrEnum):
 
 
 OPEN_STATES = (TurnState.STARTED, TurnState.RETRY, TurnState.ANSWERED)  # (as in the partial index turns_open)
-FINISHED_STATES = (TurnState.DELIVERED, TurnState.SKIPPED, TurnState.FAILED)
+FINISHED_STATES = (TurnState.DELIVERED, TurnState.SKIPPED, TurnState.FAILED)  # (as in turns_finished)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +149,8 @@ class TurnJournal:
     def prune(self, cutoff: float) -> None:
         """Forget finished turns older than `cutoff` (a Unix time)."""
         self._db.execute(
-            f"DELETE FROM turns WHERE state IN ({marks(FINISHED_STATES)}) AND coalesce(finished_at, started_at) < ?",
-            (*FINISHED_STATES, cutoff))
+            f"DELETE FROM turns WHERE state IN ({literals(FINISHED_STATES)}) AND coalesce(finished_at, started_at) < ?",
+            (cutoff,))
 
     def _end_turn(self, turn_id: int, turn_state: TurnState, item_state: ItemState) -> None:
         now = time.time()

@@ -73,4 +73,12 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX turns_open;
     CREATE INDEX turns_open ON turns (channel, id) WHERE state IN ('started', 'retry', 'answered');
     """,
+    # 6: indexes for the lookups that had none: a turn's conversation (the journal notes its newest item
+    #    there) and the hourly pruning of finished work.
+    """
+    CREATE INDEX conversations_by_id ON conversations (backend, conversation_id);
+    CREATE INDEX inbox_finished ON inbox (done_at) WHERE state IN ('done', 'skipped');
+    CREATE INDEX turns_finished ON turns (coalesce(finished_at, started_at))
+        WHERE state IN ('delivered', 'skipped', 'failed');
+    """,
 )
