@@ -74,6 +74,10 @@ class ChatHistory(Protocol):
         """The conversation's messages, oldest first; with `max_chars`, only the newest that fit."""
         ...
 
+    async def chat_since(self, conversation_id: str, anchor: int | None) -> Sequence[ChatRecord]:
+        """The records from `anchor` on, oldest first (without one, the newest few hundred)."""
+        ...
+
     async def append_chat(self, conversation_id: str, messages: Sequence[dict[str, Any]]) -> int | None:
         """Add messages in one transaction; return the id of the last."""
         ...
@@ -310,7 +314,8 @@ class ChatBackend:
         """The answer of a turn whose outcome is unknown, if its messages were stored (see `reply_after`)."""
         if not messages:
             return None
-        return reply_after(await self.history.chat_history(conversation_id), messages, after_item)
+        anchor = int(after_item) if after_item and after_item.isdigit() else None
+        return reply_after(await self.history.chat_since(conversation_id, anchor), messages, after_item)
 
     async def add_context(self, conversation_id: str, messages: Sequence[str]) -> str | None:
         """Store messages without asking for an answer; return the newest record's id."""

@@ -10,6 +10,9 @@ from typing import Any
 
 from bot.store.database import Database
 
+HISTORY_PAGE = 200  # records read at a time, newest first, while filling a prompt's history
+RECENT_RECORDS = 500  # records an unanchored look for an unfinished turn reads
+
 
 @dataclass(frozen=True, slots=True)
 class ChatRecord:
@@ -28,17 +31,49 @@ class ChatHistory:
 
     async def chat_history(self, conversation_id: str, *, max_chars: int | None = None) -> list[ChatRecord]:
         """The conversation's messages, oldest first; with `max_chars`, only the newest that fit
-        (counting each message's characters) — the caller keeps tool calls with their results."""
+        (counting each message's characters) — the caller keeps tool calls with their results. Read
+        backwards a page at a time, so a turn costs the same in a channel used for a year as in one
+        used for a day."""
         if max_chars is None:
             rows = self._db.fetchall(
                 "SELECT id, message, chars FROM chat_messages WHERE conversation_id = ? ORDER BY id",
                 (conversation_id,))
-        else:
+            return [_record(row) for row in rows]
+        newest_first: list[ChatRecord] = []
+        used, before = 0, None
+        while True:
+            page = self._page_before(conversation_id, before)
+            for row in page:
+                if used + row[2] > max_chars:
+                    return newest_first[::-1]
+                used += row[2]
+                newest_first.append(_record(row))
+            if len(page) < HISTORY_PAGE:
+                return newest_first[::-1]
+            before = page[-1][0]
+
+    async def chat_since(self, conversation_id: str, anchor: int | None, *,
+                         limit: int = RECENT_RECORDS) -> list[ChatRecord]:
+        """The records from `anchor` on (the last record of the turn before), oldest first; without an
+        anchor, the newest `limit`. What looking for an unfinished turn needs, and no more."""
+        if anchor is not None:
             rows = self._db.fetchall(
-                "SELECT id, message, chars FROM (SELECT id, message, chars, sum(chars) OVER (ORDER BY id DESC)"
-                " AS running FROM chat_messages WHERE conversation_id = ?) WHERE running <= ? ORDER BY id",
-                (conversation_id, max_chars))
-        return [ChatRecord(row[0], json.loads(row[1]), row[2]) for row in rows]
+                "SELECT id, message, chars FROM chat_messages WHERE conversation_id = ? AND id >= ? ORDER BY id",
+                (conversation_id, anchor))
+            return [_record(row) for row in rows]
+        rows = self._db.fetchall(
+            "SELECT id, message, chars FROM chat_messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?",
+            (conversation_id, limit))
+        return [_record(row) for row in reversed(rows)]
+
+    def _page_before(self, conversation_id: str, before: int | None) -> list[tuple]:
+        if before is None:
+            return self._db.fetchall(
+                "SELECT id, message, chars FROM chat_messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?",
+                (conversation_id, HISTORY_PAGE))
+        return self._db.fetchall(
+            "SELECT id, message, chars FROM chat_messages WHERE conversation_id = ? AND id < ?"
+            " ORDER BY id DESC LIMIT ?", (conversation_id, before, HISTORY_PAGE))
 
     async def append_chat(self, conversation_id: str, messages: Sequence[dict[str, Any]]) -> int | None:
         """Add messages (OpenAI chat message dicts) in one transaction; return the id of the last."""
@@ -52,3 +87,7 @@ class ChatHistory:
                     (conversation_id, text, len(text), now))
                 last = cursor.lastrowid
         return last
+
+
+def _record(row: tuple) -> ChatRecord:
+    return ChatRecord(row[0], json.loads(row[1]), row[2])

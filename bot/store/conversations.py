@@ -33,7 +33,13 @@ class ConversationMap:
         return row[0] if row else None
 
     async def forget_conversation(self, channel: str, backend: str) -> None:
-        self._db.execute("DELETE FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
+        """The channel starts afresh: its conversation is forgotten, and with it the chat history kept
+        here for it (a reset conversation is never read again)."""
+        with self._db.transaction():
+            self._db.execute(
+                "DELETE FROM chat_messages WHERE conversation_id IN (SELECT conversation_id FROM conversations"
+                " WHERE channel = ? AND backend = ?)", (channel, backend))
+            self._db.execute("DELETE FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
 
     async def backends_in_use(self) -> list[str]:
         """The backends that have conversations here, the most used first."""

@@ -187,3 +187,39 @@ async def test_finished_work_is_pruned_after_the_retention(store: Store) -> None
     store.prune()
     (remaining,) = store.db.fetchall("SELECT id FROM inbox")
     assert remaining == (second.id,)
+
+
+async def test_the_chat_window_is_read_backwards_and_matches_the_newest_that_fit(store: Store) -> None:
+    from bot.store.chat_history import HISTORY_PAGE
+
+    sizes = [(n * 37) % 90 + 5 for n in range(HISTORY_PAGE * 3 + 17)]  # more than three pages, uneven sizes
+    for n, size in enumerate(sizes):
+        await store.chat.append_chat("chat_1", [{"role": "user", "content": "x" * size, "n": n}])
+    await store.chat.append_chat("chat_2", [{"role": "user", "content": "other"}])
+    everything = await store.chat.chat_history("chat_1")
+    for budget in (0, 50, 5_000, 20_000, 10**9):
+        expected, used = [], 0  # the newest records whose characters, summed from the newest, fit the budget
+        for record in reversed(everything):
+            if used + record.chars > budget:
+                break
+            used += record.chars
+            expected.insert(0, record)
+        assert await store.chat.chat_history("chat_1", max_chars=budget) == expected
+
+
+async def test_looking_for_a_turn_reads_from_its_anchor_on(store: Store) -> None:
+    ids = [await store.chat.append_chat("chat_1", [{"role": "user", "content": str(n)}]) for n in range(600)]
+    since = await store.chat.chat_since("chat_1", ids[-3])
+    assert [record.message["content"] for record in since] == ["597", "598", "599"]
+    recent = await store.chat.chat_since("chat_1", None, limit=4)
+    assert [record.message["content"] for record in recent] == ["596", "597", "598", "599"]
+
+
+async def test_a_reset_removes_the_chat_history_of_the_forgotten_conversation(store: Store) -> None:
+    await store.conversations.set_conversation("C1", "chat", "chat_old")
+    await store.conversations.set_conversation("C2", "chat", "chat_other")
+    await store.chat.append_chat("chat_old", [{"role": "user", "content": "before the reset"}])
+    await store.chat.append_chat("chat_other", [{"role": "user", "content": "another channel"}])
+    await store.conversations.forget_conversation("C1", "chat")
+    assert await store.chat.chat_history("chat_old") == []
+    assert [r.message["content"] for r in await store.chat.chat_history("chat_other")] == ["another channel"]

@@ -60,4 +60,6 @@ async def exercise(store: Store) -> None:
     await store.chat.append_chat("chat_1", [{"role": "user", "content": "hi"}])
     await store.chat.chat_history("chat_1")
     await store.chat.chat_history("chat_1", max_chars=1000)
+    await store.chat.chat_since("chat_1", 1)
+    await store.chat.chat_since("chat_1", None)
     store.prune()
