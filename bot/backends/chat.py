@@ -32,6 +32,16 @@ from bot.backends.base import (
     TurnEvent,
     TurnRequest,
 )
+from bot.backends.chat_window import (
+    DEFAULT_CHARS_PER_TOKEN,
+    MAX_WINDOWS,
+    ChatRecord,
+    calibrated,
+    history_budget,
+    message_chars,
+    trim_history,
+    window_start,
+)
 from bot.backends.errors import classify, stream_cut, stream_failure
 from bot.backends.lookup import Entry, content_text, locate
 from bot.backends.tool_loop import Round, chat_tool, kept_calling_tools, run_turn
@@ -40,8 +50,6 @@ from bot.settings import DEFAULT_CONTEXT_TOKENS
 log = logging.getLogger(__name__)
 _Stream = openai.AsyncStream[ChatCompletionChunk]
 
-DEFAULT_CHARS_PER_TOKEN = 4.0  # until the server reports usage (tokenizers can't be fetched at run time)
-MIN_CHARS_PER_TOKEN, MAX_CHARS_PER_TOKEN = 1.5, 8.0  # a calibration outside these is a server's odd count
 NAME_MAX = 64  # the `name` field: ^[a-zA-Z0-9_-]{1,64}$
 NO_OUTPUT = '{"status": "error", "message": "The function returned nothing"}'
 CONVERSATION_PREFIX = "chat_"
@@ -52,19 +60,6 @@ _NAME_UNDERSCORES = re.compile(r"_{2,}")
 _SPEAKER = re.compile(r"\[([^\]\n]*)\] ")  # the marker that opens a user message: "[Alice] hello"
 _MENTIONS_NAME = re.compile(r"\bname\b", re.IGNORECASE)
 _MENTIONS_CACHE_KEY = re.compile(r"prompt_cache_key", re.IGNORECASE)
-
-
-class ChatRecord(Protocol):
-    """One stored chat message: its id, the OpenAI chat message dict, its size in characters."""
-
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def message(self) -> dict[str, Any]: ...
-
-    @property
-    def chars(self) -> int: ...
 
 
 class ChatHistory(Protocol):
@@ -107,62 +102,6 @@ def user_message(text: str, speaker: str = "") -> dict[str, Any]:
     if name:
         message["name"] = name
     return message
-
-
-def message_chars(message: dict[str, Any]) -> int:
-    """A message's size as the store counts it (its JSON text)."""
-    return len(json.dumps(message, ensure_ascii=False))
-
-
-def calibrated(prompt_chars: int, prompt_tokens: int | None, current: float) -> float:
-    """Characters per token, from a request of `prompt_chars` the server counted as `prompt_tokens`;
-    `current` when the server said nothing usable."""
-    if not prompt_tokens or prompt_tokens <= 0 or prompt_chars <= 0:
-        return current
-    return min(max(prompt_chars / prompt_tokens, MIN_CHARS_PER_TOKEN), MAX_CHARS_PER_TOKEN)
-
-
-def history_budget(context_tokens: int, chars_per_token: float, fixed_chars: int) -> int:
-    """Characters of history that fit beside what every request carries anyway (`fixed_chars`)."""
-    return max(int(context_tokens * chars_per_token) - fixed_chars, 0)
-
-
-def trim_history(records: Sequence[ChatRecord], max_chars: int) -> list[dict[str, Any]]:
-    """The newest whole units of `records` (oldest first) whose characters fit `max_chars`.
-
-    A unit is one message, or an assistant message with tool calls together with all their results:
-    a call is never sent without its result, nor a result without its call.
-    """
-    kept: list[list[ChatRecord]] = []
-    used = 0
-    for unit in reversed(_units(records)):
-        size = sum(record.chars for record in unit)
-        if used + size > max_chars:
-            break
-        kept.append(unit)
-        used += size
-    return [record.message for unit in reversed(kept) for record in unit]
-
-
-def _units(records: Sequence[ChatRecord]) -> list[list[ChatRecord]]:
-    """Records grouped into units, oldest first; broken ones (a result whose call is gone, calls
-    missing a result) are left out."""
-    units: list[list[ChatRecord]] = []
-    index = 0
-    while index < len(records):
-        head = records[index]
-        index += 1
-        if head.message.get("role") == "tool":
-            continue  # its call is older than the window
-        unit = [head]
-        wanted = {call.get("id") for call in head.message.get("tool_calls") or ()}
-        while (wanted and index < len(records) and records[index].message.get("role") == "tool"
-               and records[index].message.get("tool_call_id") in wanted):
-            unit.append(records[index])
-            index += 1
-        if {record.message.get("tool_call_id") for record in unit[1:]} == wanted:
-            units.append(unit)
-    return units
 
 
 def reply_after(records: Sequence[ChatRecord], messages: Sequence[str],
@@ -236,6 +175,7 @@ class ChatBackend:
         self.chars_per_token = DEFAULT_CHARS_PER_TOKEN  # calibrated from the server's usage reports
         self.send_names = send_names  # turned off for good when the server rejects `name`
         self.send_cache_key = True  # turned off for good when the server rejects `prompt_cache_key`
+        self._window_starts: dict[str, int] = {}  # conversation → first record id its prompts carry
 
     async def create_conversation(self, channel: str) -> str:
         """A new local conversation (no network call): its history starts empty."""
@@ -253,6 +193,13 @@ class ChatBackend:
         if budget <= 0:
             return []
         records = await self.history.chat_history(conversation_id, max_chars=budget)
+        start = window_start(records, self._window_starts.get(conversation_id), budget)
+        self._window_starts.pop(conversation_id, None)
+        if start is not None:
+            if len(self._window_starts) >= MAX_WINDOWS:
+                self._window_starts.pop(next(iter(self._window_starts)))
+            self._window_starts[conversation_id] = start
+            records = [record for record in records if record.id >= start]
         return trim_history(records, budget)
 
     async def _complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],

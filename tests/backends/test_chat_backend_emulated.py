@@ -23,7 +23,8 @@ from bot.backends.base import (
     TurnEvent,
     TurnRequest,
 )
-from bot.backends.chat import ChatBackend, message_chars
+from bot.backends.chat import ChatBackend
+from bot.backends.chat_window import message_chars
 from bot.store import ChatHistory, ChatRecord, Store
 from tests.emulators.openai import OpenAIEmulator
 
@@ -459,3 +460,28 @@ async def test_check(openai_emu: OpenAIEmulator, store: Store) -> None:
     finally:
         for chat in (backend, missing, wrong_key):
             await chat.aclose()
+
+
+async def test_a_long_conversation_keeps_its_prompt_prefix_cached(openai_emu: OpenAIEmulator, store: Store) -> None:
+    """Past the history budget, the history sent starts at the same message for several turns (not one
+    message later every turn), so the server's prompt cache keeps serving the prefix; the per-turn note
+    comes after the history and `prompt_cache_key` names the channel."""
+    openai_emu.model.reply_length = 400
+    backend = make_backend(openai_emu, store, context_tokens=3000)
+    speakers = ("Alice", "Bob", "Carol")
+    try:
+        conversation = await backend.create_conversation("C1")
+        for number in range(30):
+            name = speakers[number % 3]
+            request = turn(conversation, (name, f"message {number}: " + "words " * 100),
+                           note=f"Please address the user as {name}. Today is day {number}.")
+            completed(await run(backend, request))
+    finally:
+        await backend.aclose()
+    seen = openai_emu.model.seen
+    assert len(seen) == 30 and all(body.get("prompt_cache_key") == "slack-C1" for body in chat_bodies(openai_emu))
+    assert sum(s.input_tokens for s in seen[:12]) < 3000 * 12  # (the budget was reached: the window moved)
+    later = seen[5:]
+    cached = sum(s.cached_tokens for s in later) / sum(s.input_tokens for s in later)
+    assert cached >= 0.6, [(s.input_tokens, s.cached_tokens) for s in seen]
+    assert sum(1 for s in later if s.cached_tokens) >= 0.75 * len(later)

@@ -8,17 +8,15 @@ from typing import Any
 import pytest
 
 from bot.backends.base import FoundReply
-from bot.backends.chat import (
+from bot.backends.chat import chat_name, reply_after, speaker_of, user_message
+from bot.backends.chat_window import (
     MAX_CHARS_PER_TOKEN,
     MIN_CHARS_PER_TOKEN,
     calibrated,
-    chat_name,
     history_budget,
     message_chars,
-    reply_after,
-    speaker_of,
     trim_history,
-    user_message,
+    window_start,
 )
 from bot.store import ChatRecord
 
@@ -210,3 +208,37 @@ def test_calibrated(chars: int, tokens: int | None, current: float, expected: fl
 ])
 def test_history_budget(tokens: int, per_token: float, fixed: int, expected: int) -> None:
     assert history_budget(tokens, per_token, fixed) == expected
+
+
+def sized(*chars: int, first_id: int = 1) -> list[ChatRecord]:
+    return [ChatRecord(first_id + n, {"role": "user", "content": "x"}, size) for n, size in enumerate(chars)]
+
+
+@pytest.mark.parametrize(("records", "previous", "budget", "start"), [
+    ([], None, 100, None),  # nothing stored yet
+    (sized(10, 10, 10), None, 100, None),  # far from the limit: all of it, no window
+    (sized(*[10] * 10), None, 100, 5),  # full (100 of 100): keep the newest 60 (ids 5…10)
+    (sized(*[10] * 10, first_id=3), 5, 100, 5),  # the start still fits: it stays where it was
+    (sized(*[10] * 10, first_id=6), 5, 100, 10),  # it no longer fits: moved to the newest 60 at once
+    (sized(70, 20, first_id=1), None, 100, 2),  # one big old message: the window starts after it
+    (sized(95, first_id=1), None, 100, 1),  # a single message bigger than the share to keep stays
+])
+def test_the_window_start_stays_put_until_it_must_move(records, previous, budget, start) -> None:
+    assert window_start(records, previous, budget) == start
+
+
+def test_a_window_start_keeps_the_prefix_for_several_turns() -> None:
+    """Turn after turn, the history sent starts at the same record until the budget is full again."""
+    records: list[ChatRecord] = []
+    starts, previous = [], None
+    for turn in range(30):
+        records.append(ChatRecord(turn + 1, {"role": "user", "content": "x"}, 10))
+        fitting = []  # the store's window: the newest records that fit 100 characters
+        for record in reversed(records):
+            if sum(r.chars for r in fitting) + record.chars > 100:
+                break
+            fitting.insert(0, record)
+        previous = window_start(fitting, previous, 100)
+        starts.append(previous)
+    moves = sum(1 for a, b in zip(starts, starts[1:], strict=False) if a != b)
+    assert moves <= 30 // 4 + 1  # a move every few turns, not every turn (a sliding window: 20 moves)
