@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.caching import caching
 from bench.capacity import many_channels
 from bench.live import MODES, LiveSetup
 from bench.live_report import live
@@ -26,12 +27,14 @@ from bench.throughput import burst, sustained
 from bench.world import BenchError, Setup
 from tests.e2e.harness import MODEL
 
-SCENARIOS = ("latency", "burst", "sustained", "memory", "live", "profile")
-DEFAULT_SCENARIOS = SCENARIOS[:5]
+SCENARIOS = ("latency", "burst", "sustained", "memory", "live", "caching", "profile")
+DEFAULT_SCENARIOS = SCENARIOS[:6]
 FULL = {"messages": 2000, "latency_messages": 200, "latency_channels": 20, "seconds": 5.0,
-        "known_channels": 10_000, "drain": 600.0, "memory_drain": 30.0, "live_rounds": 5, "live_reply_length": 3000}
+        "known_channels": 10_000, "drain": 600.0, "memory_drain": 30.0, "live_rounds": 5, "live_reply_length": 3000,
+        "caching_turns": 50}
 QUICK = {"messages": 300, "latency_messages": 30, "latency_channels": 10, "seconds": 1.0, "known_channels": 300,
-         "drain": 3.0, "memory_drain": 2.0, "live_rounds": 1, "live_reply_length": 1500}
+         "drain": 3.0, "memory_drain": 2.0, "live_rounds": 1, "live_reply_length": 1500,
+         "caching_turns": 12}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -93,6 +96,9 @@ def _live_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--live-chunk-delay", type=float, default=0.02, help="delay between chunks [0.02 s]")
     group.add_argument("--live-chunk-size", type=int, default=20, help="characters per chunk [20]")
     group.add_argument("--live-reply-length", type=int, help="characters per answer [3000; quick 1500]")
+    group = parser.add_argument_group("the 'caching' scenario (prompts the model service can cache)")
+    group.add_argument("--caching-turns", type=int, help="turns of the conversation, per backend [50; quick 12]")
+    group.add_argument("--caching-reply-length", type=int, default=300, help="characters per answer [300]")
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Section]]]:
@@ -104,6 +110,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Section]]]:
         ("sustained", lambda: sustained(setup, args.rate, args.seconds, args.channels, args.drain)),
         ("memory", lambda: many_channels(setup, args.known_channels, args.window, args.memory_drain)),
         ("live", lambda: live(live_setup(args))),
+        ("caching", lambda: caching(setup, args.caching_turns, args.caching_reply_length)),
     ]
     if "profile" in chosen:
         from bench.profile import profile_burst
