@@ -127,3 +127,27 @@ def test_model_401_reported_and_answered_after_recovery(slack: SlackEmulator, mo
     slack.user_says("general", "alice", "how about now?")
     wait_replies(slack, "general", 2)
     assert input_texts(turns(model_api)[-1]) == ["[Alice] are you ok?", "[Alice] how about now?"]
+
+
+def test_the_next_turn_starts_with_the_last_turns_prompt(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                         bridge: BridgeProcess, backend: str) -> None:
+    """A turn with another speaker leaves everything the model read before unchanged, so a model service
+    can serve it from its prompt cache: the same instructions, the same tools, and the whole previous
+    prompt as the start of the new one (the speaker and the date are in the turn's note, after it)."""
+    from tests.emulators.openai.model import prompt_pieces
+
+    slack.user_says("general", "alice", "first question")
+    wait_replies(slack, "general")
+    slack.user_says("general", "carol", "second question")
+    wait_replies(slack, "general", 2)
+    first, second = turns(model_api)
+    if backend == "assistants":  # (a thread: the assistant's own instructions come first; ours are extra)
+        assert second.context[:len(first.context)] == first.context
+        return
+    assert second.instructions.startswith(first.instructions.split("Please address")[0])
+    before = prompt_pieces(first.tools, first.instructions if backend == "responses" else None, first.context)
+    after = prompt_pieces(second.tools, second.instructions if backend == "responses" else None, second.context)
+    assert after[:len(before)] == before
+    keys = {record.json.get("prompt_cache_key") for record in model_api.requests()
+            if record.method == "POST" and record.path in ("/v1/responses", "/v1/chat/completions")}
+    assert keys == {f"slack-{slack.channels['general']}"}  # one cache key per channel, on every request
