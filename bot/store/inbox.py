@@ -35,12 +35,13 @@ class Inbox:
     async def add_message(self, message: IncomingMessage) -> bool:
         """Store a message; False if (channel, ts) was already stored (a duplicate delivery)."""
         files = json.dumps([[f.name, f.mimetype, f.size] for f in message.files]) if message.files else None
-        cursor = self._db.execute(
-            "INSERT OR IGNORE INTO inbox (channel, dedupe_key, kind, order_ts, user_id, text, thread_ts, files,"
-            " mentions_bot, received_at) VALUES (?, ?, 'message', ?, ?, ?, ?, ?, ?, ?)",
-            (message.channel, message.ts, message.ts, message.user, message.text, message.thread_ts, files,
-             int(message.mentions_bot), time.time()),
-        )
+        with self._db.durable():  # Slack is acked once this returns: it must survive a power loss
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO inbox (channel, dedupe_key, kind, order_ts, user_id, text, thread_ts, files,"
+                " mentions_bot, received_at) VALUES (?, ?, 'message', ?, ?, ?, ?, ?, ?, ?)",
+                (message.channel, message.ts, message.ts, message.user, message.text, message.thread_ts, files,
+                 int(message.mentions_bot), time.time()),
+            )
         return cursor.rowcount == 1
 
     async def add_reset(self, reset: ResetRequest) -> bool:
@@ -50,7 +51,7 @@ class Inbox:
         of the channel stored so far: it applies between the messages Slack delivered before it and
         those it delivers after (a late re-delivery of an older message still sorts before it).
         """
-        with self._db.transaction():
+        with self._db.durable(), self._db.transaction():
             row = self._db.fetchone("SELECT max(order_ts) FROM inbox WHERE channel = ?", (reset.channel,))
             order_ts = just_after(row[0]) if row and row[0] else reset.order_ts
             cursor = self._db.execute(

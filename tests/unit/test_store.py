@@ -223,3 +223,27 @@ async def test_a_reset_removes_the_chat_history_of_the_forgotten_conversation(st
     await store.conversations.forget_conversation("C1", "chat")
     assert await store.chat.chat_history("chat_old") == []
     assert [r.message["content"] for r in await store.chat.chat_history("chat_other")] == ["another channel"]
+
+
+async def test_what_slack_is_acked_for_is_committed_to_the_disk(store: Store) -> None:
+    """The inbox's commits wait for the disk (synchronous=FULL): they survive a power loss, not only a
+    crash. The other commits do not wait (synchronous=NORMAL)."""
+    seen: list[str] = []
+    store.db._db.set_trace_callback(seen.append)
+    try:
+        await store.inbox.add_message(msg("1.0"))
+        await store.inbox.add_reset(ResetRequest(channel="C1", user="U2", key="k", order_ts="2.0"))
+        await store.conversations.set_conversation("C1", "responses", "conv_1")
+    finally:
+        store.db._db.set_trace_callback(None)
+    mode, under = "NORMAL", []  # (statement, the synchronous mode it ran under)
+    for statement in seen:
+        if statement.startswith("PRAGMA synchronous="):
+            mode = statement.split("=")[1]
+        else:
+            under.append((statement, mode))
+    inbox_writes = [m for sql, m in under if sql.startswith("INSERT OR IGNORE INTO inbox") or sql == "COMMIT"]
+    assert inbox_writes == ["FULL", "FULL", "FULL"]  # the message, the reset and the reset's commit
+    assert [m for sql, m in under if "INTO conversations" in sql] == ["NORMAL"]
+    (mode,) = store.db.fetchone("PRAGMA synchronous")
+    assert mode == 1  # NORMAL again afterwards
