@@ -124,7 +124,8 @@ async def choose_backend(settings: Settings, probe: ResponsesBackend, store: Sto
         log.info("ASSISTANT_BACKEND=auto: the model server %s the Conversations API; using %s",
                  "offers" if offered else "does not offer", name)
         return name
-    used = await store.conversations.backends_in_use() if store is not None else []
+    used = [name for name in (await store.conversations.backends_in_use() if store is not None else [])
+            if name in ("responses", "chat")]  # (auto never picks the legacy Assistants API)
     name = used[0] if used else ("responses" if settings.openai_base_url is None else "chat")
     log.warning("ASSISTANT_BACKEND=auto: could not ask the model server which APIs it has; using %s (%s)", name,
                 "what this database's conversations use" if used else "the usual choice for this endpoint")

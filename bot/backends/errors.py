@@ -121,7 +121,9 @@ def missing_api(exc: BaseException) -> bool:
     if not isinstance(body, dict):
         return True
     message = str(body.get("message") or "")
-    return ("detail" in body and not message) or message == "File Not Found" or message.startswith("Invalid URL")
+    detail = str(body.get("detail") or "")
+    return (detail.lower() == "not found" and not message) or message == "File Not Found" \
+        or message.startswith("Invalid URL")
 
 
 def api_missing(exc: openai.APIStatusError) -> BackendError:

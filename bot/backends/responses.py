@@ -188,12 +188,15 @@ class ResponsesBackend:
                   (self._client.responses.retrieve, PROBE_RESPONSE))
         for lookup, made_up in probes:
             try:
-                await lookup(made_up)
+                found = await lookup(made_up)
             except openai.NotFoundError as exc:
                 if missing_api(exc):
                     return False
+                continue  # "no such conversation (response)": the API is there
             except openai.APIError:
                 return None
+            if getattr(found, "id", None) != made_up:  # an answer for an id nobody has: not the real API
+                return False  # (LM Studio answers every unknown endpoint 200 with an error text)
         return True
 
     async def aclose(self) -> None:

@@ -21,6 +21,7 @@ PROBE_INTERVAL = 10.0  # seconds between two looks at whether the token works ag
 AUTH_RETRY_DELAY = 15.0  # at most this long between two tries of a step that waits for the token
 
 AuthTest = Callable[[], Awaitable[object]]
+SCOPE_REFUSALS = frozenset({"missing_scope", "no_permission_for_app"})  # the token works, one write does not
 
 
 class SlackAuthGate:
@@ -77,6 +78,10 @@ class SlackAuthGate:
 
     async def _probe(self) -> bool:
         self._last_probe = self._clock()
+        if self.refusal in SCOPE_REFUSALS:
+            # auth.test passes for a token that lacks a scope: only a write can tell. Let one try (the
+            # refusal stays until a reply is delivered, so no new model turn starts meanwhile).
+            return True
         try:
             await self._auth_test()
         except SLACK_FAILURES as exc:

@@ -123,7 +123,12 @@ class Database:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:  # (a failed COMMIT, e.g. a full disk, leaves it open)
+                self._db.execute("ROLLBACK")
+            raise
 
     @contextlib.contextmanager
     def durable(self) -> Iterator[None]:

@@ -22,7 +22,7 @@ from bot.work.turn import Turns
 log = logging.getLogger(__name__)
 
 MAX_ITEMS_PER_TURN = 50
-WRITES_TO_SLACK = frozenset({Do.DELIVER, Do.TURN})  # steps that wait while Slack refuses the token
+WRITES_TO_SLACK = frozenset({Do.DELIVER, Do.TURN, Do.LISTEN, Do.RESET})  # steps that wait for the token
 
 
 class TurnRunner:
@@ -67,6 +67,9 @@ class TurnRunner:
     async def _perform(self, action: Action) -> Step:
         if action.do in WRITES_TO_SLACK and not await self._parts.auth.usable():
             # Slack refuses the token: a reply could not be written, so no model turn is paid for meanwhile.
+            return retry_in(AUTH_RETRY_DELAY)
+        if action.do in WRITES_TO_SLACK - {Do.DELIVER} and not self._parts.auth.open:
+            # (a scope refusal: only delivering a reply that waits tells whether it is fixed)
             return retry_in(AUTH_RETRY_DELAY)
         if action.do is Do.DELIVER and action.reuse is not None:
             return await self._recovery.deliver(action.reuse)

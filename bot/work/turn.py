@@ -20,7 +20,7 @@ from bot.backends.base import BackendError, FailureKind, TextDelta, ToolCall, To
 from bot.conversation.tools import tool_status
 from bot.outbound.replies import Reply
 from bot.outbound.slack_auth import AUTH_RETRY_DELAY
-from bot.outbound.slack_errors import SLACK_FAILURES, reason
+from bot.outbound.slack_errors import SLACK_FAILURES, reason, refused_token
 from bot.work.decisions import Action, Undelivered, after_undelivered
 from bot.work.effects import Effects
 from bot.work.parts import Parts
@@ -47,6 +47,8 @@ class Turns:
             request = await parts.conversations.build_turn(channel, batch)
         except BackendError as error:
             return await self._effects.failed(None, batch, None, error, silent=True)
+        if not parts.auth.open:  # a lookup was refused: the speakers' names are not known now
+            return retry_in(AUTH_RETRY_DELAY)
         turn_id = await parts.journal.start_turn(channel, [i.id for i in batch], thread_ts=None, silent=True,
                                                  conversation_id=request.conversation_id,
                                                  input_texts=request.messages)
@@ -67,6 +69,8 @@ class Turns:
         parts, batch, reuse, thread_ts = self._parts, action.items, action.reuse, action.thread_ts
         channel = batch[0].channel
         timing = _Timing(time.monotonic())
+        if not await parts.auth.usable() or not parts.auth.open:  # (also a continuation, from recovery)
+            return retry_in(AUTH_RETRY_DELAY)  # Slack refuses the token: no tool or model call is paid for
         if action.discard is not None:
             await self._effects.discard(action.discard)
         try:
@@ -142,6 +146,8 @@ class Turns:
         try:
             await (writing if writing is not None else reply.finish(text))
         except SLACK_FAILURES as exc:
+            if refused_token(exc, None):  # a token outage is not this reply's fault: it uses up no attempt
+                return await self._undelivered(turn_id, reply.channel, exc, attempt=state.undelivered_tries + 1)
             state.undelivered_tries += 1
             return await self._undelivered(turn_id, reply.channel, exc, attempt=state.undelivered_tries)
         state.undelivered_tries = 0

@@ -72,3 +72,11 @@ def test_a_missing_api_keeps_the_messages_until_the_settings_are_fixed(
                timeout=20, message="the waiting messages answered")
     answered = [t for s in chat_only.model.seen for t in input_texts(s)]
     assert answered == ["[Alice] first question", "[Bob Builder] second question"]
+
+
+def test_auto_is_not_fooled_by_a_server_that_answers_200_everywhere(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                                     tmp_path: Path) -> None:
+    model_api.set_missing_apis("conversations", "responses", "assistants", status=200)  # as LM Studio does
+    result = run_once(["check"], bridge_env(slack, model_api, tmp_path, {"ASSISTANT_BACKEND": "auto"}), tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(ASSISTANT_BACKEND=auto chose chat)" in result.stdout

@@ -154,6 +154,7 @@ def not_found(body: object) -> openai.NotFoundError:
     ({"code": 404, "message": "File Not Found", "type": "not_found_error"}, True),  # llama.cpp
     ({"message": "Invalid URL (POST /v1/conversations)", "type": "invalid_request_error"}, True),  # OpenAI
     ({"message": "Conversation with id 'conv_1' not found.", "type": "invalid_request_error"}, False),
+    ({"detail": "Conversation not found"}, False),  # a FastAPI server that has the API, without the resource
     ({"message": "The model 'gpt-x' does not exist", "type": "invalid_request_error",
       "code": "model_not_found"}, False),
 ])

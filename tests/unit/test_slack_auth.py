@@ -46,3 +46,18 @@ async def test_told_once_probed_at_most_every_interval_then_open_again(caplog: p
     with caplog.at_level(logging.ERROR):
         gate.refused("invalid_auth")  # a later outage is told again
     assert any("invalid_auth" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_missing_scope_lets_a_write_try_but_keeps_the_gate_closed() -> None:
+    """auth.test passes for a token that lacks a scope: only a write can tell, so a waiting reply may
+    try (at most every interval) while the gate stays closed for new model turns."""
+    now = [0.0]
+    slack = AuthTest()
+    slack.error = None  # auth.test works …
+    gate = SlackAuthGate(slack, probe_interval=10.0, clock=lambda: now[0])
+    gate.refused("missing_scope")  # … but chat.postMessage said missing_scope
+    assert not await gate.usable()
+    now[0] += 10.0
+    assert await gate.usable() and not gate.open and slack.calls == 0  # one write may try; still closed
+    gate.delivered()  # the write worked: the scope was granted
+    assert gate.open

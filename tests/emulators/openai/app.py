@@ -135,6 +135,9 @@ async def _handle(platform: Platform, request: web.Request, record: Recorded,
     method, path = request.method, request.path
     if any(path.startswith(API_PATHS[api]) for api in state.missing_apis):
         # What such a server answers (FastAPI's, as LiteLLM does), before reading the body or the key.
+        if state.missing_status == 200:  # LM Studio's way
+            return web.json_response({"error": f"Unexpected endpoint or method. ({method} {path}). "
+                                               "Returning 200 anyway"}, status=200)
         return web.json_response({"detail": "Not Found"}, status=404)
     body: Any = None
     if request.body_exists:

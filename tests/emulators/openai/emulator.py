@@ -131,15 +131,17 @@ class OpenAIEmulator:
             self._state.api_key = key
         self._on_loop(apply)
 
-    def set_missing_apis(self, *apis: str) -> None:
+    def set_missing_apis(self, *apis: str, status: int = 404) -> None:
         """Serve as a server without these API families ("conversations", "responses", "assistants",
-        "chat"): their paths answer 404 `{"detail": "Not Found"}`, like LiteLLM's or vLLM's."""
+        "chat"): their paths answer 404 `{"detail": "Not Found"}`, like LiteLLM's or vLLM's — or, with
+        `status=200`, 200 with an error text, like LM Studio's."""
         unknown = set(apis) - set(API_PATHS)
         if unknown:
             raise ValueError(f"unknown API families: {sorted(unknown)}")
 
         def apply() -> None:
             self._state.missing_apis = frozenset(apis)
+            self._state.missing_status = status
         self._on_loop(apply)
 
     def set_models(self, models: tuple[str, ...]) -> None:
