@@ -21,14 +21,15 @@ from bench.caching import caching
 from bench.capacity import many_channels
 from bench.live import MODES, LiveSetup
 from bench.live_report import live
+from bench.reference import reference
 from bench.report import Section
 from bench.scenarios import latency
 from bench.throughput import burst, sustained
 from bench.world import BenchError, Setup
 from tests.e2e.harness import MODEL
 
-SCENARIOS = ("latency", "burst", "sustained", "memory", "live", "caching", "profile")
-DEFAULT_SCENARIOS = SCENARIOS[:6]
+SCENARIOS = ("latency", "reference", "burst", "sustained", "memory", "live", "caching", "profile")
+DEFAULT_SCENARIOS = SCENARIOS[:7]
 FULL = {"messages": 2000, "latency_messages": 200, "latency_channels": 20, "seconds": 5.0,
         "known_channels": 10_000, "drain": 600.0, "memory_drain": 30.0, "live_rounds": 5, "live_reply_length": 3000,
         "caching_turns": 50}
@@ -111,6 +112,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Section]]]:
         ("memory", lambda: many_channels(setup, args.known_channels, args.window, args.memory_drain)),
         ("live", lambda: live(live_setup(args))),
         ("caching", lambda: caching(setup, args.caching_turns, args.caching_reply_length)),
+        ("reference", lambda: reference(setup, args.latency_messages, args.latency_channels, args.gap)),
     ]
     if "profile" in chosen:
         from bench.profile import profile_burst

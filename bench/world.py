@@ -79,7 +79,9 @@ class World:
     (`env`) or bring its own scripted `model`. A context manager."""
 
     def __init__(self, channels: int, setup: Setup, *, users: int = 3, rate_limits: str = "off",
-                 env: Mapping[str, str] | None = None, model: ScriptedModel | None = None) -> None:
+                 env: Mapping[str, str] | None = None, model: ScriptedModel | None = None,
+                 program: list[str] | None = None) -> None:
+        self.program = program  # None: the bridge; else the command line of another app (the reference)
         self.setup = setup
         self.rate_limits = rate_limits
         self.env = dict(env or {})
@@ -116,7 +118,7 @@ class World:
         self.channel_ids = [self.slack.add_channel(f"bench-{i}", members=self.user_ids)
                             for i in range(self.channel_count)]
         self.workdir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="bridge-bench-")))
-        self.bridge = BridgeProcess(self.slack, self.openai, self.workdir, env=self.env)
+        self.bridge = BridgeProcess(self.slack, self.openai, self.workdir, env=self.env, program=self.program)
         self._stack.callback(self._stop_bridge)
         self.bridge.start()
         assert self.bridge.process is not None

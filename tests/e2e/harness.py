@@ -52,7 +52,9 @@ class BridgeProcess:
     """One `assistant-bridge run` process; its stderr goes to `<workdir>/bridge-<n>.log`."""
 
     def __init__(self, slack: SlackEmulator, openai: OpenAIEmulator, workdir: Path, *,
-                 env: Mapping[str, str] | None = None, command: str = "run") -> None:
+                 env: Mapping[str, str] | None = None, command: str = "run",
+                 program: list[str] | None = None) -> None:
+        self.program = program  # another program to run instead of the bridge (the benchmark's reference)
         self.slack = slack
         self.openai = openai
         self.workdir = workdir
@@ -69,7 +71,8 @@ class BridgeProcess:
         connected_before = self.slack.connections_total
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [*bridge_command(), self.command], cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
+                [*(self.program or bridge_command()), self.command], cwd=self.workdir, stdout=log,
+                stderr=subprocess.STDOUT,
                 env=bridge_env(self.slack, self.openai, self.workdir, self.extra_env),
             )
         if wait:
