@@ -9,14 +9,22 @@ problem, so the command line can print them and exit with status 2.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlparse
 
 from dotenv import dotenv_values
+
+from bot.settings.parsing import (
+    check_choice,
+    hosted_tools,
+    is_http_url,
+    number,
+    parse_channels,
+    read_config_file,
+    redact_url,
+)
 
 DEFAULT_CONFIG_FILE = Path("config/bridge.toml")
 DEFAULT_INSTRUCTIONS_FILE = Path("config/instructions.md")
@@ -45,7 +53,6 @@ FILE_SETTINGS = frozenset({
     "DATABASE_URL", "SLACK_API_URL", "LOG_LEVEL", "LOG_FORMAT", "PORT", "BRIDGE_MAX_ATTEMPTS", "BRIDGE_TURN_TIMEOUT",
     "BRIDGE_MAX_TOOL_ROUNDS", "BRIDGE_TOOL_TIMEOUT", "BRIDGE_CONTEXT_TOKENS",
 })
-FILE_TABLES = ("channels", "hosted_tools")  # [channels.C…] respond_to = …; [hosted_tools] for Responses
 DEFAULT_MAX_TOOL_ROUNDS = 5
 DEFAULT_CONTEXT_TOKENS = 8000  # the chat backend's prompt budget
 DEFAULT_TOOL_TIMEOUT = 20.0
@@ -89,16 +96,20 @@ class Settings:
     max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
     tool_timeout: float = DEFAULT_TOOL_TIMEOUT
     context_tokens: int = DEFAULT_CONTEXT_TOKENS
-    channel_respond_to: tuple[tuple[str, str], ...] = ()  # per-channel BRIDGE_RESPOND_TO from bridge.toml
+    channel_settings: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()  # [channels.C…] in bridge.toml
     hosted_tools: tuple[dict[str, Any], ...] = ()  # Responses hosted tools from bridge.toml
     config_file: str | None = None
 
     def serves_channel(self, channel: str) -> bool:
         return not self.channels or channel in self.channels
 
+    def for_channel(self, channel: str, key: str, default: Any) -> Any:
+        """A per-channel setting (`[channels.C…] key = …` in bridge.toml), else `default`."""
+        return dict(dict(self.channel_settings).get(channel, ())).get(key, default)
+
     def respond_to_for(self, channel: str) -> str:
         """`all` or `mentions` for this channel (its own setting in bridge.toml, else BRIDGE_RESPOND_TO)."""
-        return dict(self.channel_respond_to).get(channel, self.respond_to)
+        return self.for_channel(channel, "respond_to", self.respond_to)
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -131,7 +142,7 @@ def load_settings(
     problems: list[str] = []
     explicit = config_file is not None or "BRIDGE_CONFIG" in env
     config_path = Path(config_file or env.get("BRIDGE_CONFIG") or DEFAULT_CONFIG_FILE)
-    file_values, tables = _read_config_file(config_path, explicit=explicit, problems=problems)
+    file_values, tables = read_config_file(config_path, FILE_SETTINGS, explicit=explicit, problems=problems)
 
     def get(name: str, default: str = "") -> str:
         if name in env and env[name].strip() != "":
@@ -145,8 +156,8 @@ def load_settings(
     values |= _model_settings(get, values["assistant_backend"], problems)
     values |= _service_settings(get, problems)
     values |= _limits(get, problems)
-    values["channel_respond_to"] = _channel_tables(tables.get("channels", {}), problems)
-    values["hosted_tools"] = _hosted_tools(tables.get("hosted_tools", {}), problems)
+    values["channel_settings"] = _channel_tables(tables.get("channels", {}), problems)
+    values["hosted_tools"] = hosted_tools(tables.get("hosted_tools", {}), problems)
     if values["hosted_tools"] and values["assistant_backend"] not in ("auto", "responses"):
         problems.append("[hosted_tools] in the configuration file work only with ASSISTANT_BACKEND=responses.")
     values["instructions"], values["instructions_source"] = _instructions(env, file_values, problems)
@@ -165,11 +176,11 @@ def _choices(get: Lookup, problems: list[str]) -> dict[str, Any]:
               "reply_in": get("BRIDGE_REPLY_IN", "channel").lower(),
               "log_format": get("LOG_FORMAT", "text").lower(),
               "log_level": get("LOG_LEVEL", "INFO").upper()}
-    _check_choice(problems, "ASSISTANT_BACKEND", values["assistant_backend"], BACKENDS, AVAILABLE_BACKENDS)
-    _check_choice(problems, "BRIDGE_RESPOND_TO", values["respond_to"], RESPOND_TO, RESPOND_TO)
-    _check_choice(problems, "BRIDGE_REPLY_IN", values["reply_in"], REPLY_IN, REPLY_IN)
-    _check_choice(problems, "LOG_FORMAT", values["log_format"], LOG_FORMATS, LOG_FORMATS)
-    _check_choice(problems, "LOG_LEVEL", values["log_level"], LOG_LEVELS, LOG_LEVELS)
+    check_choice(problems, "ASSISTANT_BACKEND", values["assistant_backend"], BACKENDS, AVAILABLE_BACKENDS)
+    check_choice(problems, "BRIDGE_RESPOND_TO", values["respond_to"], RESPOND_TO, RESPOND_TO)
+    check_choice(problems, "BRIDGE_REPLY_IN", values["reply_in"], REPLY_IN, REPLY_IN)
+    check_choice(problems, "LOG_FORMAT", values["log_format"], LOG_FORMATS, LOG_FORMATS)
+    check_choice(problems, "LOG_LEVEL", values["log_level"], LOG_LEVELS, LOG_LEVELS)
     return values
 
 
@@ -194,7 +205,7 @@ def _slack_settings(get: Lookup, mode: Mode, problems: list[str]) -> dict[str, A
         problems.append("SLACK_SIGNING_SECRET is not set: HTTP mode needs the Signing Secret from your "
                         "Slack app's Basic Information page.")
     slack_api_url = get("SLACK_API_URL", DEFAULT_SLACK_API_URL)
-    if not _is_http_url(slack_api_url):
+    if not is_http_url(slack_api_url):
         problems.append(f"SLACK_API_URL must be an http(s) URL, not {slack_api_url!r}.")
     elif not slack_api_url.endswith("/"):
         slack_api_url += "/"
@@ -205,7 +216,7 @@ def _slack_settings(get: Lookup, mode: Mode, problems: list[str]) -> dict[str, A
 def _model_settings(get: Lookup, backend: str, problems: list[str]) -> dict[str, Any]:
     """Where the model is and which: endpoint, key, model, assistant."""
     base_url = get("OPENAI_BASE_URL") or None
-    if base_url is not None and not _is_http_url(base_url):
+    if base_url is not None and not is_http_url(base_url):
         problems.append(f"OPENAI_BASE_URL must be an http(s) URL, not {base_url!r}.")
     api_key = get("OPENAI_API_KEY")
     if not api_key and backend in ("auto", "chat") and base_url:
@@ -233,99 +244,64 @@ def _service_settings(get: Lookup, problems: list[str]) -> dict[str, Any]:
                             "use sqlite:///data/bridge.sqlite3.")
         else:
             problems.append(f"DATABASE_URL must look like sqlite:///relative/path or "
-                            f"sqlite:////absolute/path, not {_redact_url(database_url)!r}.")
+                            f"sqlite:////absolute/path, not {redact_url(database_url)!r}.")
     port_text = get("PORT", str(DEFAULT_PORT))
     port = DEFAULT_PORT
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         problems.append(f"PORT must be a number between 1 and 65535, not {port_text!r}.")
     else:
         port = int(port_text)
-    return {"command": command, "channels": _parse_channels(get("BRIDGE_CHANNELS"), problems),
+    return {"command": command, "channels": parse_channels(get("BRIDGE_CHANNELS"), problems),
             "tools_module": get("BRIDGE_TOOLS_MODULE") or None, "database_url": database_url, "port": port}
 
 
 def _limits(get: Lookup, problems: list[str]) -> dict[str, Any]:
     """Attempts, deadlines, tool rounds and the chat backend's prompt budget."""
-    def number(name: str, default: float, low: float, high: float) -> float:
-        return _number(problems, name, get(name), default, low, high)
+    def limit(name: str, default: float, low: float, high: float) -> float:
+        return number(problems, name, get(name), default, low, high)
 
-    return {"max_attempts": int(number("BRIDGE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 100)),
-            "turn_timeout": number("BRIDGE_TURN_TIMEOUT", DEFAULT_TURN_TIMEOUT, 1, 3600),
-            "max_tool_rounds": int(number("BRIDGE_MAX_TOOL_ROUNDS", DEFAULT_MAX_TOOL_ROUNDS, 0, 50)),
-            "tool_timeout": number("BRIDGE_TOOL_TIMEOUT", DEFAULT_TOOL_TIMEOUT, 0.1, 600),
-            "context_tokens": int(number("BRIDGE_CONTEXT_TOKENS", DEFAULT_CONTEXT_TOKENS, 500, 2_000_000))}
-
-
-def _read_config_file(path: Path, *, explicit: bool,
-                      problems: list[str]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
-    """The file's settings (upper-cased names → text) and its tables."""
-    if not path.is_file():
-        if explicit:
-            problems.append(f"The configuration file {str(path)!r} (BRIDGE_CONFIG) does not exist.")
-        return {}, {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        problems.append(f"The configuration file {str(path)!r} is not valid TOML: {exc}.")
-        return {}, {}
-    values: dict[str, str] = {}
-    tables: dict[str, dict[str, Any]] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            if key in FILE_TABLES:
-                tables[key] = value
-            else:
-                problems.append(f"{str(path)!r} has an unknown table [{key}]; the tables are "
-                                f"{', '.join(f'[{t}]' for t in FILE_TABLES)}.")
-            continue
-        name = key.upper()
-        if name not in FILE_SETTINGS:
-            problems.append(f"{str(path)!r} has an unknown setting {key!r}; secrets such as tokens and keys "
-                            f"belong in the environment or .env, not in this file.")
-            continue
-        values[name] = _toml_to_text(value)
-    return values, tables
+    return {"max_attempts": int(limit("BRIDGE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 100)),
+            "turn_timeout": limit("BRIDGE_TURN_TIMEOUT", DEFAULT_TURN_TIMEOUT, 1, 3600),
+            "max_tool_rounds": int(limit("BRIDGE_MAX_TOOL_ROUNDS", DEFAULT_MAX_TOOL_ROUNDS, 0, 50)),
+            "tool_timeout": limit("BRIDGE_TOOL_TIMEOUT", DEFAULT_TOOL_TIMEOUT, 0.1, 600),
+            "context_tokens": int(limit("BRIDGE_CONTEXT_TOKENS", DEFAULT_CONTEXT_TOKENS, 500, 2_000_000))}
 
 
-def _channel_tables(channels: dict[str, Any], problems: list[str]) -> tuple[tuple[str, str], ...]:
-    """[channels.C0123ABCD] respond_to = "mentions" → (("C0123ABCD", "mentions"),)."""
+def _respond_to(text: Any) -> str | None:
+    return text if text in RESPOND_TO else None
+
+
+# What a [channels.C…] table may hold: key → (parse: TOML value → setting or None if invalid, what it takes).
+CHANNEL_KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "respond_to": (_respond_to, '"all" or "mentions"'),
+}
+
+
+ChannelSettings = tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
+
+
+def _channel_tables(channels: dict[str, Any], problems: list[str]) -> ChannelSettings:
+    """[channels.C0123ABCD] respond_to = "mentions" → (("C0123ABCD", (("respond_to", "mentions"),)),)."""
     found = []
     for channel, table in channels.items():
-        respond_to = table.get("respond_to") if isinstance(table, dict) else None
-        if not isinstance(respond_to, str) or respond_to not in RESPOND_TO or set(table) != {"respond_to"}:
-            problems.append(f"[channels.{channel}] must hold only respond_to = \"all\" or \"mentions\".")
+        if not isinstance(table, dict):
+            problems.append(f"[channels.{channel}] must be a table of per-channel settings "
+                            f"({', '.join(CHANNEL_KEYS)}).")
             continue
-        found.append((channel, respond_to))
+        values = []
+        for key, raw in table.items():
+            if key not in CHANNEL_KEYS:
+                problems.append(f"[channels.{channel}] has an unknown setting {key!r}; a channel may set "
+                                f"{', '.join(CHANNEL_KEYS)}.")
+                continue
+            parse, takes = CHANNEL_KEYS[key]
+            value = parse(raw)
+            if value is None:
+                problems.append(f"[channels.{channel}] {key} must be {takes}, not {raw!r}.")
+                continue
+            values.append((key, value))
+        found.append((channel, tuple(values)))
     return tuple(found)
-
-
-def _hosted_tools(table: dict[str, Any], problems: list[str]) -> tuple[dict[str, Any], ...]:
-    """[hosted_tools]: web_search = true; file_search = ["vs_…"]; [[hosted_tools.mcp]] server_label/url…"""
-    tools: list[dict[str, Any]] = []
-    for key, value in table.items():
-        if key == "web_search" and isinstance(value, bool):
-            tools += [{"type": "web_search"}] if value else []
-        elif key == "file_search" and isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            tools.append({"type": "file_search", "vector_store_ids": list(value)})
-        elif key == "mcp" and isinstance(value, list) and all(_is_mcp(v) for v in value):
-            tools += [{"type": "mcp", "require_approval": "never", **server} for server in value]
-        else:
-            problems.append(f"[hosted_tools] {key} is not understood: use web_search = true, file_search = "
-                            "[\"vs_…\"] or [[hosted_tools.mcp]] tables with server_label and server_url.")
-    return tuple(tools)
-
-
-def _is_mcp(server: Any) -> bool:
-    return (isinstance(server, dict) and isinstance(server.get("server_label"), str)
-            and isinstance(server.get("server_url"), str) and _is_http_url(server["server_url"]))
-
-
-def _toml_to_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return str(value)
 
 
 def _instructions(env: Mapping[str, str], file_values: Mapping[str, str], problems: list[str]) -> tuple[str, str]:
@@ -344,45 +320,3 @@ def _instructions(env: Mapping[str, str], file_values: Mapping[str, str], proble
     return DEFAULT_INSTRUCTIONS, "built-in default"
 
 
-def _check_choice(problems: list[str], name: str, value: str, choices: tuple[str, ...],
-                  available: tuple[str, ...]) -> None:
-    if value not in choices:
-        problems.append(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
-    elif value not in available:
-        problems.append(f"{name}={value} is not available in this version yet; use "
-                        f"{' or '.join(available)}.")
-
-
-def _number(problems: list[str], name: str, text: str, default: float, low: float, high: float) -> float:
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not low <= value <= high:
-        problems.append(f"{name} must be a number from {low:g} to {high:g}, not {text!r}.")
-        return default
-    return value
-
-
-def _parse_channels(text: str, problems: list[str]) -> frozenset[str]:
-    ids = [part.strip() for part in text.replace(" ", ",").split(",") if part.strip()]
-    bad = [i for i in ids if not (i[:1] in ("C", "G", "D") and i.isalnum() and i.isupper())]
-    if bad:
-        problems.append(f"BRIDGE_CHANNELS must be a comma-separated list of channel IDs like C0123ABCD "
-                        f"(not names); these are not: {', '.join(bad)}.")
-    return frozenset(ids)
-
-
-def _is_http_url(text: str) -> bool:
-    parsed = urlparse(text)
-    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
-
-
-def _redact_url(url: str) -> str:
-    """Hide a password in a database URL before it is printed."""
-    parsed = urlparse(url)
-    if parsed.password:
-        return url.replace(parsed.password, "***")
-    return url
