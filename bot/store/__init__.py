@@ -39,19 +39,19 @@ class Store:
         store = cls(db=db, inbox=Inbox(db), journal=TurnJournal(db), conversations=ConversationMap(db),
                     chat=ChatHistory(db))
         try:
-            store.prune()
+            await store.prune()
         except BaseException:
             await db.close()
             raise
         db.start_maintenance(store.prune)
         return store
 
-    def prune(self) -> None:
+    async def prune(self) -> None:
         """Forget finished work older than RETENTION (conversations and chat history are kept)."""
         cutoff = time.time() - RETENTION
-        with self.db.transaction():
-            self.inbox.prune(cutoff)
-            self.journal.prune(cutoff)
+        async with self.db.transaction():
+            await self.inbox.prune(cutoff)
+            await self.journal.prune(cutoff)
 
     async def close(self) -> None:
         await self.db.close()

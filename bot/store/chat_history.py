@@ -35,14 +35,14 @@ class ChatHistory:
         backwards a page at a time, so a turn costs the same in a channel used for a year as in one
         used for a day."""
         if max_chars is None:
-            rows = self._db.fetchall(
+            rows = await self._db.fetchall(
                 "SELECT id, message, chars FROM chat_messages WHERE conversation_id = ? ORDER BY id",
                 (conversation_id,))
             return [_record(row) for row in rows]
         newest_first: list[ChatRecord] = []
         used, before = 0, None
         while True:
-            page = self._page_before(conversation_id, before)
+            page = await self._page_before(conversation_id, before)
             for row in page:
                 if used + row[2] > max_chars:
                     return newest_first[::-1]
@@ -57,21 +57,21 @@ class ChatHistory:
         """The records from `anchor` on (the last record of the turn before), oldest first; without an
         anchor, the newest `limit`. What looking for an unfinished turn needs, and no more."""
         if anchor is not None:
-            rows = self._db.fetchall(
+            rows = await self._db.fetchall(
                 "SELECT id, message, chars FROM chat_messages WHERE conversation_id = ? AND id >= ? ORDER BY id",
                 (conversation_id, anchor))
             return [_record(row) for row in rows]
-        rows = self._db.fetchall(
+        rows = await self._db.fetchall(
             "SELECT id, message, chars FROM chat_messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?",
             (conversation_id, limit))
         return [_record(row) for row in reversed(rows)]
 
-    def _page_before(self, conversation_id: str, before: int | None) -> list[tuple]:
+    async def _page_before(self, conversation_id: str, before: int | None) -> list[tuple]:
         if before is None:
-            return self._db.fetchall(
+            return await self._db.fetchall(
                 "SELECT id, message, chars FROM chat_messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?",
                 (conversation_id, HISTORY_PAGE))
-        return self._db.fetchall(
+        return await self._db.fetchall(
             "SELECT id, message, chars FROM chat_messages WHERE conversation_id = ? AND id < ?"
             " ORDER BY id DESC LIMIT ?", (conversation_id, before, HISTORY_PAGE))
 
@@ -79,13 +79,13 @@ class ChatHistory:
         """Add messages (OpenAI chat message dicts) in one transaction; return the id of the last."""
         last: int | None = None
         now = time.time()
-        with self._db.transaction():
+        async with self._db.transaction():
             for message in messages:
                 text = json.dumps(message, ensure_ascii=False)
-                cursor = self._db.execute(
-                    "INSERT INTO chat_messages (conversation_id, message, chars, created_at) VALUES (?, ?, ?, ?)",
-                    (conversation_id, text, len(text), now))
-                last = cursor.lastrowid
+                row = await self._db.fetchone(
+                    "INSERT INTO chat_messages (conversation_id, message, chars, created_at) VALUES (?, ?, ?, ?)"
+                    " RETURNING id", (conversation_id, text, len(text), now))
+                last = row[0] if row else None
         return last
 
 

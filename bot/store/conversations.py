@@ -15,12 +15,12 @@ class ConversationMap:
         self._db = db
 
     async def conversation(self, channel: str, backend: str) -> str | None:
-        row = self._db.fetchone(
+        row = await self._db.fetchone(
             "SELECT conversation_id FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
         return row[0] if row else None
 
     async def set_conversation(self, channel: str, backend: str, conversation_id: str) -> None:
-        self._db.execute(
+        await self._db.execute(
             "INSERT INTO conversations (channel, backend, conversation_id, created_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (channel, backend) DO UPDATE SET conversation_id = excluded.conversation_id,"
             " created_at = excluded.created_at, last_item_id = NULL",
@@ -28,20 +28,20 @@ class ConversationMap:
         )
 
     async def last_item(self, channel: str, backend: str) -> str | None:
-        row = self._db.fetchone(
+        row = await self._db.fetchone(
             "SELECT last_item_id FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
         return row[0] if row else None
 
     async def forget_conversation(self, channel: str, backend: str) -> None:
         """The channel starts afresh: its conversation is forgotten, and with it the chat history kept
         here for it (a reset conversation is never read again)."""
-        with self._db.transaction():
-            self._db.execute(
+        async with self._db.transaction():
+            await self._db.execute(
                 "DELETE FROM chat_messages WHERE conversation_id IN (SELECT conversation_id FROM conversations"
                 " WHERE channel = ? AND backend = ?)", (channel, backend))
-            self._db.execute("DELETE FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
+            await self._db.execute("DELETE FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))
 
     async def backends_in_use(self) -> list[str]:
         """The backends that have conversations here, the most used first."""
-        rows = self._db.fetchall("SELECT backend FROM conversations GROUP BY backend ORDER BY count(*) DESC")
+        rows = await self._db.fetchall("SELECT backend FROM conversations GROUP BY backend ORDER BY count(*) DESC")
         return [row[0] for row in rows]

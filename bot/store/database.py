@@ -17,7 +17,7 @@ import fcntl
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -35,7 +35,10 @@ class StoreInUse(RuntimeError):
 
 
 class Database:
-    """The connection every part of the store shares. Create with `await Database.open(path)`."""
+    """The connection every part of the store shares. Create with `await Database.open(path)`.
+
+    Its API is async (`await db.execute(…)`, `async with db.transaction()`) so that a server database
+    can sit behind the same calls; here each call runs at once on the event loop, without suspending."""
 
     def __init__(self, connection: sqlite3.Connection, path: str, lock: IO[bytes] | None) -> None:
         self._db = connection
@@ -68,7 +71,7 @@ class Database:
             raise
         return database
 
-    def start_maintenance(self, maintain: Callable[[], None]) -> None:
+    def start_maintenance(self, maintain: Callable[[], Awaitable[None]]) -> None:
         """Checkpoint every few seconds (in a thread) and call `maintain` about once an hour."""
         if self._lock is not None and self._background is None:
             self._background = asyncio.create_task(self._maintain(maintain), name="sqlite-maintenance")
@@ -87,7 +90,7 @@ class Database:
         if self._lock is not None:
             self._lock.close()  # releases the lock
 
-    async def _maintain(self, maintain: Callable[[], None]) -> None:
+    async def _maintain(self, maintain: Callable[[], Awaitable[None]]) -> None:
         last = time.monotonic()
         while True:
             await asyncio.sleep(CHECKPOINT_INTERVAL)
@@ -95,14 +98,14 @@ class Database:
                 await asyncio.to_thread(_checkpoint, self._path)
                 if time.monotonic() - last > MAINTENANCE_INTERVAL:
                     last = time.monotonic()
-                    maintain()
+                    await maintain()
             except sqlite3.Error as exc:
                 log.warning("sqlite maintenance failed (will try again): %s", exc)
 
     def _migrate(self) -> None:
         """Apply the numbered migrations the database lacks, each with its version in one transaction
         (sqlite3's executescript runs the whole script; no hand-splitting of SQL)."""
-        (version,) = self.fetchone("PRAGMA user_version") or (0,)
+        (version,) = self._db.execute("PRAGMA user_version").fetchone() or (0,)
         if version > len(MIGRATIONS):
             raise RuntimeError(f"the database was written by a newer version (schema {version})")
         for number in range(version, len(MIGRATIONS)):
@@ -114,9 +117,10 @@ class Database:
                     self._db.execute("ROLLBACK")
                 raise
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Every statement inside commits together, or not at all."""
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """Every statement inside commits together, or not at all. (On SQLite nothing inside awaits
+        anything but the database, whose calls never suspend: no other task's statement lands in it.)"""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -130,8 +134,8 @@ class Database:
                 self._db.execute("ROLLBACK")
             raise
 
-    @contextlib.contextmanager
-    def durable(self) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def durable(self) -> AsyncIterator[None]:
         """Commits inside wait for the disk (`synchronous=FULL`): what Slack is acknowledged for must
         survive a power loss, not only a crash of the process. (The other commits append to the
         write-ahead log without waiting; the next durable commit, or a checkpoint, syncs them too.)"""
@@ -141,13 +145,22 @@ class Database:
         finally:
             self._db.execute("PRAGMA synchronous=NORMAL")
 
-    def execute(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Cursor:
-        return self._db.execute(sql, tuple(params))
+    async def execute(self, sql: str, params: Iterable[object] = ()) -> int:
+        """Run one statement; the number of rows it changed (for `INSERT … RETURNING`, use fetchone)."""
+        cursor = self._db.execute(sql, tuple(params))
+        try:
+            return cursor.rowcount
+        finally:
+            cursor.close()
 
-    def fetchone(self, sql: str, params: Iterable[object] = ()) -> tuple | None:
-        return self._db.execute(sql, tuple(params)).fetchone()
+    async def fetchone(self, sql: str, params: Iterable[object] = ()) -> tuple | None:
+        cursor = self._db.execute(sql, tuple(params))
+        try:
+            return cursor.fetchone()
+        finally:
+            cursor.close()  # (an `INSERT … RETURNING` is finished, not left open until collected)
 
-    def fetchall(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
+    async def fetchall(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
         return self._db.execute(sql, tuple(params)).fetchall()
 
 

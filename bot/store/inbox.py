@@ -35,14 +35,14 @@ class Inbox:
     async def add_message(self, message: IncomingMessage) -> bool:
         """Store a message; False if (channel, ts) was already stored (a duplicate delivery)."""
         files = json.dumps([[f.name, f.mimetype, f.size] for f in message.files]) if message.files else None
-        with self._db.durable():  # Slack is acked once this returns: it must survive a power loss
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO inbox (channel, dedupe_key, kind, order_ts, user_id, text, thread_ts, files,"
-                " mentions_bot, received_at) VALUES (?, ?, 'message', ?, ?, ?, ?, ?, ?, ?)",
+        async with self._db.durable():  # Slack is acked once this returns: it must survive a power loss
+            added = await self._db.execute(
+                "INSERT INTO inbox (channel, dedupe_key, kind, order_ts, user_id, text, thread_ts, files,"
+                " mentions_bot, received_at) VALUES (?, ?, 'message', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (message.channel, message.ts, message.ts, message.user, message.text, message.thread_ts, files,
                  int(message.mentions_bot), time.time()),
             )
-        return cursor.rowcount == 1
+        return added == 1
 
     async def add_reset(self, reset: ResetRequest) -> bool:
         """Store a reset in the channel's log; False if this invocation was already stored.
@@ -51,53 +51,54 @@ class Inbox:
         of the channel stored so far: it applies between the messages Slack delivered before it and
         those it delivers after (a late re-delivery of an older message still sorts before it).
         """
-        with self._db.durable(), self._db.transaction():
-            row = self._db.fetchone("SELECT max(order_ts) FROM inbox WHERE channel = ?", (reset.channel,))
+        async with self._db.durable(), self._db.transaction():
+            row = await self._db.fetchone("SELECT max(order_ts) FROM inbox WHERE channel = ?", (reset.channel,))
             order_ts = just_after(row[0]) if row and row[0] else reset.order_ts
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO inbox (channel, dedupe_key, kind, order_ts, user_id, received_at)"
-                " VALUES (?, ?, 'reset', ?, ?, ?)",
+            added = await self._db.execute(
+                "INSERT INTO inbox (channel, dedupe_key, kind, order_ts, user_id, received_at)"
+                " VALUES (?, ?, 'reset', ?, ?, ?) ON CONFLICT DO NOTHING",
                 (reset.channel, f"reset:{reset.key}", order_ts, reset.user, time.time()),
             )
-        return cursor.rowcount == 1
+        return added == 1
 
     async def pending(self, channel: str, limit: int = MAX_PENDING) -> list[InboxItem]:
         """The channel's pending items in Slack order."""
-        rows = self._db.fetchall(
+        rows = await self._db.fetchall(
             f"SELECT {ITEM_COLUMNS} FROM inbox WHERE channel = ? AND state = '{ItemState.PENDING}'"
             " ORDER BY order_ts, id LIMIT ?", (channel, limit))
         return [item_from_row(row) for row in rows]
 
     async def pending_count(self, channel: str) -> int:
-        (count,) = self._db.fetchone(
+        (count,) = await self._db.fetchone(
             f"SELECT count(*) FROM inbox WHERE channel = ? AND state = '{ItemState.PENDING}'", (channel,)) or (0,)
         return int(count)
 
     async def channels_with_pending(self) -> list[str]:
         """Channels with work: pending items, or answered ones whose reply is not yet in Slack."""
-        rows = self._db.fetchall(
+        rows = await self._db.fetchall(
             f"SELECT DISTINCT channel FROM inbox WHERE state IN ({literals(OPEN_ITEMS)}) ORDER BY channel")
         return [row[0] for row in rows]
 
     async def mark_done(self, ids: Sequence[int]) -> None:
-        self._set_state(ids, ItemState.DONE)
+        await self._set_state(ids, ItemState.DONE)
 
     async def mark_skipped(self, ids: Sequence[int]) -> None:
-        self._set_state(ids, ItemState.SKIPPED)
+        await self._set_state(ids, ItemState.SKIPPED)
 
     async def record_attempt(self, ids: Sequence[int]) -> None:
         """An attempt failed before its turn was journalled: count it all the same."""
         if ids:
-            self._db.execute(f"UPDATE inbox SET attempts = attempts + 1 WHERE id IN ({marks(ids)})", ids)
+            await self._db.execute(f"UPDATE inbox SET attempts = attempts + 1 WHERE id IN ({marks(ids)})", ids)
 
-    def prune(self, cutoff: float) -> None:
+    async def prune(self, cutoff: float) -> None:
         """Forget finished items older than `cutoff` (a Unix time)."""
-        self._db.execute(f"DELETE FROM inbox WHERE state IN ({literals(FINISHED_ITEMS)}) AND done_at < ?", (cutoff,))
+        await self._db.execute(f"DELETE FROM inbox WHERE state IN ({literals(FINISHED_ITEMS)}) AND done_at < ?",
+                               (cutoff,))
 
-    def _set_state(self, ids: Sequence[int], state: ItemState) -> None:
+    async def _set_state(self, ids: Sequence[int], state: ItemState) -> None:
         if ids:
-            self._db.execute(f"UPDATE inbox SET state = ?, done_at = ? WHERE id IN ({marks(ids)})",
-                             (state, time.time(), *ids))
+            await self._db.execute(f"UPDATE inbox SET state = ?, done_at = ? WHERE id IN ({marks(ids)})",
+                                   (state, time.time(), *ids))
 
 
 def item_from_row(row: tuple) -> InboxItem:

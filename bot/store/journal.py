@@ -60,7 +60,7 @@ class TurnJournal:
 
     async def open_turn(self, channel: str) -> OpenTurn | None:
         """The channel's unfinished turn, if a crash or a failure left one."""
-        row = self._db.fetchone(
+        row = await self._db.fetchone(
             "SELECT id, channel, thread_ts, state, reply_text, conversation_id, input_texts, messages, silent"
             f" FROM turns WHERE channel = ? AND state IN ({literals(OPEN_STATES)}) ORDER BY id DESC LIMIT 1",
             (channel,))
@@ -72,7 +72,7 @@ class TurnJournal:
 
     async def turn_items(self, turn_id: int, state: ItemState = ItemState.PENDING) -> list[InboxItem]:
         """The items a turn was started with that are still in `state`."""
-        rows = self._db.fetchall(
+        rows = await self._db.fetchall(
             f"SELECT {ITEM_COLUMNS} FROM inbox WHERE turn_id = ? AND state = ? ORDER BY order_ts, id",
             (turn_id, state))
         return [item_from_row(row) for row in rows]
@@ -83,23 +83,25 @@ class TurnJournal:
         """Record that a model request for these items is about to be sent (reusing `turn_id` if given)."""
         fields = (thread_ts, conversation_id, json.dumps(list(input_texts)), json.dumps(list(messages)), int(silent),
                   time.time())
-        with self._db.transaction():
+        async with self._db.transaction():
             if turn_id is None:
-                cursor = self._db.execute(
+                row = await self._db.fetchone(
                     "INSERT INTO turns (channel, thread_ts, conversation_id, input_texts, messages, silent,"
-                    " started_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (channel, *fields, TurnState.STARTED))
-                turn_id = cursor.lastrowid
+                    " started_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (channel, *fields, TurnState.STARTED))
+                assert row is not None
+                turn_id = row[0]
             else:
-                self._db.execute(
+                await self._db.execute(
                     "UPDATE turns SET state = ?, thread_ts = ?, conversation_id = ?, input_texts = ?,"
                     " messages = ?, silent = ?, started_at = ? WHERE id = ?", (TurnState.STARTED, *fields, turn_id))
                 # A smaller batch than the turn's last attempt (one message at a time, hunting a refused
                 # one): the items left out are not this turn's any more — its end must not end them.
-                self._db.execute(
+                await self._db.execute(
                     "UPDATE inbox SET turn_id = NULL WHERE turn_id = ? AND state = ?"
                     f" AND id NOT IN ({marks(item_ids)})",
                     (turn_id, ItemState.PENDING, *item_ids))
-            self._db.execute(
+            await self._db.execute(
                 f"UPDATE inbox SET turn_id = ?, attempts = attempts + 1 WHERE id IN ({marks(item_ids)})",
                 (turn_id, *item_ids))
         assert turn_id is not None
@@ -107,54 +109,55 @@ class TurnJournal:
 
     async def add_turn_message(self, turn_id: int, ts: str) -> None:
         """A message of the turn's reply was posted: remember it, so it is reused, never posted twice."""
-        self._db.execute(
+        await self._db.execute(
             "UPDATE turns SET messages = json_insert(coalesce(messages, '[]'), '$[#]', ?) WHERE id = ?",
             (ts, turn_id))
 
     async def set_turn_messages(self, turn_id: int, messages: Sequence[str]) -> None:
-        self._db.execute("UPDATE turns SET messages = ? WHERE id = ?", (json.dumps(list(messages)), turn_id))
+        await self._db.execute("UPDATE turns SET messages = ? WHERE id = ?", (json.dumps(list(messages)), turn_id))
 
     async def answer_turn(self, turn_id: int, reply_text: str, response_id: str | None, *,
                           backend: str | None = None, last_item_id: str | None = None) -> None:
         """The model answered: its reply is now part of the conversation and must be delivered.
         With `backend`, the conversation's newest item becomes `last_item_id` in the same transaction."""
-        with self._db.transaction():
-            self._db.execute("UPDATE turns SET state = ?, reply_text = ?, response_id = ? WHERE id = ?",
-                             (TurnState.ANSWERED, reply_text, response_id, turn_id))
+        async with self._db.transaction():
+            await self._db.execute("UPDATE turns SET state = ?, reply_text = ?, response_id = ? WHERE id = ?",
+                                   (TurnState.ANSWERED, reply_text, response_id, turn_id))
             if backend is not None:
-                self._db.execute(
+                await self._db.execute(
                     "UPDATE conversations SET last_item_id = ? WHERE backend = ? AND conversation_id ="
                     " (SELECT conversation_id FROM turns WHERE id = ?)", (last_item_id, backend, turn_id))
-            self._db.execute("UPDATE inbox SET state = ? WHERE turn_id = ? AND state = ?",
-                             (ItemState.ANSWERED, turn_id, ItemState.PENDING))
+            await self._db.execute("UPDATE inbox SET state = ? WHERE turn_id = ? AND state = ?",
+                                   (ItemState.ANSWERED, turn_id, ItemState.PENDING))
 
     async def finish_turn(self, turn_id: int) -> None:
         """The reply is in Slack: the turn and its items are done."""
-        self._end_turn(turn_id, TurnState.DELIVERED, ItemState.DONE)
+        await self._end_turn(turn_id, TurnState.DELIVERED, ItemState.DONE)
 
     async def skip_turn(self, turn_id: int) -> None:
         """Give up on the turn: its items are skipped (reported in the channel by the caller)."""
-        self._end_turn(turn_id, TurnState.SKIPPED, ItemState.SKIPPED)
+        await self._end_turn(turn_id, TurnState.SKIPPED, ItemState.SKIPPED)
 
     async def retry_turn(self, turn_id: int) -> None:
         """The request failed before reaching the conversation: the items stay pending, and the next
         attempt reuses the turn's messages in Slack."""
-        self._db.execute("UPDATE turns SET state = ? WHERE id = ?", (TurnState.RETRY, turn_id))
+        await self._db.execute("UPDATE turns SET state = ? WHERE id = ?", (TurnState.RETRY, turn_id))
 
     async def abandon_turn(self, turn_id: int) -> None:
         """Close the turn without answering; its items stay pending for a new turn."""
-        self._db.execute("UPDATE turns SET state = ?, finished_at = ? WHERE id = ?",
-                         (TurnState.FAILED, time.time(), turn_id))
+        await self._db.execute("UPDATE turns SET state = ?, finished_at = ? WHERE id = ?",
+                               (TurnState.FAILED, time.time(), turn_id))
 
-    def prune(self, cutoff: float) -> None:
+    async def prune(self, cutoff: float) -> None:
         """Forget finished turns older than `cutoff` (a Unix time)."""
-        self._db.execute(
+        await self._db.execute(
             f"DELETE FROM turns WHERE state IN ({literals(FINISHED_STATES)}) AND coalesce(finished_at, started_at) < ?",
             (cutoff,))
 
-    def _end_turn(self, turn_id: int, turn_state: TurnState, item_state: ItemState) -> None:
+    async def _end_turn(self, turn_id: int, turn_state: TurnState, item_state: ItemState) -> None:
         now = time.time()
-        with self._db.transaction():
-            self._db.execute("UPDATE turns SET state = ?, finished_at = ? WHERE id = ?", (turn_state, now, turn_id))
-            self._db.execute("UPDATE inbox SET state = ?, done_at = ? WHERE turn_id = ? AND state IN (?, ?)",
-                             (item_state, now, turn_id, ItemState.PENDING, ItemState.ANSWERED))
+        async with self._db.transaction():
+            await self._db.execute("UPDATE turns SET state = ?, finished_at = ? WHERE id = ?",
+                                   (turn_state, now, turn_id))
+            await self._db.execute("UPDATE inbox SET state = ?, done_at = ? WHERE turn_id = ? AND state IN (?, ?)",
+                                   (item_state, now, turn_id, ItemState.PENDING, ItemState.ANSWERED))

@@ -182,10 +182,10 @@ async def test_finished_work_is_pruned_after_the_retention(store: Store) -> None
     await store.inbox.add_message(msg("2.0"))
     first, second = await store.inbox.pending("C1")
     await store.inbox.mark_done([first.id])
-    store.db.execute("UPDATE inbox SET done_at = ? WHERE id = ?", (time.time() - store_module.RETENTION - 1,
-                                                                       first.id))
-    store.prune()
-    (remaining,) = store.db.fetchall("SELECT id FROM inbox")
+    await store.db.execute("UPDATE inbox SET done_at = ? WHERE id = ?",
+                           (time.time() - store_module.RETENTION - 1, first.id))
+    await store.prune()
+    (remaining,) = await store.db.fetchall("SELECT id FROM inbox")
     assert remaining == (second.id,)
 
 
@@ -242,8 +242,8 @@ async def test_what_slack_is_acked_for_is_committed_to_the_disk(store: Store) ->
             mode = statement.split("=")[1]
         else:
             under.append((statement, mode))
-    inbox_writes = [m for sql, m in under if sql.startswith("INSERT OR IGNORE INTO inbox") or sql == "COMMIT"]
+    inbox_writes = [m for sql, m in under if sql.startswith("INSERT INTO inbox") or sql == "COMMIT"]
     assert inbox_writes == ["FULL", "FULL", "FULL"]  # the message, the reset and the reset's commit
     assert [m for sql, m in under if "INTO conversations" in sql] == ["NORMAL"]
-    (mode,) = store.db.fetchone("PRAGMA synchronous")
+    (mode,) = await store.db.fetchone("PRAGMA synchronous")
     assert mode == 1  # NORMAL again afterwards

@@ -18,7 +18,7 @@ async def test_no_query_scans_a_table(tmp_path: Path) -> None:
         store.db._db.set_trace_callback(None)
     plans = {}
     for sql in {s for s in statements if s.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE"))}:
-        rows = store.db.fetchall(f"EXPLAIN QUERY PLAN {sql}")
+        rows = await store.db.fetchall(f"EXPLAIN QUERY PLAN {sql}")
         plans[sql] = [row[-1] for row in rows]
     await store.close()
     scans = {sql: plan for sql, plan in plans.items()
@@ -62,4 +62,4 @@ async def exercise(store: Store) -> None:
     await store.chat.chat_history("chat_1", max_chars=1000)
     await store.chat.chat_since("chat_1", 1)
     await store.chat.chat_since("chat_1", None)
-    store.prune()
+    await store.prune()
