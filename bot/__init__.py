@@ -10,8 +10,9 @@ The package is laid out as the flow a message takes, one folder per stage:
     outbound/      everything written to Slack (live replies, pacing) and looked up there
 
 `wiring.py` builds every client and service once and is the only module that knows every stage;
-`settings.py` is the only one that reads the environment. A stage imports only the stages below it:
-settings/logs/messages, then store, backends and outbound (independent of each other), then
+`settings/` is the only one that reads the environment; `metrics.py` holds what an operator watches
+(Prometheus instruments, /healthz /readyz /metrics). A stage imports only the stages below it:
+settings/logs/messages/metrics, then store, backends and outbound (independent of each other), then
 conversation, work and inbound (tests/unit/test_layout.py keeps it so).
 """
 

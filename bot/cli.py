@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from collections.abc import Sequence
 
 from bot import __version__
-from bot.settings import ConfigError, Settings, load_settings
+from bot.settings import DEFAULT_PORT, ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
 
@@ -31,11 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="behaviour settings file (default: config/bridge.toml, or $BRIDGE_CONFIG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="serve Slack over Socket Mode (needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN)")
-    sub.add_parser("serve", help="serve Slack's HTTP events at POST /slack/events and GET /healthz on $PORT "
-                                 "(needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)")
+    serve = sub.add_parser("serve", help="serve Slack's HTTP events at POST /slack/events, with GET /healthz, "
+                                         "/readyz and /metrics, on $PORT (needs SLACK_BOT_TOKEN and "
+                                         "SLACK_SIGNING_SECRET)")
+    serve.add_argument("--port", type=_port, default=None, metavar="N", help="listen on port N (default: $PORT "
+                       f"or {DEFAULT_PORT})")
     sub.add_parser("check", help="validate the settings, call Slack's auth.test and the model endpoint, "
                                  "print a report; exit 0 only if every check passed")
     return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"must be a number between 1 and 65535, not {text!r}")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in error.problems:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_CONFIG
+    if getattr(args, "port", None) is not None:
+        settings = dataclasses.replace(settings, port=args.port)
 
     from bot import logs  # imported late so `--help` stays fast
 

@@ -58,6 +58,7 @@ class InboxItem:
     files: tuple[FileNote, ...] = field(default_factory=tuple)
     mentions_bot: bool = False
     attempts: int = 0
+    received_at: float = 0.0  # when it was stored (time.time()), for the latency metrics
 
     @property
     def ts(self) -> str:

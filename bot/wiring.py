@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -26,6 +27,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import metrics
 from bot.backends.base import Backend
 from bot.backends.responses import ResponsesBackend
 from bot.conversation.service import ConversationService
@@ -55,6 +57,7 @@ OPENAI_TIMEOUT = 120.0
 SLACK_TIMEOUT = 30.0  # seconds for one Slack Web API call
 EVENTS_PATH = "/slack/events"  # where Slack sends HTTP events and slash commands
 MAX_CONCURRENT_TURNS = 64  # model requests in flight across all channels of this process
+READY_TIMEOUT = 2.0  # seconds /readyz waits for the database before it says not ready
 
 
 class StartupError(Exception):
@@ -76,6 +79,9 @@ class Services:
     workers: ChannelWorkers
     intake: Intake
     commands: SlashCommands
+    runner: TurnRunner
+    auth: SlackAuthGate
+    stopping: bool = False  # SIGTERM came: /readyz says not ready, new events are refused (HTTP)
 
 
 def build_slack_client(settings: Settings, *, session: aiohttp.ClientSession | None = None,
@@ -83,12 +89,24 @@ def build_slack_client(settings: Settings, *, session: aiohttp.ClientSession | N
     """The Web API client. With a `session`, connections to Slack are kept open and reused (without
     one, slack_sdk opens a connection — a TLS handshake — per call). Replies use a client without the
     429 retry: their pacers wait for Retry-After."""
-    handlers = [AsyncConnectionErrorRetryHandler(),
+    handlers: list[AsyncRetryHandler] = [CountRateLimits(), AsyncConnectionErrorRetryHandler(),
                 AsyncServerErrorRetryHandler(max_retry_count=SLACK_SERVER_ERROR_RETRIES)]
     if retry_rate_limits:
         handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=SLACK_RATE_LIMIT_RETRIES))
     return AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=handlers,
                           session=session)
+
+
+class CountRateLimits(AsyncRetryHandler):
+    """Counts Slack's 429 answers by method for /metrics. It never asks for a retry itself (slack_sdk asks
+    every handler about every answer, in order, until one wants to retry): the handlers after it decide."""
+
+    async def can_retry_async(self, *, state: object, request: object, response: object = None,
+                              error: object = None) -> bool:
+        if getattr(response, "status_code", None) == 429:
+            method = str(getattr(request, "url", "")).rsplit("/", 1)[-1] or "unknown"
+            metrics.SLACK_RATE_LIMITED.labels(method).inc()
+        return False
 
 
 async def open_backend(settings: Settings, store: Store | None = None) -> Backend:
@@ -168,7 +186,8 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         intake = Intake(inbox=store.inbox, notify=workers.notify, names=names, settings=settings)
         commands = SlashCommands(settings=settings, intake=intake, inbox=store.inbox, conversations=conversations)
         yield Services(settings=settings, store=store, slack=slack, identity=identity, backend=backend,
-                       conversations=conversations, workers=workers, intake=intake, commands=commands)
+                       conversations=conversations, workers=workers, intake=intake, commands=commands,
+                       runner=runner, auth=auth)
 
 
 async def _open_store(path: Path, settings: Settings) -> Store:
@@ -224,38 +243,93 @@ async def run_socket_mode(settings: Settings) -> int:
     async with services(settings) as built:
         app = build_bolt_app(built)
         handler = AsyncSocketModeHandler(app, settings.slack_app_token)
+        operations = await _operations_server(built, handler) if settings.metrics_port else None
         stop = _stop_on_signals()
         resumed = await built.workers.resume()
         await handler.connect_async()
         log.info("connected over Socket Mode; backend=%s model=%s; %d channel(s) resumed",
                  built.backend.name, built.backend.model, resumed)
         await stop.wait()
+        built.stopping = True
         log.info("stopping: no new work; finishing turns in flight")
         await handler.close_async()
         await built.workers.stop(SHUTDOWN_GRACE)
+        if operations is not None:
+            await operations.cleanup()
     log.info("stopped")
     return 0
 
 
+async def _operations_server(built: Services, handler: AsyncSocketModeHandler) -> web.AppRunner:
+    """Socket Mode has no HTTP server of its own: /healthz, /readyz and /metrics on METRICS_PORT."""
+    async def connected() -> bool:
+        return await handler.client.is_connected()
+
+    web_app = web.Application()
+    add_operations(web_app, built, connected=connected)
+    runner = web.AppRunner(web_app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "0.0.0.0", built.settings.metrics_port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise StartupError(f"METRICS_PORT {built.settings.metrics_port} cannot be used ({exc.strerror}).",
+                           config=True) from exc
+    log.info("operations endpoints on port %d: /healthz /readyz /metrics", built.settings.metrics_port)
+    return runner
+
+
+def add_operations(web_app: web.Application, built: Services, *,
+                   connected: Callable[[], Awaitable[bool]] | None = None) -> None:
+    """/healthz, /readyz and /metrics for this process (`connected`: is the Socket Mode link up?)."""
+    async def readiness() -> metrics.Readiness:
+        checks: dict[str, bool] = {}
+        reasons: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(built.store.ping(), READY_TIMEOUT)
+            checks["database"] = True
+        except Exception as exc:  # (any failure of the database means: not ready)
+            checks["database"] = False
+            reasons["database"] = f"the database does not answer ({type(exc).__name__})"
+        checks["slack"] = built.auth.open
+        if not built.auth.open:
+            reasons["slack"] = f"Slack refuses the bot's token ({built.auth.refusal})"
+        if connected is not None:
+            checks["socket_mode"] = await connected()
+            if not checks["socket_mode"]:
+                reasons["socket_mode"] = "not connected to Slack over Socket Mode"
+        checks["model"] = built.runner.model_refusal is None
+        if not checks["model"]:
+            reasons["model"] = f"the model service refuses every request ({built.runner.model_refusal})"
+        checks["accepting"] = not built.stopping
+        if built.stopping:
+            reasons["accepting"] = "shutting down"
+        return metrics.Readiness(checks, reasons)
+
+    async def refresh() -> None:
+        metrics.CHANNELS_ACTIVE.set(built.workers.active_channels)
+        metrics.QUEUE_DEPTH.set(await built.store.inbox.waiting())
+
+    metrics.operations_routes(web_app, health=lambda: {"active_channels": built.workers.active_channels},
+                              readiness=readiness, refresh=refresh)
+
+
 async def serve_http(settings: Settings) -> int:
-    """`assistant-bridge serve`: Slack's HTTP events at POST /slack/events, health at GET /healthz."""
+    """`assistant-bridge serve`: Slack's HTTP events at POST /slack/events; /healthz, /readyz, /metrics."""
     async with services(settings) as built:
         app = build_bolt_app(built)
-        stopping = False
 
         @web.middleware
         async def refuse_while_stopping(request: web.Request, handler: Handler) -> web.StreamResponse:
-            if stopping and request.path == EVENTS_PATH:
+            if built.stopping and request.path == EVENTS_PATH:
                 return web.Response(status=503, text="shutting down")  # Slack retries it elsewhere/later
             return await handler(request)
 
-        async def healthz(_request: web.Request) -> web.Response:
-            return web.json_response({"ok": True, "active_channels": built.workers.active_channels})
-
-        # Bolt's own aiohttp application serves POST /slack/events; we add health and the drain rule.
+        # Bolt's own aiohttp application serves POST /slack/events; we add the operations endpoints and the
+        # drain rule.
         web_app = app.web_app(path=EVENTS_PATH, port=settings.port)
         web_app.middlewares.append(refuse_while_stopping)
-        web_app.router.add_get("/healthz", healthz)
+        add_operations(web_app, built)
         runner = web.AppRunner(web_app, handle_signals=False, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "0.0.0.0", settings.port).start()
@@ -264,7 +338,7 @@ async def serve_http(settings: Settings) -> int:
         log.info("listening on port %d; backend=%s model=%s; %d channel(s) resumed",
                  settings.port, built.backend.name, built.backend.model, resumed)
         await stop.wait()
-        stopping = True
+        built.stopping = True
         log.info("stopping: no new work; finishing turns in flight")
         await built.workers.stop(SHUTDOWN_GRACE)
         await runner.cleanup()

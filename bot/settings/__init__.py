@@ -50,8 +50,8 @@ Mode = Literal["run", "serve", "check"]
 FILE_SETTINGS = frozenset({
     "ASSISTANT_BACKEND", "OPENAI_MODEL", "OPENAI_ASSISTANT_ID", "OPENAI_BASE_URL", "ASSISTANT_INSTRUCTIONS",
     "BRIDGE_CHANNELS", "BRIDGE_RESPOND_TO", "BRIDGE_REPLY_IN", "BRIDGE_COMMAND", "BRIDGE_TOOLS_MODULE",
-    "DATABASE_URL", "SLACK_API_URL", "LOG_LEVEL", "LOG_FORMAT", "PORT", "BRIDGE_MAX_ATTEMPTS", "BRIDGE_TURN_TIMEOUT",
-    "BRIDGE_MAX_TOOL_ROUNDS", "BRIDGE_TOOL_TIMEOUT", "BRIDGE_CONTEXT_TOKENS",
+    "DATABASE_URL", "SLACK_API_URL", "LOG_LEVEL", "LOG_FORMAT", "PORT", "METRICS_PORT", "BRIDGE_MAX_ATTEMPTS",
+    "BRIDGE_TURN_TIMEOUT", "BRIDGE_MAX_TOOL_ROUNDS", "BRIDGE_TOOL_TIMEOUT", "BRIDGE_CONTEXT_TOKENS",
 })
 DEFAULT_MAX_TOOL_ROUNDS = 5
 DEFAULT_CONTEXT_TOKENS = 8000  # the chat backend's prompt budget
@@ -91,6 +91,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     port: int = DEFAULT_PORT
+    metrics_port: int | None = None  # Socket Mode: serve /healthz, /readyz and /metrics on this port
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     turn_timeout: float = DEFAULT_TURN_TIMEOUT
     max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
@@ -245,14 +246,18 @@ def _service_settings(get: Lookup, problems: list[str]) -> dict[str, Any]:
         else:
             problems.append(f"DATABASE_URL must look like sqlite:///relative/path or "
                             f"sqlite:////absolute/path, not {redact_url(database_url)!r}.")
-    port_text = get("PORT", str(DEFAULT_PORT))
-    port = DEFAULT_PORT
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        problems.append(f"PORT must be a number between 1 and 65535, not {port_text!r}.")
-    else:
-        port = int(port_text)
+    port = _port(problems, "PORT", get("PORT", str(DEFAULT_PORT))) or DEFAULT_PORT
+    metrics_port = _port(problems, "METRICS_PORT", get("METRICS_PORT")) if get("METRICS_PORT") else None
     return {"command": command, "channels": parse_channels(get("BRIDGE_CHANNELS"), problems),
-            "tools_module": get("BRIDGE_TOOLS_MODULE") or None, "database_url": database_url, "port": port}
+            "tools_module": get("BRIDGE_TOOLS_MODULE") or None, "database_url": database_url, "port": port,
+            "metrics_port": metrics_port}
+
+
+def _port(problems: list[str], name: str, text: str) -> int | None:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        problems.append(f"{name} must be a number between 1 and 65535, not {text!r}.")
+        return None
+    return int(text)
 
 
 def _limits(get: Lookup, problems: list[str]) -> dict[str, Any]:

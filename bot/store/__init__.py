@@ -53,5 +53,9 @@ class Store:
             await self.inbox.prune(cutoff)
             await self.journal.prune(cutoff)
 
+    async def ping(self) -> None:
+        """One round trip to the database (raises if it does not answer): is the store usable?"""
+        self.db.fetchone("SELECT 1")
+
     async def close(self) -> None:
         await self.db.close()

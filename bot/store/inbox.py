@@ -22,7 +22,7 @@ class ItemState(StrEnum):
 
 OPEN_ITEMS = (ItemState.PENDING, ItemState.ANSWERED)  # (as in the partial index inbox_open)
 FINISHED_ITEMS = (ItemState.DONE, ItemState.SKIPPED)  # (as in inbox_finished)
-ITEM_COLUMNS = "id, channel, kind, order_ts, user_id, text, thread_ts, files, mentions_bot, attempts"
+ITEM_COLUMNS = "id, channel, kind, order_ts, user_id, text, thread_ts, files, mentions_bot, attempts, received_at"
 MAX_PENDING = 500  # items one look at a channel's queue returns at most
 
 
@@ -73,6 +73,11 @@ class Inbox:
             f"SELECT count(*) FROM inbox WHERE channel = ? AND state = '{ItemState.PENDING}'", (channel,)) or (0,)
         return int(count)
 
+    async def waiting(self) -> int:
+        """Messages stored and not yet answered, in every channel (the queue depth an operator watches)."""
+        (count,) = self._db.fetchone(f"SELECT count(*) FROM inbox WHERE state = '{ItemState.PENDING}'") or (0,)
+        return int(count)
+
     async def channels_with_pending(self) -> list[str]:
         """Channels with work: pending items, or answered ones whose reply is not yet in Slack."""
         rows = await self._db.fetchall(
@@ -103,10 +108,11 @@ class Inbox:
 
 def item_from_row(row: tuple) -> InboxItem:
     """An InboxItem from the columns of ITEM_COLUMNS."""
-    item_id, channel, kind, order_ts, user, text, thread_ts, files, mentions_bot, attempts = row
+    item_id, channel, kind, order_ts, user, text, thread_ts, files, mentions_bot, attempts, received_at = row
     notes = tuple(FileNote(name, mimetype, size) for name, mimetype, size in json.loads(files)) if files else ()
     return InboxItem(id=item_id, channel=channel, kind=ItemKind(kind), order_ts=order_ts, user=user, text=text,
-                     thread_ts=thread_ts, files=notes, mentions_bot=bool(mentions_bot), attempts=attempts)
+                     thread_ts=thread_ts, files=notes, mentions_bot=bool(mentions_bot), attempts=attempts,
+                     received_at=received_at)
 
 
 def just_after(ts: str) -> str:

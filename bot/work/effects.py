@@ -8,14 +8,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from bot.backends.base import BackendError
+from bot import metrics
+from bot.backends.base import BackendError, FailureKind
 from bot.messages import InboxItem
 from bot.outbound.replies import Reply
 from bot.outbound.slack_errors import SLACK_FAILURES, reason
 from bot.store import OpenTurn
 from bot.work.decisions import AfterFailure, TurnEffect, after_failure, attempt_of
 from bot.work.parts import Parts
-from bot.work.retry import Step
+from bot.work.retry import Next, Step
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,12 @@ class Effects:
                     channel, len(batch), error.kind, attempt_of(batch), error.status, error.code, error.request_id)
         decision = after_failure(error, batch, policy=parts.policy, journalled=turn_id is not None, silent=silent,
                                  reported=parts.state(channel).reported)
+        if error.kind is FailureKind.ACCOUNT:
+            parts.model_refusal = error.code or error.message  # (/readyz says not ready until a turn works)
+        metrics.TURNS.labels("failed").inc()
+        metrics.FAILURES.labels(error.kind.value).inc()
+        if decision.step.next is Next.RETRY:
+            metrics.RETRIES.inc()
         await self._carry_out(decision, channel, turn_id, reply, error)
         return decision.step
 

@@ -37,6 +37,7 @@ class Parts:
     reply_in_thread: bool
     auth: SlackAuthGate
     channels: dict[str, ChannelState] = field(default_factory=dict)
+    model_refusal: str | None = None  # the model service refuses us until an admin acts (workspace-wide)
 
     def state(self, channel: str) -> ChannelState:
         """The channel's state (a fresh one the first time a channel is seen)."""

@@ -40,6 +40,11 @@ class TurnRunner:
         self._turns = Turns(self._parts, self._effects, max_concurrent_turns=max_concurrent_turns)
         self._recovery = Recovery(self._parts, self._turns)
 
+    @property
+    def model_refusal(self) -> str | None:
+        """Why the model service refuses every request (a key, a quota, a missing API), until a turn works."""
+        return self._parts.model_refusal
+
     async def step(self, channel: str) -> Step:
         """One step of the channel's work; the answer says when to take the next one. The pending items
         are read every step (one indexed read) even when the open turn alone decides it, so that

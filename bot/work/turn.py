@@ -16,8 +16,10 @@ from collections.abc import Sequence
 
 from slack_sdk.errors import SlackApiError
 
+from bot import metrics
 from bot.backends.base import BackendError, FailureKind, TextDelta, ToolCall, ToolsRunning, TurnCompleted, TurnRequest
 from bot.conversation.tools import tool_status
+from bot.messages import InboxItem
 from bot.outbound.replies import Reply
 from bot.outbound.slack_auth import AUTH_RETRY_DELAY
 from bot.outbound.slack_errors import SLACK_FAILURES, reason, refused_token
@@ -60,6 +62,8 @@ class Turns:
                                         last_item_id=last_item)
         await parts.journal.finish_turn(turn_id)
         parts.state(channel).settled = True
+        parts.model_refusal = None
+        metrics.TURNS.labels("context").inc()
         log.info("context channel=%s items=%d", channel, len(batch))
         return CONTINUE
 
@@ -89,10 +93,13 @@ class Turns:
         try:
             async with self._model_slots:
                 timing.sent = time.monotonic()
+                _observe_arrivals(batch if not reuse else ())
                 reply.start()
                 completed = await self._stream(request, reply, timing)
         except BackendError as error:
             return await self._effects.failed(turn_id, batch, reply, error)
+        timing.done = time.monotonic()
+        parts.model_refusal = None
         # The answer goes to Slack while it is journalled: if we crash in between, the turn is still
         # `started`, and the answer is found in the conversation and written into the same message.
         writing = asyncio.ensure_future(reply.finish(completed.text))
@@ -100,7 +107,8 @@ class Turns:
                                         backend=parts.conversations.backend.name, last_item_id=completed.last_item_id)
         state = parts.state(channel)
         state.solo, state.reported = False, None
-        step = await self.finish(reply, turn_id, completed.text, writing)
+        step = await self.finish(reply, turn_id, completed.text, writing, model_done=timing.done)
+        metrics.TURNS.labels("answered" if step is CONTINUE else "undelivered").inc()
         log.info("turn channel=%s items=%d outcome=%s response_id=%s prepare_ms=%.0f first_token_ms=%s "
                  "total_ms=%.0f input_tokens=%s output_tokens=%s", channel, len(batch),
                  "answered" if step is CONTINUE else "undelivered", completed.response_id, timing.prepare_ms,
@@ -140,8 +148,9 @@ class Turns:
         return completed
 
     async def finish(self, reply: Reply, turn_id: int, text: str,
-                     writing: asyncio.Future[list[str]] | None = None) -> Step:
-        """Write the answer (or wait for `writing` it); the turn is delivered once Slack has it."""
+                     writing: asyncio.Future[list[str]] | None = None, *, model_done: float | None = None) -> Step:
+        """Write the answer (or wait for `writing` it); the turn is delivered once Slack has it.
+        `model_done`: when the model finished (monotonic), to measure the wait for Slack."""
         state = self._parts.state(reply.channel)
         try:
             await (writing if writing is not None else reply.finish(text))
@@ -150,6 +159,8 @@ class Turns:
                 return await self._undelivered(turn_id, reply.channel, exc, attempt=state.undelivered_tries + 1)
             state.undelivered_tries += 1
             return await self._undelivered(turn_id, reply.channel, exc, attempt=state.undelivered_tries)
+        if model_done is not None:
+            metrics.MODEL_TO_SLACK.observe(time.monotonic() - model_done)
         state.undelivered_tries = 0
         self._parts.auth.delivered()
         await self._parts.journal.finish_turn(turn_id)
@@ -160,6 +171,7 @@ class Turns:
         error = reason(exc)
         code = exc.response.get("error") if isinstance(exc, SlackApiError) else None
         decision = after_undelivered(code, attempt, policy=self._parts.policy)
+        metrics.UNDELIVERED.labels(decision.outcome.value).inc()
         if decision.outcome is Undelivered.PAUSED:
             assert code is not None
             self._parts.auth.refused(code)  # (says once what to do; the answer stays in the journal)
@@ -186,6 +198,7 @@ class _Timing:
     def __init__(self, started: float) -> None:
         self.started = started
         self.sent = started
+        self.done = started
         self.first_token: float | None = None
 
     @property
@@ -199,3 +212,11 @@ class _Timing:
     @property
     def total_ms(self) -> float:
         return (time.monotonic() - self.started) * 1000
+
+
+def _observe_arrivals(batch: Sequence[InboxItem]) -> None:
+    """Event → model request, for each message sent for the first time (a retry's wait is not overhead)."""
+    now = time.time()
+    for item in batch:
+        if item.attempts == 0 and item.received_at:
+            metrics.EVENT_TO_REQUEST.observe(max(0.0, now - item.received_at))

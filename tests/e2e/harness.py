@@ -53,8 +53,9 @@ class BridgeProcess:
 
     def __init__(self, slack: SlackEmulator, openai: OpenAIEmulator, workdir: Path, *,
                  env: Mapping[str, str] | None = None, command: str = "run",
-                 program: list[str] | None = None) -> None:
+                 program: list[str] | None = None, args: list[str] | None = None) -> None:
         self.program = program  # another program to run instead of the bridge (the benchmark's reference)
+        self.args = list(args or [])  # after the command (`serve --port N`)
         self.slack = slack
         self.openai = openai
         self.workdir = workdir
@@ -71,7 +72,7 @@ class BridgeProcess:
         connected_before = self.slack.connections_total
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [*(self.program or bridge_command()), self.command], cwd=self.workdir, stdout=log,
+                [*(self.program or bridge_command()), self.command, *self.args], cwd=self.workdir, stdout=log,
                 stderr=subprocess.STDOUT,
                 env=bridge_env(self.slack, self.openai, self.workdir, self.extra_env),
             )
@@ -86,8 +87,9 @@ class BridgeProcess:
 
     @property
     def http_url(self) -> str:
-        """`serve` mode: where the bridge listens (PORT from its environment)."""
-        return f"http://127.0.0.1:{self.extra_env['PORT']}"
+        """`serve` mode: where the bridge listens (`--port N`, else PORT from its environment)."""
+        port = self.args[self.args.index("--port") + 1] if "--port" in self.args else self.extra_env["PORT"]
+        return f"http://127.0.0.1:{port}"
 
     def _healthy(self) -> bool:
         try:

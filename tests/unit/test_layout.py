@@ -13,7 +13,7 @@ BOT = Path(__file__).resolve().parents[2] / "bot"
 # A package may import only packages of a lower layer (and itself). Top-level modules of `bot` that
 # every stage may use are layer 0; the wiring and the command line, which know every stage, are last.
 LAYERS = {
-    "settings": 0, "logs": 0, "messages": 0,
+    "settings": 0, "logs": 0, "messages": 0, "metrics": 0,
     "store": 1, "backends": 1, "outbound": 1,
     "conversation": 2,
     "work": 3,

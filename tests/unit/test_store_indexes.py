@@ -34,6 +34,7 @@ async def exercise(store: Store) -> None:
     pending = await store.inbox.pending("C1")
     await store.inbox.pending_count("C1")
     await store.inbox.channels_with_pending()
+    await store.inbox.waiting()
     await store.inbox.record_attempt([pending[0].id])
     await store.conversations.set_conversation("C1", "responses", "conv_1")
     await store.conversations.conversation("C1", "responses")
