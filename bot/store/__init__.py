@@ -55,7 +55,7 @@ class Store:
 
     async def ping(self) -> None:
         """One round trip to the database (raises if it does not answer): is the store usable?"""
-        self.db.fetchone("SELECT 1")
+        await self.db.fetchone("SELECT 1")
 
     async def close(self) -> None:
         await self.db.close()

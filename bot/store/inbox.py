@@ -75,7 +75,7 @@ class Inbox:
 
     async def waiting(self) -> int:
         """Messages stored and not yet answered, in every channel (the queue depth an operator watches)."""
-        (count,) = self._db.fetchone(f"SELECT count(*) FROM inbox WHERE state = '{ItemState.PENDING}'") or (0,)
+        (count,) = await self._db.fetchone(f"SELECT count(*) FROM inbox WHERE state = '{ItemState.PENDING}'") or (0,)
         return int(count)
 
     async def channels_with_pending(self) -> list[str]:
