@@ -9,8 +9,8 @@ The package is laid out as the flow a message takes, one folder per stage:
     backends/      the model APIs (Responses, Chat Completions, Assistants) behind one protocol
     outbound/      everything written to Slack (live replies, pacing) and looked up there
 
-`wiring.py` builds every client and service once and is the only module that knows every stage;
-`settings/` is the only one that reads the environment; `metrics.py` holds what an operator watches
+`wiring/` builds every client and service once (`serving.py` runs them) and is the only code that knows
+every stage; `settings/` is the only one that reads the environment; `metrics.py` holds what an operator watches
 (Prometheus instruments, /healthz /readyz /metrics). A stage imports only the stages below it:
 settings/logs/messages/metrics, then store, backends and outbound (independent of each other), then
 conversation, work and inbound (tests/unit/test_layout.py keeps it so).

@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.check import run_checks
 
         return asyncio.run(run_checks(settings))
-    from bot.wiring import run_socket_mode, serve_http
+    from bot.wiring.serving import run_socket_mode, serve_http
 
     runner = run_socket_mode if args.command == "run" else serve_http
     return _run(runner, settings)

@@ -43,6 +43,8 @@ SLACK_RATE_LIMITED = Counter("bridge_slack_rate_limited", "Slack calls answered 
 QUEUE_DEPTH = Gauge("bridge_queue_depth", "Messages stored and not yet answered, in every channel.",
                     registry=REGISTRY)
 CHANNELS_ACTIVE = Gauge("bridge_channels_active", "Channels this process is working on now.", registry=REGISTRY)
+LEASES_HELD = Gauge("bridge_leases_held", "Channel leases this replica holds (several replicas on PostgreSQL).",
+                    registry=REGISTRY)
 READY = Gauge("bridge_ready", "1 when /readyz says ready.", registry=REGISTRY)
 
 

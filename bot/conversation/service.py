@@ -75,6 +75,10 @@ class ConversationService:
                 self._known[channel] = known
         return known
 
+    def forget_cached(self, channel: str) -> None:
+        """Read the channel's conversation from the store next time (another replica may have changed it)."""
+        self._known.pop(channel, None)
+
     async def reset(self, channel: str) -> None:
         """Forget the channel's conversation; the next message starts a new one."""
         self._known.pop(channel, None)

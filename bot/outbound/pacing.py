@@ -30,8 +30,8 @@ class Pacer:
     def __init__(self, *, per_minute: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         if per_minute <= 0 or burst < 1:
             raise ValueError("a pacer needs a positive rate and a burst of at least one call")
-        self._rate = per_minute / 60.0
-        self._capacity = float(burst)
+        self._rate = self._full_rate = per_minute / 60.0
+        self._capacity = self._full_capacity = float(burst)
         self._tokens = float(burst)
         self._clock = clock
         self._updated = clock()
@@ -92,6 +92,14 @@ class Pacer:
             self._schedule(reschedule=True)
         else:
             future.cancel()
+
+    def share(self, fraction: float) -> None:
+        """Use only `fraction` of the budget (the rest belongs to the other replicas of the app)."""
+        self._refill()
+        self._rate = self._full_rate * fraction
+        self._capacity = max(1.0, self._full_capacity * fraction)
+        self._tokens = min(self._tokens, self._capacity)
+        self._schedule(reschedule=True)
 
     def pause(self, seconds: float) -> None:
         """Slack answered 429 with Retry-After: nothing goes out until then, and the bucket is empty."""

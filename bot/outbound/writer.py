@@ -37,6 +37,12 @@ class SlackWriter:
     posts: ChannelPacers
     team_id: str | None = None
 
+    def share(self, replicas: int) -> None:
+        """`replicas` of the app are alive: this one keeps to its share of every workspace-wide budget.
+        (`chat.postMessage`'s limit is per channel, and a channel is worked by one replica at a time.)"""
+        for pacer in (self.updates, self.deletes, self.appends, self.starts, self.stops):
+            pacer.share(1 / max(1, replicas))
+
     @classmethod
     def create(cls, client: AsyncWebClient, *, team_id: str | None = None) -> SlackWriter:
         return cls(

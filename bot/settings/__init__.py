@@ -52,10 +52,12 @@ FILE_SETTINGS = frozenset({
     "BRIDGE_CHANNELS", "BRIDGE_RESPOND_TO", "BRIDGE_REPLY_IN", "BRIDGE_COMMAND", "BRIDGE_TOOLS_MODULE",
     "DATABASE_URL", "SLACK_API_URL", "LOG_LEVEL", "LOG_FORMAT", "PORT", "METRICS_PORT", "BRIDGE_MAX_ATTEMPTS",
     "BRIDGE_TURN_TIMEOUT", "BRIDGE_MAX_TOOL_ROUNDS", "BRIDGE_TOOL_TIMEOUT", "BRIDGE_CONTEXT_TOKENS",
+    "BRIDGE_LEASE_SECONDS",
 })
 DEFAULT_MAX_TOOL_ROUNDS = 5
 DEFAULT_CONTEXT_TOKENS = 8000  # the chat backend's prompt budget
 DEFAULT_TOOL_TIMEOUT = 20.0
+DEFAULT_LEASE_SECONDS = 15.0  # several replicas: a dead replica's channels are taken over within this
 
 
 class ConfigError(Exception):
@@ -97,6 +99,7 @@ class Settings:
     max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
     tool_timeout: float = DEFAULT_TOOL_TIMEOUT
     context_tokens: int = DEFAULT_CONTEXT_TOKENS
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
     channel_settings: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()  # [channels.C…] in bridge.toml
     hosted_tools: tuple[dict[str, Any], ...] = ()  # Responses hosted tools from bridge.toml
     config_file: str | None = None
@@ -269,7 +272,8 @@ def _limits(get: Lookup, problems: list[str]) -> dict[str, Any]:
             "turn_timeout": limit("BRIDGE_TURN_TIMEOUT", DEFAULT_TURN_TIMEOUT, 1, 3600),
             "max_tool_rounds": int(limit("BRIDGE_MAX_TOOL_ROUNDS", DEFAULT_MAX_TOOL_ROUNDS, 0, 50)),
             "tool_timeout": limit("BRIDGE_TOOL_TIMEOUT", DEFAULT_TOOL_TIMEOUT, 0.1, 600),
-            "context_tokens": int(limit("BRIDGE_CONTEXT_TOKENS", DEFAULT_CONTEXT_TOKENS, 500, 2_000_000))}
+            "context_tokens": int(limit("BRIDGE_CONTEXT_TOKENS", DEFAULT_CONTEXT_TOKENS, 500, 2_000_000)),
+            "lease_seconds": limit("BRIDGE_LEASE_SECONDS", DEFAULT_LEASE_SECONDS, 3, 300)}
 
 
 def _respond_to(text: Any) -> str | None:

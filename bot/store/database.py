@@ -40,6 +40,9 @@ class Database:
     Its API is async (`await db.execute(…)`, `async with db.transaction()`) so that a server database
     can sit behind the same calls; here each call runs at once on the event loop, without suspending."""
 
+    shared = False  # one process owns the file: no leases, no notifications between replicas
+    now_sql = "((julianday('now') - 2440587.5) * 86400.0)"  # the database's clock, in Unix seconds
+
     def __init__(self, connection: sqlite3.Connection, path: str, lock: IO[bytes] | None) -> None:
         self._db = connection
         self._path = path
@@ -144,6 +147,12 @@ class Database:
             yield
         finally:
             self._db.execute("PRAGMA synchronous=NORMAL")
+
+    async def publish(self, topic: str, payload: str) -> None:
+        """Tell the other replicas (none on SQLite: the one process calls its own listeners directly)."""
+
+    async def subscribe(self, topic: str, callback: Callable[[str], None]) -> None:
+        """Hear what other replicas `publish` on `topic` (nothing to hear on SQLite)."""
 
     async def execute(self, sql: str, params: Iterable[object] = ()) -> int:
         """Run one statement; the number of rows it changed (for `INSERT … RETURNING`, use fetchone)."""

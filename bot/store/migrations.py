@@ -81,4 +81,22 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX turns_finished ON turns (coalesce(finished_at, started_at))
         WHERE state IN ('delivered', 'skipped', 'failed');
     """,
+    # 7-11: (reserved for the changes being merged: access, usage, files, threads, exactly-once)
+    # 12: several replicas on one database: who works which channel (leases expire by the database's
+    #     clock) and which replicas are alive (to divide Slack's workspace-wide budgets among them).
+    """
+    CREATE TABLE channel_leases (
+        channel    TEXT PRIMARY KEY,
+        owner      TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        previous_owner TEXT
+    );
+    CREATE INDEX channel_leases_by_owner ON channel_leases (owner);
+    CREATE TABLE replicas (
+        id         TEXT PRIMARY KEY,
+        seen_at    REAL NOT NULL,
+        started_at REAL NOT NULL
+    );
+    CREATE INDEX replicas_seen ON replicas (seen_at);
+    """,
 )

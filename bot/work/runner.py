@@ -45,6 +45,12 @@ class TurnRunner:
         """Why the model service refuses every request (a key, a quota, a missing API), until a turn works."""
         return self._parts.model_refusal
 
+    def forget(self, channel: str) -> None:
+        """Drop what this process remembers of the channel (another replica worked it meanwhile: its
+        unfinished turn, its conversation, are to be read from the store again)."""
+        self._parts.channels.pop(channel, None)
+        self._parts.conversations.forget_cached(channel)
+
     async def step(self, channel: str) -> Step:
         """One step of the channel's work; the answer says when to take the next one. The pending items
         are read every step (one indexed read) even when the open turn alone decides it, so that

@@ -1,21 +1,20 @@
-"""Assembly: build every client and service once, wire them together, run until told to stop."""
+"""Assembly: build every client and service once and wire them together (`serving.py` runs them)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import signal
+import os
+import secrets
+import socket
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import openai
-from aiohttp import web
-from aiohttp.typedefs import Handler
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
@@ -43,6 +42,8 @@ from bot.outbound.slack_errors import SLACK_FAILURES, reason
 from bot.outbound.writer import SlackWriter
 from bot.settings import Settings
 from bot.store import Store, StoreInUse
+from bot.store.leases import ChannelLeases, Replicas
+from bot.work.replicas import ReplicaPresence
 from bot.work.retry import RetryPolicy
 from bot.work.runner import TurnRunner
 from bot.work.workers import ChannelWorkers
@@ -57,7 +58,8 @@ OPENAI_TIMEOUT = 120.0
 SLACK_TIMEOUT = 30.0  # seconds for one Slack Web API call
 EVENTS_PATH = "/slack/events"  # where Slack sends HTTP events and slash commands
 MAX_CONCURRENT_TURNS = 64  # model requests in flight across all channels of this process
-READY_TIMEOUT = 2.0  # seconds /readyz waits for the database before it says not ready
+INBOX_TOPIC = "bridge_inbox"  # what replicas announce new work on (payload: the channel)
+
 
 
 class StartupError(Exception):
@@ -182,12 +184,43 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                             writer=writer, policy=policy,
                             reply_in_thread=settings.reply_in == "thread", max_concurrent_turns=MAX_CONCURRENT_TURNS,
                             respond_to=settings.respond_to_for, auth=auth)
-        workers = ChannelWorkers(inbox=store.inbox, runner=runner)
-        intake = Intake(inbox=store.inbox, notify=workers.notify, names=names, settings=settings)
+        workers, notify = await _workers(store, runner, writer, settings, stack)
+        intake = Intake(inbox=store.inbox, notify=notify, names=names, settings=settings)
         commands = SlashCommands(settings=settings, intake=intake, inbox=store.inbox, conversations=conversations)
         yield Services(settings=settings, store=store, slack=slack, identity=identity, backend=backend,
                        conversations=conversations, workers=workers, intake=intake, commands=commands,
                        runner=runner, auth=auth)
+
+
+async def _workers(store: Store, runner: TurnRunner, writer: SlackWriter, settings: Settings,
+                   stack: contextlib.AsyncExitStack) -> tuple[ChannelWorkers, Callable[[str], None]]:
+    """The channel workers, and what intake calls when a channel has new work. On a database several
+    replicas share: leases decide who works a channel, a heartbeat divides Slack's budgets, and new work
+    is announced to every replica (LISTEN/NOTIFY) so the one holding the channel picks it up at once."""
+    if not store.db.shared:
+        workers = ChannelWorkers(inbox=store.inbox, runner=runner)
+        return workers, workers.notify
+    replica_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    presence = ReplicaPresence(Replicas(store.db, replica_id=replica_id), writer)
+    await presence.start()
+    stack.push_async_callback(presence.stop)
+
+    async def hand_over(channel: str) -> None:
+        await store.db.publish(INBOX_TOPIC, channel)
+
+    workers = ChannelWorkers(inbox=store.inbox, runner=runner, hand_over=hand_over,
+                             leases=ChannelLeases(store.db, owner=replica_id, ttl=settings.lease_seconds))
+    await store.db.subscribe(INBOX_TOPIC, workers.notify)
+    announcing: set[asyncio.Task[None]] = set()
+
+    def notify(channel: str) -> None:
+        workers.notify(channel)
+        task = asyncio.create_task(hand_over(channel))  # (after the inbox commit; the poll is the safety net)
+        announcing.add(task)
+        task.add_done_callback(announcing.discard)
+
+    log.info("replica %s: channels are shared with the other replicas on this database", replica_id)
+    return workers, notify
 
 
 async def _open_store(path: Path, settings: Settings) -> Store:
@@ -236,119 +269,3 @@ def build_bolt_app(built: Services) -> AsyncApp:
                    process_before_response=True, logger=logging.getLogger("slack_bolt"))
     register(app, intake=built.intake, commands=built.commands, command_name=built.settings.command)
     return app
-
-
-async def run_socket_mode(settings: Settings) -> int:
-    """`assistant-bridge run`: Socket Mode until SIGTERM/SIGINT."""
-    async with services(settings) as built:
-        app = build_bolt_app(built)
-        handler = AsyncSocketModeHandler(app, settings.slack_app_token)
-        operations = await _operations_server(built, handler) if settings.metrics_port else None
-        stop = _stop_on_signals()
-        resumed = await built.workers.resume()
-        await handler.connect_async()
-        log.info("connected over Socket Mode; backend=%s model=%s; %d channel(s) resumed",
-                 built.backend.name, built.backend.model, resumed)
-        await stop.wait()
-        built.stopping = True
-        log.info("stopping: no new work; finishing turns in flight")
-        await handler.close_async()
-        await built.workers.stop(SHUTDOWN_GRACE)
-        if operations is not None:
-            await operations.cleanup()
-    log.info("stopped")
-    return 0
-
-
-async def _operations_server(built: Services, handler: AsyncSocketModeHandler) -> web.AppRunner:
-    """Socket Mode has no HTTP server of its own: /healthz, /readyz and /metrics on METRICS_PORT."""
-    async def connected() -> bool:
-        return await handler.client.is_connected()
-
-    web_app = web.Application()
-    add_operations(web_app, built, connected=connected)
-    runner = web.AppRunner(web_app, handle_signals=False, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "0.0.0.0", built.settings.metrics_port).start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise StartupError(f"METRICS_PORT {built.settings.metrics_port} cannot be used ({exc.strerror}).",
-                           config=True) from exc
-    log.info("operations endpoints on port %d: /healthz /readyz /metrics", built.settings.metrics_port)
-    return runner
-
-
-def add_operations(web_app: web.Application, built: Services, *,
-                   connected: Callable[[], Awaitable[bool]] | None = None) -> None:
-    """/healthz, /readyz and /metrics for this process (`connected`: is the Socket Mode link up?)."""
-    async def readiness() -> metrics.Readiness:
-        checks: dict[str, bool] = {}
-        reasons: dict[str, str] = {}
-        try:
-            await asyncio.wait_for(built.store.ping(), READY_TIMEOUT)
-            checks["database"] = True
-        except Exception as exc:  # (any failure of the database means: not ready)
-            checks["database"] = False
-            reasons["database"] = f"the database does not answer ({type(exc).__name__})"
-        checks["slack"] = built.auth.open
-        if not built.auth.open:
-            reasons["slack"] = f"Slack refuses the bot's token ({built.auth.refusal})"
-        if connected is not None:
-            checks["socket_mode"] = await connected()
-            if not checks["socket_mode"]:
-                reasons["socket_mode"] = "not connected to Slack over Socket Mode"
-        checks["model"] = built.runner.model_refusal is None
-        if not checks["model"]:
-            reasons["model"] = f"the model service refuses every request ({built.runner.model_refusal})"
-        checks["accepting"] = not built.stopping
-        if built.stopping:
-            reasons["accepting"] = "shutting down"
-        return metrics.Readiness(checks, reasons)
-
-    async def refresh() -> None:
-        metrics.CHANNELS_ACTIVE.set(built.workers.active_channels)
-        metrics.QUEUE_DEPTH.set(await built.store.inbox.waiting())
-
-    metrics.operations_routes(web_app, health=lambda: {"active_channels": built.workers.active_channels},
-                              readiness=readiness, refresh=refresh)
-
-
-async def serve_http(settings: Settings) -> int:
-    """`assistant-bridge serve`: Slack's HTTP events at POST /slack/events; /healthz, /readyz, /metrics."""
-    async with services(settings) as built:
-        app = build_bolt_app(built)
-
-        @web.middleware
-        async def refuse_while_stopping(request: web.Request, handler: Handler) -> web.StreamResponse:
-            if built.stopping and request.path == EVENTS_PATH:
-                return web.Response(status=503, text="shutting down")  # Slack retries it elsewhere/later
-            return await handler(request)
-
-        # Bolt's own aiohttp application serves POST /slack/events; we add the operations endpoints and the
-        # drain rule.
-        web_app = app.web_app(path=EVENTS_PATH, port=settings.port)
-        web_app.middlewares.append(refuse_while_stopping)
-        add_operations(web_app, built)
-        runner = web.AppRunner(web_app, handle_signals=False, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "0.0.0.0", settings.port).start()
-        stop = _stop_on_signals()
-        resumed = await built.workers.resume()
-        log.info("listening on port %d; backend=%s model=%s; %d channel(s) resumed",
-                 settings.port, built.backend.name, built.backend.model, resumed)
-        await stop.wait()
-        built.stopping = True
-        log.info("stopping: no new work; finishing turns in flight")
-        await built.workers.stop(SHUTDOWN_GRACE)
-        await runner.cleanup()
-    log.info("stopped")
-    return 0
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
