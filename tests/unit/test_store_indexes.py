@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bot.messages import IncomingMessage, ResetRequest
 from bot.store import Store
+from bot.store.leases import ChannelLeases, Replicas
 
 
 async def test_no_query_scans_a_table(tmp_path: Path) -> None:
@@ -35,6 +36,15 @@ async def exercise(store: Store) -> None:
     await store.inbox.pending_count("C1")
     await store.inbox.channels_with_pending()
     await store.inbox.waiting()
+    leases = ChannelLeases(store.db, owner="a", ttl=30)
+    await leases.claim("C1")
+    await leases.renew(["C1"])
+    await leases.holder("C1")
+    await leases.release("C1")
+    await leases.release_all()
+    replicas = Replicas(store.db, replica_id="a")
+    await replicas.beat(15)
+    await replicas.leave()
     await store.inbox.record_attempt([pending[0].id])
     await store.conversations.set_conversation("C1", "responses", "conv_1")
     await store.conversations.conversation("C1", "responses")
