@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
@@ -29,6 +30,8 @@ from bot.settings.parsing import (
 DEFAULT_CONFIG_FILE = Path("config/bridge.toml")
 DEFAULT_INSTRUCTIONS_FILE = Path("config/instructions.md")
 DEFAULT_DATABASE_URL = "sqlite:///data/bridge.sqlite3"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+DEFAULT_DATABASE_POOL_SIZE = 5  # PostgreSQL connections per replica: its turns and the intake at once
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_MODEL = "gpt-5.4-mini"
 DEFAULT_COMMAND = "/assistant"
@@ -53,6 +56,7 @@ FILE_SETTINGS = frozenset({
     "DATABASE_URL", "SLACK_API_URL", "LOG_LEVEL", "LOG_FORMAT", "PORT", "METRICS_PORT", "BRIDGE_MAX_ATTEMPTS",
     "BRIDGE_TURN_TIMEOUT", "BRIDGE_MAX_TOOL_ROUNDS", "BRIDGE_TOOL_TIMEOUT", "BRIDGE_CONTEXT_TOKENS",
     "BRIDGE_LEASE_SECONDS",
+    "DATABASE_POOL_SIZE",
 })
 DEFAULT_MAX_TOOL_ROUNDS = 5
 DEFAULT_CONTEXT_TOKENS = 8000  # the chat backend's prompt budget
@@ -90,6 +94,7 @@ class Settings:
     command: str = DEFAULT_COMMAND
     tools_module: str | None = None
     database_url: str = DEFAULT_DATABASE_URL
+    database_pool_size: int = DEFAULT_DATABASE_POOL_SIZE
     log_level: str = "INFO"
     log_format: str = "text"
     port: int = DEFAULT_PORT
@@ -159,6 +164,7 @@ def load_settings(
     values |= _slack_settings(get, mode, problems)
     values |= _model_settings(get, values["assistant_backend"], problems)
     values |= _service_settings(get, problems)
+    values |= _database(get, problems)
     values |= _limits(get, problems)
     values["channel_settings"] = _channel_tables(tables.get("channels", {}), problems)
     values["hosted_tools"] = hosted_tools(tables.get("hosted_tools", {}), problems)
@@ -237,23 +243,14 @@ def _model_settings(get: Lookup, backend: str, problems: list[str]) -> dict[str,
 
 
 def _service_settings(get: Lookup, problems: list[str]) -> dict[str, Any]:
-    """The slash command, the channels served, the tools module, the database and the HTTP port."""
+    """The slash command, the channels served, the tools module and the HTTP port."""
     command = get("BRIDGE_COMMAND", DEFAULT_COMMAND)
     if not command.startswith("/") or len(command) < 2 or any(c.isspace() for c in command):
         problems.append(f"BRIDGE_COMMAND must be a slash command like '/assistant', not {command!r}.")
-    database_url = get("DATABASE_URL", DEFAULT_DATABASE_URL)
-    if sqlite_path(database_url) is None:
-        if database_url.startswith(("postgres://", "postgresql://")):
-            problems.append("DATABASE_URL points at PostgreSQL, which this version does not support yet; "
-                            "use sqlite:///data/bridge.sqlite3.")
-        else:
-            problems.append(f"DATABASE_URL must look like sqlite:///relative/path or "
-                            f"sqlite:////absolute/path, not {redact_url(database_url)!r}.")
     port = _port(problems, "PORT", get("PORT", str(DEFAULT_PORT))) or DEFAULT_PORT
     metrics_port = _port(problems, "METRICS_PORT", get("METRICS_PORT")) if get("METRICS_PORT") else None
     return {"command": command, "channels": parse_channels(get("BRIDGE_CHANNELS"), problems),
-            "tools_module": get("BRIDGE_TOOLS_MODULE") or None, "database_url": database_url, "port": port,
-            "metrics_port": metrics_port}
+            "tools_module": get("BRIDGE_TOOLS_MODULE") or None, "port": port, "metrics_port": metrics_port}
 
 
 def _port(problems: list[str], name: str, text: str) -> int | None:
@@ -261,6 +258,21 @@ def _port(problems: list[str], name: str, text: str) -> int | None:
         problems.append(f"{name} must be a number between 1 and 65535, not {text!r}.")
         return None
     return int(text)
+
+
+def _database(get: Lookup, problems: list[str]) -> dict[str, Any]:
+    """DATABASE_URL (a SQLite file, or PostgreSQL for several replicas) and the PostgreSQL pool's size."""
+    database_url = get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    if database_url.startswith(POSTGRES_SCHEMES):
+        try:
+            urlparse(database_url).port  # noqa: B018 (a port that is not a number raises)
+        except ValueError:
+            problems.append(f"DATABASE_URL has a port that is not a number: {redact_url(database_url)!r}.")
+    elif sqlite_path(database_url) is None:
+        problems.append(f"DATABASE_URL must look like sqlite:///relative/path, sqlite:////absolute/path or "
+                        f"postgresql://user:password@host:5432/database, not {redact_url(database_url)!r}.")
+    pool_size = number(problems, "DATABASE_POOL_SIZE", get("DATABASE_POOL_SIZE"), DEFAULT_DATABASE_POOL_SIZE, 1, 100)
+    return {"database_url": database_url, "database_pool_size": int(pool_size)}
 
 
 def _limits(get: Lookup, problems: list[str]) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """The durable store: the inbox, the turn journal, the channel → conversation map and the chat
-backend's history, each its own object over one shared `Database` (connection, transactions,
-numbered migrations). `Store` holds them together; the wiring hands each stage only the parts it uses.
+backend's history, each its own object over one shared `Database` (connections, transactions,
+numbered migrations) — a SQLite file for one process, PostgreSQL for several replicas. `Store` holds
+them together; the wiring hands each stage only the parts it uses.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,16 +16,28 @@ from bot.store.conversations import ConversationMap
 from bot.store.database import Database, StoreInUse
 from bot.store.inbox import Inbox, ItemState
 from bot.store.journal import OpenTurn, TurnJournal, TurnState
+from bot.store.postgres import DEFAULT_POOL_SIZE, POSTGRES_ERRORS, PostgresDatabase, is_postgres_url
+from bot.store.sqlite import SqliteDatabase
 
 RETENTION = 7 * 24 * 3600.0  # finished inbox items and turns are kept this long (for operators), then pruned
 
 __all__ = ["ChatHistory", "ChatRecord", "ConversationMap", "Database", "Inbox", "ItemState", "OpenTurn", "Store",
-           "StoreInUse", "TurnJournal", "TurnState", "RETENTION"]
+           "StoreInUse", "TurnJournal", "TurnState", "RETENTION", "OPEN_ERRORS", "open_database"]
+
+# What opening a store raises when the database cannot be reached or used (besides StoreInUse).
+OPEN_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, *POSTGRES_ERRORS)
+
+
+async def open_database(target: str | Path, *, pool_size: int = DEFAULT_POOL_SIZE) -> Database:
+    """A `postgresql://` (or `postgres://`) URL opens PostgreSQL; anything else is a SQLite file path."""
+    if is_postgres_url(target):
+        return await PostgresDatabase.open(str(target), pool_size=pool_size)
+    return await SqliteDatabase.open(target)
 
 
 @dataclass(frozen=True)
 class Store:
-    """Every part of the store over one database. Create with `await Store.open(path)`."""
+    """Every part of the store over one database. Create with `await Store.open(path or URL)`."""
 
     db: Database
     inbox: Inbox
@@ -32,10 +46,10 @@ class Store:
     chat: ChatHistory
 
     @classmethod
-    async def open(cls, path: str | Path) -> Store:
-        """Open (creating and upgrading as needed). Raises StoreInUse if another process has it, and
-        OSError or sqlite3.Error if it cannot be opened."""
-        db = await Database.open(path)
+    async def open(cls, target: str | Path, *, pool_size: int = DEFAULT_POOL_SIZE) -> Store:
+        """Open a SQLite file or a PostgreSQL URL (creating and upgrading the schema as needed). Raises
+        StoreInUse if another process has the SQLite file, one of OPEN_ERRORS if it cannot be opened."""
+        db = await open_database(target, pool_size=pool_size)
         store = cls(db=db, inbox=Inbox(db), journal=TurnJournal(db), conversations=ConversationMap(db),
                     chat=ChatHistory(db))
         try:

@@ -1,33 +1,17 @@
-"""One SQLite connection for the whole store: transactions, numbered migrations, checkpoints, the lock.
+"""What every part of the store talks to: one `Database` API over SQLite or PostgreSQL.
 
-SQLite in WAL mode, used directly from the event loop: with `synchronous=NORMAL` a commit appends to
-the write-ahead log without waiting for the disk (tens of microseconds), and a committed row survives a
-crash of the process. The inbox's commits — what the bridge acks Slack for — wait for the disk too
-(`durable()`, about 0.2 ms here), so they survive a power loss as well. The one slow operation, copying the
-log into the database (a checkpoint, which does wait for the disk), runs every few seconds in a worker
-thread instead of inside a commit. (A thread hop per query — aiosqlite — cost ~250 µs each, more than the
-queries themselves.) One process owns a SQLite file; several replicas need a server database.
+The store's modules write portable SQL with `?` placeholders (`INSERT … ON CONFLICT DO NOTHING`,
+`INSERT … RETURNING id`, plain TEXT/INTEGER/REAL columns); each database runs it its own way
+(bot/store/sqlite.py on the event loop, bot/store/postgres.py over a connection pool, translating the
+placeholders and the migrations' few type names, see bot/store/dialect.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import fcntl
-import logging
-import sqlite3
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from pathlib import Path
-from typing import IO
 
-from bot.store.migrations import MIGRATIONS
-
-log = logging.getLogger(__name__)
-
-CHECKPOINT_INTERVAL = 5.0  # seconds between copies of the write-ahead log into the database
 MAINTENANCE_INTERVAL = 3600.0  # seconds between runs of the store's maintenance (pruning)
-BUSY_TIMEOUT_MS = 5000
 
 
 class StoreInUse(RuntimeError):
@@ -35,142 +19,53 @@ class StoreInUse(RuntimeError):
 
 
 class Database:
-    """The connection every part of the store shares. Create with `await Database.open(path)`.
+    """The statements, transactions and maintenance every part of the store shares.
 
-    Its API is async (`await db.execute(…)`, `async with db.transaction()`) so that a server database
-    can sit behind the same calls; here each call runs at once on the event loop, without suspending."""
+    The API is async (`await db.execute(…)`, `async with db.transaction()`): SQLite runs each call at
+    once on the event loop, PostgreSQL sends it to the server. Inside a transaction await nothing but the
+    database: on SQLite nothing else may run in between, on PostgreSQL the transaction holds a connection.
+    """
 
-    shared = False  # one process owns the file: no leases, no notifications between replicas
-    now_sql = "((julianday('now') - 2440587.5) * 86400.0)"  # the database's clock, in Unix seconds
+    dialect = "sqlite"  # "sqlite" | "postgresql": which database the SQL runs on
+    shared = False  # several replicas may use it at once (then: leases, notifications between them)
+    now_sql = "0"  # an SQL expression: the database's clock, in Unix seconds
 
-    def __init__(self, connection: sqlite3.Connection, path: str, lock: IO[bytes] | None) -> None:
-        self._db = connection
-        self._path = path
-        self._lock = lock
-        self._background: asyncio.Task[None] | None = None
+    async def publish(self, topic: str, payload: str) -> None:
+        """Tell the other replicas on `topic` (a database only one process uses has nobody to tell)."""
 
-    @classmethod
-    async def open(cls, path: str | Path) -> Database:
-        """Open (creating and upgrading as needed). Raises StoreInUse if another process has it, and
-        OSError or sqlite3.Error if it cannot be opened."""
-        lock = None
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            lock = _lock(Path(f"{path}.lock"))
-        try:
-            connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        except BaseException:
-            if lock is not None:
-                lock.close()
-            raise
-        database = cls(connection, str(path), lock)
-        try:
-            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={BUSY_TIMEOUT_MS}",
-                           "wal_autocheckpoint=0"):  # checkpoints run in a thread (see _maintain)
-                connection.execute(f"PRAGMA {pragma}")
-            database._migrate()
-        except BaseException:
-            database._release()
-            raise
-        return database
+    async def subscribe(self, topic: str, callback: Callable[[str], None]) -> None:
+        """Hear what the replicas `publish` on `topic`, until closed (nothing to hear when not shared)."""
 
     def start_maintenance(self, maintain: Callable[[], Awaitable[None]]) -> None:
-        """Checkpoint every few seconds (in a thread) and call `maintain` about once an hour."""
-        if self._lock is not None and self._background is None:
-            self._background = asyncio.create_task(self._maintain(maintain), name="sqlite-maintenance")
+        """Call `maintain` about once an hour (and whatever upkeep the database itself needs)."""
+        raise NotImplementedError
 
     async def close(self) -> None:
-        if self._background is not None:
-            self._background.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._background
-        if self._lock is not None:
-            await asyncio.to_thread(_checkpoint, self._path)
-        self._release()
+        raise NotImplementedError
 
-    def _release(self) -> None:
-        self._db.close()
-        if self._lock is not None:
-            self._lock.close()  # releases the lock
-
-    async def _maintain(self, maintain: Callable[[], Awaitable[None]]) -> None:
-        last = time.monotonic()
-        while True:
-            await asyncio.sleep(CHECKPOINT_INTERVAL)
-            try:
-                await asyncio.to_thread(_checkpoint, self._path)
-                if time.monotonic() - last > MAINTENANCE_INTERVAL:
-                    last = time.monotonic()
-                    await maintain()
-            except sqlite3.Error as exc:
-                log.warning("sqlite maintenance failed (will try again): %s", exc)
-
-    def _migrate(self) -> None:
-        """Apply the numbered migrations the database lacks, each with its version in one transaction
-        (sqlite3's executescript runs the whole script; no hand-splitting of SQL)."""
-        (version,) = self._db.execute("PRAGMA user_version").fetchone() or (0,)
-        if version > len(MIGRATIONS):
-            raise RuntimeError(f"the database was written by a newer version (schema {version})")
-        for number in range(version, len(MIGRATIONS)):
-            try:
-                self._db.executescript(
-                    f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]}\nPRAGMA user_version = {number + 1};\nCOMMIT;")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        """Every statement inside commits together, or not at all. (On SQLite nothing inside awaits
-        anything but the database, whose calls never suspend: no other task's statement lands in it.)"""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        try:
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:  # (a failed COMMIT, e.g. a full disk, leaves it open)
-                self._db.execute("ROLLBACK")
-            raise
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Every statement inside commits together, or not at all."""
+        raise NotImplementedError
 
     @contextlib.asynccontextmanager
     async def durable(self) -> AsyncIterator[None]:
-        """Commits inside wait for the disk (`synchronous=FULL`): what Slack is acknowledged for must
-        survive a power loss, not only a crash of the process. (The other commits append to the
-        write-ahead log without waiting; the next durable commit, or a checkpoint, syncs them too.)"""
-        self._db.execute("PRAGMA synchronous=FULL")
-        try:
-            yield
-        finally:
-            self._db.execute("PRAGMA synchronous=NORMAL")
-
-    async def publish(self, topic: str, payload: str) -> None:
-        """Tell the other replicas (none on SQLite: the one process calls its own listeners directly)."""
-
-    async def subscribe(self, topic: str, callback: Callable[[str], None]) -> None:
-        """Hear what other replicas `publish` on `topic` (nothing to hear on SQLite)."""
+        """Commits inside are on the disk when they return (they survive a power loss): what Slack is
+        acknowledged for. PostgreSQL's commits always are (synchronous_commit=on, its default)."""
+        yield
 
     async def execute(self, sql: str, params: Iterable[object] = ()) -> int:
         """Run one statement; the number of rows it changed (for `INSERT … RETURNING`, use fetchone)."""
-        cursor = self._db.execute(sql, tuple(params))
-        try:
-            return cursor.rowcount
-        finally:
-            cursor.close()
+        raise NotImplementedError
 
     async def fetchone(self, sql: str, params: Iterable[object] = ()) -> tuple | None:
-        cursor = self._db.execute(sql, tuple(params))
-        try:
-            return cursor.fetchone()
-        finally:
-            cursor.close()  # (an `INSERT … RETURNING` is finished, not left open until collected)
+        raise NotImplementedError
 
     async def fetchall(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
-        return self._db.execute(sql, tuple(params)).fetchall()
+        raise NotImplementedError
+
+    def json_append(self, column: str) -> str:
+        """An SQL expression: the JSON array in `column` (NULL as empty) with the bound value `?` added."""
+        return f"json_insert(coalesce({column}, '[]'), '$[#]', ?)"
 
 
 def marks(ids: Sequence[object]) -> str:
@@ -183,21 +78,3 @@ def literals(values: Sequence[str]) -> str:
     uses a partial index (`… WHERE state IN ('pending', 'answered')`) only when the query names the same
     literal values."""
     return ", ".join(f"'{value}'" for value in values)
-
-
-def _lock(path: Path) -> IO[bytes]:
-    """Hold an exclusive lock beside the database for as long as the store is open."""
-    handle = path.open("ab")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise StoreInUse(f"another assistant-bridge process is using {path.with_suffix('')}") from None
-    return handle
-
-
-def _checkpoint(path: str) -> None:
-    """Copy the write-ahead log into the database file (waits for the disk; run in a thread)."""
-    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
-        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        db.execute("PRAGMA wal_checkpoint(PASSIVE)")

@@ -110,7 +110,7 @@ class TurnJournal:
     async def add_turn_message(self, turn_id: int, ts: str) -> None:
         """A message of the turn's reply was posted: remember it, so it is reused, never posted twice."""
         await self._db.execute(
-            "UPDATE turns SET messages = json_insert(coalesce(messages, '[]'), '$[#]', ?) WHERE id = ?",
+            f"UPDATE turns SET messages = {self._db.json_append('messages')} WHERE id = ?",
             (ts, turn_id))
 
     async def set_turn_messages(self, turn_id: int, messages: Sequence[str]) -> None:

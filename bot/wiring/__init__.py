@@ -8,10 +8,8 @@ import logging
 import os
 import secrets
 import socket
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import openai
@@ -41,6 +39,8 @@ from bot.outbound.slack_auth import SlackAuthGate
 from bot.outbound.slack_errors import SLACK_FAILURES, reason
 from bot.outbound.writer import SlackWriter
 from bot.settings import Settings
+from bot.settings.parsing import redact_url
+from bot.store import OPEN_ERRORS as STORE_OPEN_ERRORS
 from bot.store import Store, StoreInUse
 from bot.store.leases import ChannelLeases, Replicas
 from bot.work.replicas import ReplicaPresence
@@ -155,15 +155,13 @@ async def choose_backend(settings: Settings, probe: ResponsesBackend, store: Sto
 @contextlib.asynccontextmanager
 async def services(settings: Settings) -> AsyncIterator[Services]:
     """Every client and service, built once and wired together; closed when the block ends."""
-    sqlite = settings.sqlite_path
-    assert sqlite is not None, "settings validation admits only SQLite for now"
     toolbox = load_toolbox(settings)
     async with contextlib.AsyncExitStack() as stack:
         session = await stack.enter_async_context(
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SLACK_TIMEOUT)))
         slack = build_slack_client(settings, session=session)
         identity = await _who_am_i(slack, settings)
-        store = await _open_store(sqlite, settings)
+        store = await _open_store(settings)
         stack.push_async_callback(store.close)
         backend = await open_backend(settings, store)
         if settings.hosted_tools and backend.name != "responses":
@@ -223,13 +221,16 @@ async def _workers(store: Store, runner: TurnRunner, writer: SlackWriter, settin
     return workers, notify
 
 
-async def _open_store(path: Path, settings: Settings) -> Store:
+async def _open_store(settings: Settings) -> Store:
+    """The SQLite file or the PostgreSQL database DATABASE_URL names (its password never printed)."""
+    target = settings.sqlite_path or settings.database_url
     try:
-        return await Store.open(path)
+        return await Store.open(target, pool_size=settings.database_pool_size)
     except StoreInUse as exc:
         raise StartupError(f"{exc}; one process per SQLite database (DATABASE_URL).", config=True) from exc
-    except (OSError, sqlite3.Error) as exc:
-        raise StartupError(f"DATABASE_URL {settings.database_url!r} cannot be opened: {exc}.", config=True) from exc
+    except STORE_OPEN_ERRORS as exc:
+        raise StartupError(f"DATABASE_URL {redact_url(settings.database_url)!r} cannot be opened: "
+                           f"{str(exc).rstrip('.') or type(exc).__name__}.", config=True) from exc
 
 
 def load_toolbox(settings: Settings) -> Toolbox:

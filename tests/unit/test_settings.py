@@ -57,7 +57,8 @@ def test_serve_needs_signing_secret_not_app_token() -> None:
         ("BRIDGE_CHANNELS", "general,C123", "BRIDGE_CHANNELS must be a comma-separated list of channel IDs"),
         ("BRIDGE_COMMAND", "assistant", "BRIDGE_COMMAND must be a slash command"),
         ("DATABASE_URL", "mysql://x", "DATABASE_URL must look like sqlite:///"),
-        ("DATABASE_URL", "postgresql://u:secretpw@h/db", "PostgreSQL"),
+        ("DATABASE_URL", "postgresql://u:secretpw@h:port/db", "DATABASE_URL has a port that is not a number"),
+        ("DATABASE_POOL_SIZE", "0", "DATABASE_POOL_SIZE"),
         ("SLACK_API_URL", "slack.example", "SLACK_API_URL must be an http(s) URL"),
         ("OPENAI_BASE_URL", "localhost:11434", "OPENAI_BASE_URL must be an http(s) URL"),
         ("PORT", "http", "PORT must be a number"),
@@ -69,6 +70,13 @@ def test_malformed_setting_named(name: str, value: str, needle: str) -> None:
     assert len(found) == 1
     assert needle in found[0]
     assert "secretpw" not in found[0]
+
+
+@pytest.mark.parametrize("url", ["postgresql://bridge:pw@db.internal:5432/bridge", "postgres://db/bridge"])
+def test_postgresql_database_url_accepted(url: str) -> None:
+    settings = load({**GOOD, "DATABASE_URL": url, "DATABASE_POOL_SIZE": "12"})
+    assert (settings.database_url, settings.sqlite_path, settings.database_pool_size) == (url, None, 12)
+    assert load(GOOD).database_pool_size == 5
 
 
 def test_channels_allowlist_parsed() -> None:

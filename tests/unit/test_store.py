@@ -1,4 +1,5 @@
-"""The inbox and turn journal, on a real SQLite file."""
+"""The inbox and turn journal, on a real SQLite file and on a real PostgreSQL server (each test that
+takes `store` runs on both)."""
 
 from pathlib import Path
 
@@ -10,8 +11,21 @@ from bot.store.migrations import MIGRATIONS
 from bot.work.decisions import next_batch as _next_batch
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """A SQLite file's path, or an empty PostgreSQL database's URL."""
+    return tmp_path / "db" / "bridge.sqlite3" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-async def store(tmp_path: Path):
+async def store(target: Path | str):
+    opened = await Store.open(target)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path):
     opened = await Store.open(tmp_path / "db" / "bridge.sqlite3")
     yield opened
     await opened.close()
@@ -107,8 +121,8 @@ async def test_skipped_turn_and_items(store: Store) -> None:
     assert await store.inbox.pending("C1") == [] and await store.journal.open_turn("C1") is None
 
 
-async def test_conversation_map_survives_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "bridge.sqlite3"
+async def test_conversation_map_survives_reopen(target: Path | str) -> None:
+    path = target
     first = await Store.open(path)
     await first.conversations.set_conversation("C1", "responses", "conv_1")
     await first.inbox.add_message(msg("1.0"))
@@ -173,6 +187,17 @@ async def test_one_process_per_database(tmp_path: Path) -> None:
     await again.close()
 
 
+async def test_times_keep_their_precision(store: Store) -> None:
+    """Unix times are 8-byte floats on both databases (PostgreSQL's REAL would round them to minutes)."""
+    import time
+
+    before = time.time()
+    await store.inbox.add_message(msg("1.0"))
+    after = time.time()
+    (received_at,) = await store.db.fetchone("SELECT received_at FROM inbox")
+    assert before <= received_at <= after
+
+
 async def test_finished_work_is_pruned_after_the_retention(store: Store) -> None:
     import time
 
@@ -225,17 +250,17 @@ async def test_a_reset_removes_the_chat_history_of_the_forgotten_conversation(st
     assert [r.message["content"] for r in await store.chat.chat_history("chat_other")] == ["another channel"]
 
 
-async def test_what_slack_is_acked_for_is_committed_to_the_disk(store: Store) -> None:
+async def test_what_slack_is_acked_for_is_committed_to_the_disk(sqlite_store: Store) -> None:
     """The inbox's commits wait for the disk (synchronous=FULL): they survive a power loss, not only a
     crash. The other commits do not wait (synchronous=NORMAL)."""
     seen: list[str] = []
-    store.db._db.set_trace_callback(seen.append)
+    sqlite_store.db._db.set_trace_callback(seen.append)
     try:
-        await store.inbox.add_message(msg("1.0"))
-        await store.inbox.add_reset(ResetRequest(channel="C1", user="U2", key="k", order_ts="2.0"))
-        await store.conversations.set_conversation("C1", "responses", "conv_1")
+        await sqlite_store.inbox.add_message(msg("1.0"))
+        await sqlite_store.inbox.add_reset(ResetRequest(channel="C1", user="U2", key="k", order_ts="2.0"))
+        await sqlite_store.conversations.set_conversation("C1", "responses", "conv_1")
     finally:
-        store.db._db.set_trace_callback(None)
+        sqlite_store.db._db.set_trace_callback(None)
     mode, under = "NORMAL", []  # (statement, the synchronous mode it ran under)
     for statement in seen:
         if statement.startswith("PRAGMA synchronous="):
@@ -245,5 +270,5 @@ async def test_what_slack_is_acked_for_is_committed_to_the_disk(store: Store) ->
     inbox_writes = [m for sql, m in under if sql.startswith("INSERT INTO inbox") or sql == "COMMIT"]
     assert inbox_writes == ["FULL", "FULL", "FULL"]  # the message, the reset and the reset's commit
     assert [m for sql, m in under if "INTO conversations" in sql] == ["NORMAL"]
-    (mode,) = await store.db.fetchone("PRAGMA synchronous")
+    (mode,) = await sqlite_store.db.fetchone("PRAGMA synchronous")
     assert mode == 1  # NORMAL again afterwards
