@@ -44,7 +44,7 @@ class PostgresDatabase(Database):
 
     dialect = "postgresql"
     shared = True
-    now_sql = "extract(epoch from clock_timestamp())::double precision"
+    now_sql = "extract(epoch from statement_timestamp())::double precision"  # (stable: indexes apply)
 
     def __init__(self, pool: asyncpg.Pool, url: str = "") -> None:
         self._pool = pool

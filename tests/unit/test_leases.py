@@ -13,9 +13,11 @@ from bot.store import Store
 from bot.store.leases import ChannelLeases, Claim, Replicas
 
 
-@pytest.fixture
-async def store(tmp_path: Path):
-    opened = await Store.open(tmp_path / "bridge.sqlite3")
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path):
+    """(On SQLite the rows work the same, though one process owns the file and never needs them.)"""
+    target = tmp_path / "bridge.sqlite3" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    opened = await Store.open(target)
     yield opened
     await opened.close()
 
@@ -68,6 +70,22 @@ async def test_heartbeats_count_the_replicas_alive(store: Store) -> None:
     await two.beat(alive_within=10)
     await asyncio.sleep(0.3)
     assert await one.beat(alive_within=0.2) == 1  # two has not beaten for longer than that: gone
+
+
+async def test_replicas_hear_each_other_on_postgresql(postgres_url: str) -> None:
+    one, other = await Store.open(postgres_url), await Store.open(postgres_url)
+    heard: list[str] = []
+    try:
+        await other.db.subscribe("bridge_inbox", heard.append)
+        await one.db.publish("bridge_inbox", "C42")
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0.02)
+        assert heard == ["C42"]
+    finally:
+        await one.close()
+        await other.close()
 
 
 async def test_a_shared_pacer_keeps_to_its_share() -> None:
