@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from enum import IntEnum
 
+HANDOVER_MARGIN = 0.3  # calls held back when a budget is handed on between processes
+
 
 class Priority(IntEnum):
     FINAL = 0  # the text a message keeps: always written
@@ -92,6 +94,20 @@ class Pacer:
             self._schedule(reschedule=True)
         else:
             future.cancel()
+
+    @property
+    def tokens(self) -> float:
+        """Calls that could go out at once now."""
+        self._refill()
+        return self._tokens
+
+    def resume_from(self, tokens: float, seconds_ago: float) -> None:
+        """Go on from a budget another process left `seconds_ago` with `tokens` (refilled since), less a
+        margin: its calls and ours reach Slack with different delays, and Slack counts arrivals."""
+        self._refill()
+        left = max(0.0, tokens - HANDOVER_MARGIN) + max(0.0, seconds_ago) * self._rate
+        self._tokens = min(self._capacity, left)
+        self._schedule(reschedule=True)
 
     def share(self, fraction: float) -> None:
         """Use only `fraction` of the budget (the rest belongs to the other replicas of the app)."""

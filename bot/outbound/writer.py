@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 UPDATE_PER_MINUTE, UPDATE_BURST = 40, 10  # chat.update, Tier 3 (50+/min)
 APPEND_PER_MINUTE, APPEND_BURST = 80, 20  # chat.appendStream, Tier 4 (100+/min)
 START_PER_MINUTE, START_BURST = 15, 5  # chat.startStream and (separately) chat.stopStream, Tier 2 (20+/min)
-POST_PER_MINUTE, POST_BURST = 60, 3  # chat.postMessage, about 1/s per channel
+POST_PER_MINUTE, POST_BURST = 55, 3  # chat.postMessage, 1/s per channel (Slack counts arrivals: headroom)
 DEFAULT_RETRY_AFTER = 1.0
 MAX_FINAL_ATTEMPTS = 20  # a final write retried after this many 429s in a row is given up (and logged)
 

@@ -38,9 +38,10 @@ class Inbox:
         async with self._db.durable():  # Slack is acked once this returns: it must survive a power loss
             added = await self._db.execute(
                 "INSERT INTO inbox (channel, dedupe_key, kind, order_ts, user_id, text, thread_ts, files,"
-                " mentions_bot, received_at) VALUES (?, ?, 'message', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                f" mentions_bot, received_at) VALUES (?, ?, 'message', ?, ?, ?, ?, ?, ?, {self._db.now_sql})"
+                " ON CONFLICT DO NOTHING",  # (stored when the database says: the replicas' order of storing)
                 (message.channel, message.ts, message.ts, message.user, message.text, message.thread_ts, files,
-                 int(message.mentions_bot), time.time()),
+                 int(message.mentions_bot)),
             )
         return added == 1
 

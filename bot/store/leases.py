@@ -16,6 +16,7 @@ divided among them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import Enum
 
 from bot.store.database import Database, marks
@@ -31,6 +32,16 @@ class Claim(Enum):
     TAKEN = "taken"  # ours now; new to us, or another replica had it meanwhile
 
 
+@dataclass(frozen=True)
+class Granted:
+    """A claim's answer, and — for a channel taken from another replica that let it go cleanly — how
+    long ago that was and how much of the channel's posting budget it had left then."""
+
+    claim: Claim
+    idle_for: float | None = None
+    post_tokens: float | None = None
+
+
 class ChannelLeases:
     """Leases of one replica (`owner`) for `ttl` seconds at a time."""
 
@@ -39,7 +50,7 @@ class ChannelLeases:
         self.owner = owner
         self.ttl = ttl
 
-    async def claim(self, channel: str) -> Claim:
+    async def claim(self, channel: str) -> Granted:
         """Take the channel (or keep it) for `ttl` seconds, unless another live replica holds it."""
         now = self._db.now_sql
         row = await self._db.fetchone(
@@ -47,10 +58,13 @@ class ChannelLeases:
             " ON CONFLICT (channel) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at,"
             " previous_owner = channel_leases.owner"
             f" WHERE channel_leases.owner = excluded.owner OR channel_leases.expires_at < {now}"
-            " RETURNING previous_owner", (channel, self.owner, self.ttl))
+            f" RETURNING previous_owner, {now} - released_at, post_tokens", (channel, self.owner, self.ttl))
         if row is None:
-            return Claim.REFUSED
-        return Claim.KEPT if row[0] == self.owner else Claim.TAKEN
+            return Granted(Claim.REFUSED)
+        previous, idle_for, tokens = row
+        if previous == self.owner:
+            return Granted(Claim.KEPT)
+        return Granted(Claim.TAKEN, idle_for, tokens)
 
     async def renew(self, channels: Sequence[str]) -> set[str]:
         """Extend the leases of `channels` still held; the channels whose lease was lost are missing."""
@@ -61,10 +75,12 @@ class ChannelLeases:
             f" AND channel IN ({marks(channels)}) RETURNING channel", (self.ttl, self.owner, *channels))
         return {channel for (channel,) in rows}
 
-    async def release(self, channel: str) -> None:
-        """The channel is idle: any replica may take it now."""
-        await self._db.execute("UPDATE channel_leases SET expires_at = 0 WHERE channel = ? AND owner = ?",
-                               (channel, self.owner))
+    async def release(self, channel: str, post_tokens: float | None = None) -> None:
+        """The channel is idle: any replica may take it now (`post_tokens`: what is left of its posting
+        budget here, for the next holder to go on from)."""
+        await self._db.execute(
+            f"UPDATE channel_leases SET expires_at = 0, released_at = {self._db.now_sql}, post_tokens = ?"
+            " WHERE channel = ? AND owner = ?", (post_tokens, channel, self.owner))
 
     async def release_all(self) -> None:
         await self._db.execute("UPDATE channel_leases SET expires_at = 0 WHERE owner = ?", (self.owner,))

@@ -89,7 +89,9 @@ MIGRATIONS: tuple[str, ...] = (
         channel    TEXT PRIMARY KEY,
         owner      TEXT NOT NULL,
         expires_at REAL NOT NULL,
-        previous_owner TEXT
+        previous_owner TEXT,
+        released_at REAL,  -- when its last owner let it go, and what was left of the channel's
+        post_tokens REAL   -- chat.postMessage budget then (Slack's per-channel limit outlives a hand-over)
     );
     CREATE INDEX channel_leases_by_owner ON channel_leases (owner);
     CREATE TABLE replicas (

@@ -206,7 +206,7 @@ async def _workers(store: Store, runner: TurnRunner, writer: SlackWriter, settin
     async def hand_over(channel: str) -> None:
         await store.db.publish(INBOX_TOPIC, channel)
 
-    workers = ChannelWorkers(inbox=store.inbox, runner=runner, hand_over=hand_over,
+    workers = ChannelWorkers(inbox=store.inbox, runner=runner, hand_over=hand_over, post_budget=writer.posts,
                              leases=ChannelLeases(store.db, owner=replica_id, ttl=settings.lease_seconds))
     await store.db.subscribe(INBOX_TOPIC, workers.notify)
     announcing: set[asyncio.Task[None]] = set()

@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bot import metrics
+from bot.outbound.pacing import ChannelPacers
 from bot.store import Inbox
 from bot.store.leases import ChannelLeases, Claim
 from bot.work.retry import Next
@@ -39,11 +40,12 @@ class ChannelWorkers:
 
     def __init__(self, *, inbox: Inbox, runner: TurnRunner, leases: ChannelLeases | None = None,
                  hand_over: Callable[[str], Awaitable[None]] | None = None,
-                 poll_interval: float = POLL_INTERVAL) -> None:
+                 post_budget: ChannelPacers | None = None, poll_interval: float = POLL_INTERVAL) -> None:
         self._inbox = inbox
         self._runner = runner
         self._leases = leases
         self._hand_over = hand_over  # tells the other replicas a channel with work is free
+        self._post_budget = post_budget  # Slack's per-channel posting limit, handed on with the channel
         self._poll_interval = poll_interval
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
@@ -100,8 +102,10 @@ class ChannelWorkers:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         if self._leases is not None:
-            await self._leases.release_all()
             left, self._held = set(self._held), set()
+            for channel in sorted(left):
+                await self._leases.release(channel, self._posts_left(channel))
+            await self._leases.release_all()
             waiting = set(await self._inbox.channels_with_pending()) & (left | set(self._tasks))
             for channel in sorted(waiting):  # the others take these over now, not at their next poll
                 if self._hand_over is not None:
@@ -115,7 +119,7 @@ class ChannelWorkers:
             idle = await self._steps(channel)
             if self._leases is not None and channel in self._held:
                 self._held.discard(channel)
-                await self._leases.release(channel)
+                await self._leases.release(channel, self._posts_left(channel))
             if idle and channel not in self._dirty:
                 break
         # Leave the register now, not in a later done-callback: a notify() from here on starts a new
@@ -124,15 +128,17 @@ class ChannelWorkers:
 
     async def _claim(self, leases: ChannelLeases, channel: str) -> bool:
         try:
-            claim = await leases.claim(channel)
+            granted = await leases.claim(channel)
         except Exception as exc:  # the database is unreachable: the poll tries again
             log.warning("channel %s: could not claim its lease (%s); trying again soon", channel, exc)
             return False
-        if claim is Claim.REFUSED:
+        if granted.claim is Claim.REFUSED:
             return False
         self._held.add(channel)
-        if claim is Claim.TAKEN:  # another replica worked it since: what we remember of it is stale
+        if granted.claim is Claim.TAKEN:  # another replica worked it since: what we remember of it is stale
             self._runner.forget(channel)
+            if self._post_budget is not None and granted.post_tokens is not None and granted.idle_for is not None:
+                self._post_budget(channel).resume_from(granted.post_tokens, granted.idle_for)
         return True
 
     async def _steps(self, channel: str) -> bool:
@@ -150,6 +156,9 @@ class ChannelWorkers:
             elif step.next is Next.WAIT and channel not in self._dirty:
                 return True
         return False
+
+    def _posts_left(self, channel: str) -> float | None:
+        return self._post_budget(channel).tokens if self._post_budget is not None else None
 
     async def _poll(self) -> None:
         """The safety net: channels with work that no live replica works (a lost notification, a

@@ -49,7 +49,8 @@ def bridge_env(slack: SlackEmulator, openai: OpenAIEmulator, workdir: Path,
 
 
 class BridgeProcess:
-    """One `assistant-bridge run` process; its stderr goes to `<workdir>/bridge-<n>.log`."""
+    """One `assistant-bridge run` process; its output goes to `<workdir>/bridge<k>-<n>.log` (process k of
+    the work dir, its n-th start)."""
 
     def __init__(self, slack: SlackEmulator, openai: OpenAIEmulator, workdir: Path, *,
                  env: Mapping[str, str] | None = None, command: str = "run",
@@ -63,11 +64,15 @@ class BridgeProcess:
         self.command = command
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.name: str | None = None  # bridge1, bridge2 …: which process of the work dir it is
         self.log_paths: list[Path] = []
 
     def start(self, *, wait: bool = True) -> BridgeProcess:
         self.starts += 1
-        log_path = self.workdir / f"bridge-{self.starts}.log"
+        # (one file per start; replicas sharing the work dir are told apart by their first start)
+        self.name = self.name or next(
+            f"bridge{n}" for n in range(1, 1000) if not (self.workdir / f"bridge{n}-1.log").exists())
+        log_path = self.workdir / f"{self.name}-{self.starts}.log"
         self.log_paths.append(log_path)
         connected_before = self.slack.connections_total
         with log_path.open("wb") as log:

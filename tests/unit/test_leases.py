@@ -25,28 +25,46 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path):
 async def test_one_replica_holds_a_channel_until_it_lets_go(store: Store) -> None:
     a = ChannelLeases(store.db, owner="a", ttl=30)
     b = ChannelLeases(store.db, owner="b", ttl=30)
-    assert await a.claim("C1") is Claim.TAKEN  # new to a
-    assert await b.claim("C1") is Claim.REFUSED
-    assert await b.claim("C2") is Claim.TAKEN  # another channel is free
-    assert await a.claim("C1") is Claim.KEPT  # a renewal by a claim: nobody else had it meanwhile
+    assert (await a.claim("C1")).claim is Claim.TAKEN  # new to a
+    assert (await b.claim("C1")).claim is Claim.REFUSED
+    assert (await b.claim("C2")).claim is Claim.TAKEN  # another channel is free
+    assert (await a.claim("C1")).claim is Claim.KEPT  # a renewal by a claim: nobody else had it meanwhile
     assert await a.holder("C1") == "a"
     await a.release("C1")
     assert await a.holder("C1") is None
-    assert await b.claim("C1") is Claim.TAKEN
+    assert (await b.claim("C1")).claim is Claim.TAKEN
     await b.release("C1")
-    assert await a.claim("C1") is Claim.TAKEN  # b had it since: what a remembers of C1 is stale
+    assert (await a.claim("C1")).claim is Claim.TAKEN  # b had it since: what a remembers of C1 is stale
     await a.release("C1")
-    assert await a.claim("C1") is Claim.KEPT  # released and taken back with nobody in between
+    assert (await a.claim("C1")).claim is Claim.KEPT  # released and taken back with nobody in between
+
+
+async def test_the_next_holder_goes_on_from_the_posting_budget_left(store: Store) -> None:
+    a = ChannelLeases(store.db, owner="a", ttl=30)
+    b = ChannelLeases(store.db, owner="b", ttl=30)
+    await a.claim("C1")
+    await a.release("C1", post_tokens=0.25)
+    granted = await b.claim("C1")
+    assert granted.claim is Claim.TAKEN and granted.post_tokens == 0.25
+    assert granted.idle_for is not None and 0 <= granted.idle_for < 5
+    now = [0.0]
+    pacer = Pacer(per_minute=60, burst=3, clock=lambda: now[0])
+    pacer.resume_from(granted.post_tokens, 0.5)  # a quarter call left, half a second ago (less a margin)
+    assert not pacer.try_acquire()
+    now[0] += 0.3
+    assert not pacer.try_acquire()  # 0.25 - 0.3 → 0, + 0.5 + 0.3 < 1
+    now[0] += 0.2
+    assert pacer.try_acquire()
 
 
 async def test_an_expired_lease_is_taken_over_and_its_renewal_fails(store: Store) -> None:
     dead = ChannelLeases(store.db, owner="dead", ttl=0.3)
     alive = ChannelLeases(store.db, owner="alive", ttl=30)
-    assert await dead.claim("C1") is Claim.TAKEN
+    assert (await dead.claim("C1")).claim is Claim.TAKEN
     assert await dead.renew(["C1"]) == {"C1"}
-    assert await alive.claim("C1") is Claim.REFUSED
+    assert (await alive.claim("C1")).claim is Claim.REFUSED
     await asyncio.sleep(0.5)  # (the database's clock moves on: the lease expires)
-    assert await alive.claim("C1") is Claim.TAKEN
+    assert (await alive.claim("C1")).claim is Claim.TAKEN
     assert await dead.renew(["C1"]) == set()  # the old holder learns it lost the channel
     assert await alive.renew(["C1", "C9"]) == {"C1"}  # (C9 was never held)
 
@@ -55,9 +73,9 @@ async def test_release_all_frees_every_channel_of_a_stopping_replica(store: Stor
     a = ChannelLeases(store.db, owner="a", ttl=30)
     b = ChannelLeases(store.db, owner="b", ttl=30)
     for channel in ("C1", "C2", "C3"):
-        assert await a.claim(channel) is Claim.TAKEN
+        assert (await a.claim(channel)).claim is Claim.TAKEN
     await a.release_all()
-    assert [await b.claim(c) for c in ("C1", "C2", "C3")] == [Claim.TAKEN] * 3
+    assert [(await b.claim(c)).claim for c in ("C1", "C2", "C3")] == [Claim.TAKEN] * 3
 
 
 async def test_heartbeats_count_the_replicas_alive(store: Store) -> None:

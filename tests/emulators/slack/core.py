@@ -73,15 +73,15 @@ class SlackCore:
         if options.events_url:
             self.use_http(options.events_url)
 
-    def use_http(self, events_url: str) -> None:
-        """Deliver from now on by signed HTTP POSTs to `events_url` (Socket Mode stays reachable)."""
+    def use_http(self, events_url: str, *more_urls: str) -> None:
+        """Deliver from now on by signed HTTP POSTs to `events_url` (Socket Mode stays reachable); with
+        `more_urls`, spread over them all, round robin, like a load balancer in front of replicas."""
         self.options = dataclasses.replace(self.options, events_url=events_url)
-        if isinstance(self.delivery, HttpEventSender):
-            self.delivery.events_url = events_url
-            return
-        self.delivery = HttpEventSender(
-            events_url=events_url, signing_secret=self.options.signing_secret,
-            ack_timeout=self.options.ack_timeout, on_ack=self.on_ack, retry_delays=self.options.http_retry_delays)
+        if not isinstance(self.delivery, HttpEventSender):
+            self.delivery = HttpEventSender(
+                events_url=events_url, signing_secret=self.options.signing_secret, ack_timeout=self.options.ack_timeout,
+                on_ack=self.on_ack, retry_delays=self.options.http_retry_delays)
+        self.delivery.events_urls = [events_url, *more_urls]
 
     def violation(self, text: str) -> None:
         self.violations.append(text)

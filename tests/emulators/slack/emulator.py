@@ -181,9 +181,10 @@ class SlackEmulator:
         body = {"token": "emulated-verification-token", "challenge": challenge, "type": "url_verification"}
         return self._on_loop(lambda c: c.enqueue("url_verification", body).id)
 
-    def set_events_url(self, events_url: str) -> None:
-        """Switch to signed HTTP delivery to `events_url` (for an app whose port is known only later)."""
-        self._on_loop(lambda c: c.use_http(events_url))
+    def set_events_url(self, events_url: str, *more_urls: str) -> None:
+        """Switch to signed HTTP delivery to `events_url` (for an app whose port is known only later);
+        with `more_urls`, requests are spread over all of them in turn (replicas behind a load balancer)."""
+        self._on_loop(lambda c: c.use_http(events_url, *more_urls))
 
     def request_refresh(self) -> None:
         """Send `disconnect` (reason refresh_requested) on every socket, then close them shortly after."""

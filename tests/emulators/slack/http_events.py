@@ -4,6 +4,9 @@ Events are JSON bodies; slash commands are form-encoded; interactions are a form
 holding JSON. Every request carries `X-Slack-Request-Timestamp` and `X-Slack-Signature`
 (`v0=` + HMAC-SHA256 of `v0:{timestamp}:{body}` with the signing secret). An event answered
 late (3 s) or with a non-2xx status is retried with `X-Slack-Retry-Num` / `X-Slack-Retry-Reason`.
+
+Several Request URLs stand for the replicas behind a load balancer: each request (a retry too) goes
+to the next one in turn, as a round-robin balancer would send it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 import time
 from collections.abc import Sequence
@@ -44,13 +48,22 @@ class HttpEventSender:
 
     def __init__(self, *, events_url: str, signing_secret: str, ack_timeout: float, on_ack: AckCallback,
                  retry_delays: Sequence[float] = RETRY_DELAYS_SECONDS) -> None:
-        self.events_url = events_url
+        self.events_urls = [events_url]
+        self._next_url = itertools.count()
         self.signing_secret = signing_secret
         self.ack_timeout = ack_timeout
         self.retry_delays = tuple(retry_delays)
         self._on_ack = on_ack
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def events_url(self) -> str:
+        return self.events_urls[0]
+
+    @events_url.setter
+    def events_url(self, url: str) -> None:
+        self.events_urls = [url]
 
     def deliver(self, envelope: Envelope) -> None:
         task = asyncio.ensure_future(self._deliver(envelope))
@@ -97,10 +110,11 @@ class HttpEventSender:
         if envelope.retry_attempt:
             headers["X-Slack-Retry-Num"] = str(envelope.retry_attempt)
             headers["X-Slack-Retry-Reason"] = envelope.retry_reason
-        envelope.attempts.append({"attempt": envelope.retry_attempt, "at": time.time(), "url": self.events_url})
+        url = self.events_urls[next(self._next_url) % len(self.events_urls)]
+        envelope.attempts.append({"attempt": envelope.retry_attempt, "at": time.time(), "url": url})
         timeout = aiohttp.ClientTimeout(total=self.ack_timeout)
         try:
-            async with self._session.post(self.events_url, data=body, headers=headers, timeout=timeout) as resp:
+            async with self._session.post(url, data=body, headers=headers, timeout=timeout) as resp:
                 text = await resp.text()
         except TimeoutError:
             return None, None, "http_timeout"
