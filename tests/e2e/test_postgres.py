@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,3 +54,60 @@ def test_an_unreachable_server_exit_2(slack: SlackEmulator, model_api: OpenAIEmu
     assert result.returncode == 2, result.stderr
     assert "DATABASE_URL 'postgres://bridge:***@127.0.0.1:" in result.stderr and "cannot be opened" in result.stderr
     assert "secretpw" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["responses", "chat"])
+def test_a_used_sqlite_store_copied_to_postgresql_carries_on(postgres_url: str, slack: SlackEmulator,
+                                                             model_api: OpenAIEmulator, tmp_path: Path,
+                                                             bridge_factory: Callable[..., BridgeProcess],
+                                                             backend: str) -> None:
+    """The conversation, the journal's unfinished turn and its pending message all move to PostgreSQL."""
+    on_sqlite = bridge_factory()
+    slack.user_says("general", "alice", "remember 42")
+    wait_replies(slack, "general")
+    model_api.model.ttft = 4.0  # (the model finishes this answer after the bridge is gone)
+    slack.user_says("general", "bob", "asked just before the move")
+    model_api.wait_for(lambda: len(turns(model_api)) == 2, message="the second turn")
+    refused = run_once(["copy-store", "--to", postgres_url], bridge_env(slack, model_api, tmp_path), tmp_path)
+    assert refused.returncode == 2 and "stop the bridge" in refused.stderr  # the file is in use
+    on_sqlite.kill()  # (the worst way to stop: mid-turn)
+    model_api.model.ttft = 0.0
+    copied = run_once(["copy-store", "--to", postgres_url], bridge_env(slack, model_api, tmp_path), tmp_path)
+    assert copied.returncode == 0, copied.stderr
+    assert "conversations 1" in copied.stdout and "inbox 2" in copied.stdout
+    bridge_factory(env={"DATABASE_URL": postgres_url})
+    texts = wait_replies(slack, "general", 2, timeout=30)
+    assert len(texts) == 2 and "asked just before the move" in texts[1]  # answered once, in its message
+    slack.user_says("general", "carol", "and now?")
+    wait_replies(slack, "general", 3)
+    first, *_, last = turns(model_api)
+    assert "[Alice] remember 42" in context_text(last) and "asked just before the move" in context_text(last)
+    if backend == "responses":
+        created = [r for r in model_api.requests("/v1/conversations")
+                   if (r.method, r.path) == ("POST", "/v1/conversations")]
+        assert first.conversation_id == last.conversation_id and len(created) == 1
+    again = run_once(["copy-store", "--to", postgres_url], bridge_env(slack, model_api, tmp_path), tmp_path)
+    assert again.returncode == 2 and "already holds rows" in again.stderr and len(again.stderr.splitlines()) == 1
+
+
+def test_copy_store_refuses_what_it_cannot_copy(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                tmp_path: Path, postgres_url: str) -> None:
+    env = bridge_env(slack, model_api, tmp_path)
+    cases = {  # arguments → the sentence that names the problem
+        ("--to", "sqlite:///other.sqlite3"): "--to must be a PostgreSQL URL",
+        ("--from", "postgresql://a:secretpw@h/db", "--to", postgres_url): "--from must name a SQLite store",
+        ("--to", postgres_url): "there is no SQLite store at",  # (the bridge never ran here)
+        ("--from", f"sqlite:///{tmp_path}/x.sqlite3", "--to", "postgresql://u:secretpw@127.0.0.1:1/x"):
+            "there is no SQLite store at",
+    }
+    for args, sentence in cases.items():
+        result = run_once(["copy-store", *args], env, tmp_path)
+        assert result.returncode == 2 and sentence in result.stderr, (args, result.stderr)
+        assert len(result.stderr.splitlines()) == 1 and "secretpw" not in result.stderr
+    assert not list(tmp_path.glob("*.sqlite3"))  # a missing store is not created by looking for it
+    sqlite3.connect(tmp_path / "empty.sqlite3").close()
+    result = run_once(["copy-store", "--from", f"sqlite:///{tmp_path}/empty.sqlite3", "--to",
+                       f"postgresql://u:secretpw@127.0.0.1:{free_port()}/x"], env, tmp_path)
+    assert result.returncode == 2 and "postgresql://u:***@127.0.0.1:" in result.stderr, result.stderr
+    assert "cannot be used" in result.stderr and "secretpw" not in result.stderr
+    assert "copy-store" in run_once(["--help"], env, tmp_path).stdout
