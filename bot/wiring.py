@@ -162,7 +162,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                             writer=writer, policy=policy,
                             reply_in_thread=settings.reply_in == "thread", max_concurrent_turns=MAX_CONCURRENT_TURNS,
                             respond_to=settings.respond_to_for, auth=auth)
-        workers = ChannelWorkers(inbox=store.inbox, runner=runner)
+        workers = ChannelWorkers(inbox=store.inbox, runner=runner, leases=store.leases)
         intake = Intake(inbox=store.inbox, notify=workers.notify, names=names, settings=settings)
         commands = SlashCommands(settings=settings, intake=intake, inbox=store.inbox, conversations=conversations)
         yield Services(settings=settings, store=store, slack=slack, identity=identity, backend=backend,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.store.chat_history import ChatHistory, ChatRecord
@@ -16,6 +16,7 @@ from bot.store.conversations import ConversationMap
 from bot.store.database import Database, StoreInUse
 from bot.store.inbox import Inbox, ItemState
 from bot.store.journal import OpenTurn, TurnJournal, TurnState
+from bot.store.leases import LocalLeases, PostgresLeases
 from bot.store.postgres import DEFAULT_POOL_SIZE, POSTGRES_ERRORS, PostgresDatabase, is_postgres_url
 from bot.store.sqlite import SqliteDatabase
 
@@ -44,18 +45,24 @@ class Store:
     journal: TurnJournal
     conversations: ConversationMap
     chat: ChatHistory
+    leases: LocalLeases | PostgresLeases = field(default_factory=LocalLeases)  # who works on which channel
 
     @classmethod
     async def open(cls, target: str | Path, *, pool_size: int = DEFAULT_POOL_SIZE) -> Store:
         """Open a SQLite file or a PostgreSQL URL (creating and upgrading the schema as needed). Raises
         StoreInUse if another process has the SQLite file, one of OPEN_ERRORS if it cannot be opened."""
         db = await open_database(target, pool_size=pool_size)
+        try:
+            leases = await PostgresLeases.open(str(target)) if db.dialect == "postgresql" else LocalLeases()
+        except BaseException:
+            await db.close()
+            raise
         store = cls(db=db, inbox=Inbox(db), journal=TurnJournal(db), conversations=ConversationMap(db),
-                    chat=ChatHistory(db))
+                    chat=ChatHistory(db), leases=leases)
         try:
             await store.prune()
         except BaseException:
-            await db.close()
+            await store.close()
             raise
         db.start_maintenance(store.prune)
         return store
@@ -68,4 +75,5 @@ class Store:
             await self.journal.prune(cutoff)
 
     async def close(self) -> None:
+        await self.leases.close()
         await self.db.close()
