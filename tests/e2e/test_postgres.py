@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import BridgeProcess, bridge_env, free_port, run_once
+from tests.e2e.accounting import Sent, tally
+from tests.e2e.harness import BridgeProcess, bridge_env, eventually, free_port, run_once
 from tests.e2e.model_view import context_text, turns
-from tests.e2e.replies import wait_replies
+from tests.e2e.replies import replies, wait_replies
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
 
@@ -111,3 +112,61 @@ def test_copy_store_refuses_what_it_cannot_copy(slack: SlackEmulator, model_api:
     assert result.returncode == 2 and "postgresql://u:***@127.0.0.1:" in result.stderr, result.stderr
     assert "cannot be used" in result.stderr and "secretpw" not in result.stderr
     assert "copy-store" in run_once(["--help"], env, tmp_path).stdout
+
+
+def conversations_overlap(model_api: OpenAIEmulator) -> list[str]:
+    """Conversations that had two model requests in flight at once (whichever replica sent them). A request
+    the service refused at once as `conversation_locked` ran nothing: the request of a replica killed
+    mid-turn still runs at the service, and the replica taking over, which cannot know, is refused."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for r in model_api.requests("/v1/responses"):
+        if r.method == "POST" and r.status == 200 and isinstance(r.json, dict) and r.json.get("conversation"):
+            spans.setdefault(str(r.json["conversation"]), []).append((r.time_received, r.time_done or 1e18))
+    return [conversation for conversation, times in spans.items()
+            if any(end > later + 0.005 for (_, end), (later, _) in zip(sorted(times), sorted(times)[1:], strict=False))]
+
+
+def test_two_replicas_share_the_channels_and_a_killed_one_loses_nothing(postgres_url: str, slack: SlackEmulator,
+                                                                       model_api: OpenAIEmulator,
+                                                                       tmp_path: Path) -> None:
+    channels = ["general", "random", "dev"]
+    for name in channels[1:]:
+        slack.add_channel(name, members=list(slack.users.values()))
+    replicas = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        replicas.append(BridgeProcess(slack, model_api, tmp_path / name,
+                                      env={"DATABASE_URL": postgres_url, "ASSISTANT_BACKEND": "responses"}).start())
+    sent: list[Sent] = []
+    try:
+        for round_ in range(2):  # Socket Mode spreads the events over both replicas' connections
+            for channel in channels:
+                sent.append(say(slack, channel, "alice", f"round {round_} in {channel}"))
+        eventually(lambda: tally("-", slack, model_api, sent).answered == len(sent), timeout=30,
+                   message="every message answered")
+        model_api.model.ttft = 2.0
+        before = len(model_api.requests("/v1/responses"))
+        for channel in channels:
+            sent.append(say(slack, channel, "carol", f"just before the crash in {channel}"))
+        eventually(lambda: len(model_api.requests("/v1/responses")) > before, message="a turn in flight")
+        replicas[0].kill()
+        model_api.model.ttft = 0.0
+        sent.append(say(slack, "general", "bob", "after the crash"))
+        eventually(lambda: tally("-", slack, model_api, sent).answered == len(sent), timeout=40,
+                   message="every message answered after the crash")
+        row = tally("two replicas, one killed", slack, model_api, sent)
+        assert (row.lost, row.duplicated, row.answered) == (0, 0, len(sent)), row
+        assert not conversations_overlap(model_api)
+        for channel in channels:
+            expected = len([s for s in sent if s.channel == slack.channels[channel]])
+            assert len(replies(slack, channel)) <= expected  # (answers may be grouped; never one twice)
+    finally:
+        for replica in replicas:
+            if replica.alive:
+                assert replica.stop() == 0, replica.log
+    assert "Traceback" not in replicas[1].log, replicas[1].log
+
+
+def say(slack: SlackEmulator, channel: str, user: str, text: str) -> Sent:
+    names = {"alice": "Alice", "bob": "Bob Builder", "carol": "Carol"}
+    return Sent(slack.channels.get(channel, channel), slack.user_says(channel, user, text), names[user], text)
