@@ -5,6 +5,8 @@ from __future__ import annotations
 from bot.backends.base import BackendError
 from bot.outbound.slack_errors import SLACK_FAILURES, reason
 from bot.settings import Settings
+from bot.settings.parsing import redact_url
+from bot.store.postgres import POSTGRES_ERRORS, describe, is_postgres_url
 from bot.wiring import StartupError, build_slack_client, load_toolbox, open_backend
 
 OK, FAIL = "ok  ", "FAIL"
@@ -20,8 +22,11 @@ async def run_checks(settings: Settings, *, out=print) -> int:  # type: ignore[n
     model = (f"assistant={settings.openai_assistant_id}" if settings.assistant_backend == "assistants"
              else f"model={settings.openai_model}")
     report(True, "settings", f"backend={settings.assistant_backend} {model} "
-                             f"database={settings.database_url} instructions from {settings.instructions_source}"
+                             f"database={redact_url(settings.database_url)} "
+                             f"instructions from {settings.instructions_source}"
                              + (f"; channels={','.join(sorted(settings.channels))}" if settings.channels else ""))
+    if is_postgres_url(settings.database_url):
+        await _check_postgres(settings.database_url, report)
     slack = build_slack_client(settings)
     try:
         auth = await slack.auth_test()
@@ -54,3 +59,10 @@ async def run_checks(settings: Settings, *, out=print) -> int:  # type: ignore[n
     out("all checks passed" if passed else "some checks failed")
     return 0 if passed else 1
 
+
+async def _check_postgres(url: str, report) -> None:  # type: ignore[no-untyped-def]
+    """Is the server reachable, does it take our credentials, is the schema ours (nothing written)?"""
+    try:
+        report(True, "database", await describe(url))
+    except POSTGRES_ERRORS as exc:
+        report(False, "database", f"cannot use {redact_url(url)}: {str(exc) or type(exc).__name__}")

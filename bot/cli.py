@@ -1,4 +1,5 @@
-"""`assistant-bridge`: run (Socket Mode), serve (HTTP), check (settings, Slack, model)."""
+"""`assistant-bridge`: run (Socket Mode), serve (HTTP), check (settings, Slack, model), copy-store
+(a SQLite store into PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import asyncio
 import dataclasses
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot import __version__
-from bot.settings import DEFAULT_PORT, ConfigError, Settings, load_settings
+from bot.settings import DEFAULT_DATABASE_URL, DEFAULT_PORT, ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
 
@@ -39,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
                        f"or {DEFAULT_PORT})")
     sub.add_parser("check", help="validate the settings, call Slack's auth.test and the model endpoint, "
                                  "print a report; exit 0 only if every check passed")
+    copy = sub.add_parser("copy-store", help="copy a SQLite store (every channel's conversation, pending messages, "
+                                             "journal) into an empty PostgreSQL database; stop the bridge first")
+    copy.add_argument("--from", dest="source", default=None, metavar="URL",
+                      help="the SQLite store (default: $DATABASE_URL if it names one, else "
+                           f"{DEFAULT_DATABASE_URL})")
+    copy.add_argument("--to", dest="target", required=True, metavar="URL",
+                      help="the PostgreSQL database, postgresql://user:password@host:5432/database")
     return parser
 
 
@@ -54,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "copy-store":
+        return _copy_store(args.source, args.target, env_file=args.env_file)
     try:
         settings = load_settings(args.command, env_file=args.env_file, config_file=args.config)
     except ConfigError as error:
@@ -87,3 +98,45 @@ def _run(runner, settings: Settings) -> int:  # type: ignore[no-untyped-def]
         return EXIT_CONFIG if error.config else 1
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         return 130
+
+
+def _copy_store(source: str | None, target: str, *, env_file: str) -> int:
+    """`copy-store`: every table of a SQLite store into an empty PostgreSQL database, or exit 2 saying
+    why not (nothing is copied then)."""
+    import os
+
+    from dotenv import dotenv_values
+
+    from bot.settings import POSTGRES_SCHEMES, sqlite_path
+    from bot.settings.parsing import redact_url
+    from bot.store import OPEN_ERRORS, StoreInUse
+    from bot.store.copy import TargetNotEmpty, copy_store
+
+    if source is None:
+        configured = os.environ.get("DATABASE_URL") or (
+            dotenv_values(env_file).get("DATABASE_URL") if Path(env_file).is_file() else None) or ""
+        source = configured if sqlite_path(configured) else DEFAULT_DATABASE_URL
+    path = sqlite_path(source)
+    problem = None
+    if path is None:
+        problem = f"--from must name a SQLite store (sqlite:///relative/path), not {redact_url(source)!r}."
+    elif not target.startswith(POSTGRES_SCHEMES):
+        problem = (f"--to must be a PostgreSQL URL (postgresql://user:password@host/database), "
+                   f"not {redact_url(target)!r}.")
+    elif not path.is_file():
+        problem = f"there is no SQLite store at {path} (--from)."
+    else:
+        try:
+            copied = asyncio.run(copy_store(path, target))
+        except StoreInUse as exc:
+            problem = f"{exc}: stop the bridge, then copy its store."
+        except TargetNotEmpty as exc:
+            problem = f"{exc}; copy-store copies only into an empty database."
+        except OPEN_ERRORS as exc:
+            problem = f"{redact_url(target)} cannot be used: {str(exc).rstrip('.') or type(exc).__name__}."
+    if problem is not None:
+        print(f"assistant-bridge: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    rows = ", ".join(f"{table} {count}" for table, count in copied.items())
+    print(f"copied {path} into {redact_url(target)}: {rows} rows. Set DATABASE_URL to it and start the bridge.")
+    return 0

@@ -55,7 +55,7 @@ class Store:
         try:
             await store.prune()
         except BaseException:
-            await db.close()
+            await store.close()
             raise
         db.start_maintenance(store.prune)
         return store

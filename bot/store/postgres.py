@@ -172,6 +172,11 @@ class PostgresDatabase(Database):
             rows = await connection.fetch(postgres_placeholders(sql), *params)
         return [tuple(row) for row in rows]
 
+    async def copy_rows(self, table: str, columns: list[str], rows: list[tuple]) -> None:
+        """Bulk-load rows (PostgreSQL's COPY; each value already of its column's type)."""
+        async with self._using() as connection:
+            await connection.copy_records_to_table(table, records=rows, columns=columns)
+
     def json_append(self, column: str) -> str:
         return f"(coalesce({column}, '[]')::jsonb || to_jsonb(?::text))::text"
 
