@@ -17,6 +17,7 @@ from bot.store.postgres import PostgresDatabase
 from bot.store.sqlite import SqliteDatabase
 
 BATCH = 5000  # rows read from SQLite and sent to PostgreSQL at a time
+NOT_COPIED = frozenset({"channel_leases", "replicas"})  # who works what now: the running replicas' own rows
 
 
 class TargetNotEmpty(RuntimeError):
@@ -43,7 +44,8 @@ async def copy_store(source: Path, target_url: str) -> dict[str, int]:
 
 async def _copy(sqlite: SqliteDatabase, postgres: PostgresDatabase) -> dict[str, int]:
     tables = [name for (name,) in await sqlite.fetchall(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        if name not in NOT_COPIED]
     copied: dict[str, int] = {}
     async with postgres.transaction():
         await postgres.execute(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE")  # no replica writes meanwhile

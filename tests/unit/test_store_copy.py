@@ -40,7 +40,9 @@ async def test_every_row_is_copied_and_new_ids_come_after(tmp_path: Path, postgr
     source = tmp_path / "bridge.sqlite3"
     await used_store(source)
     copied = await copy_store(source, postgres_url)
-    assert copied == {"chat_messages": 2, "conversations": 1, "inbox": 4, "turns": 2}
+    assert {table: rows for table, rows in copied.items() if rows} == {"chat_messages": 2, "conversations": 1,
+                                                                         "inbox": 4, "turns": 2}
+    assert "channel_leases" not in copied  # (the replicas' own state, not the store's)
     sqlite, postgres = await Store.open(source), await Store.open(postgres_url)
     try:
         before = await rows(sqlite)
