@@ -41,6 +41,8 @@ from bot.outbound.slack_errors import SLACK_FAILURES, reason
 from bot.outbound.writer import SlackWriter
 from bot.settings import Settings
 from bot.store import Store, StoreInUse
+from bot.store.installation import installation_salt
+from bot.work.budget_gate import BudgetGate, limits_from
 from bot.work.retry import RetryPolicy
 from bot.work.runner import TurnRunner
 from bot.work.workers import ChannelWorkers
@@ -155,25 +157,28 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                                             channels=ChannelDirectory(slack, on_refused=auth.refused),
                                             instructions=settings.instructions,
                                             toolbox=toolbox, hosted_tools=settings.hosted_tools, slack=slack,
-                                            max_tool_rounds=settings.max_tool_rounds)
+                                            max_tool_rounds=settings.max_tool_rounds,
+                                            safety_salt=await installation_salt(store.db))
         writer = SlackWriter.create(build_slack_client(settings, session=session, retry_rate_limits=False),
                                     team_id=identity.team_id)
         replies = ReplyFactory(writer, stream_in_threads=settings.reply_in == "thread")
+        budgets = BudgetGate(store.usage, writer, limits_from(settings))
         policy = RetryPolicy(max_attempts=settings.max_attempts, turn_timeout=settings.turn_timeout)
         runner = TurnRunner(inbox=store.inbox, journal=store.journal, conversations=conversations, replies=replies,
                             writer=writer, policy=policy,
                             reply_in_thread=settings.reply_in == "thread", max_concurrent_turns=MAX_CONCURRENT_TURNS,
-                            respond_to=settings.respond_to_for, auth=auth)
+                            respond_to=settings.respond_to_for, auth=auth, budgets=budgets)
         workers = ChannelWorkers(inbox=store.inbox, runner=runner)
         intake = Intake(inbox=store.inbox, notify=workers.notify, names=names, settings=settings)
-        commands = SlashCommands(settings=settings, intake=intake, inbox=store.inbox, conversations=conversations)
+        commands = SlashCommands(settings=settings, intake=intake, inbox=store.inbox, conversations=conversations,
+                                 budgets=budgets)
         yield Services(settings=settings, store=store, slack=slack, identity=identity, backend=backend,
                        conversations=conversations, workers=workers, intake=intake, commands=commands)
 
 
 async def _open_store(path: Path, settings: Settings) -> Store:
     try:
-        return await Store.open(path)
+        return await Store.open(path, retention_days=settings.retention_days)
     except StoreInUse as exc:
         raise StartupError(f"{exc}; one process per SQLite database (DATABASE_URL).", config=True) from exc
     except (OSError, sqlite3.Error) as exc:

@@ -5,6 +5,7 @@ numbered migrations). `Store` holds them together; the wiring hands each stage o
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +15,15 @@ from bot.store.conversations import ConversationMap
 from bot.store.database import Database, StoreInUse
 from bot.store.inbox import Inbox, ItemState
 from bot.store.journal import OpenTurn, TurnJournal, TurnState
+from bot.store.retention import erase_text
+from bot.store.usage import Usage
 
 RETENTION = 7 * 24 * 3600.0  # finished inbox items and turns are kept this long (for operators), then pruned
 
 __all__ = ["ChatHistory", "ChatRecord", "ConversationMap", "Database", "Inbox", "ItemState", "OpenTurn", "Store",
-           "StoreInUse", "TurnJournal", "TurnState", "RETENTION"]
+           "StoreInUse", "TurnJournal", "TurnState", "RETENTION", "Usage"]
+
+DAY = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -30,14 +35,16 @@ class Store:
     journal: TurnJournal
     conversations: ConversationMap
     chat: ChatHistory
+    usage: Usage
+    retention_days: int = 0  # BRIDGE_RETENTION_DAYS: message text is erased this long after it was answered
 
     @classmethod
-    async def open(cls, path: str | Path) -> Store:
+    async def open(cls, path: str | Path, *, retention_days: int = 0) -> Store:
         """Open (creating and upgrading as needed). Raises StoreInUse if another process has it, and
         OSError or sqlite3.Error if it cannot be opened."""
         db = await Database.open(path)
         store = cls(db=db, inbox=Inbox(db), journal=TurnJournal(db), conversations=ConversationMap(db),
-                    chat=ChatHistory(db))
+                    chat=ChatHistory(db), usage=Usage(db), retention_days=retention_days)
         try:
             store.prune()
         except BaseException:
@@ -47,11 +54,16 @@ class Store:
         return store
 
     def prune(self) -> None:
-        """Forget finished work older than RETENTION (conversations and chat history are kept)."""
-        cutoff = time.time() - RETENTION
+        """Forget finished work older than RETENTION (conversations are kept), usage rows past their
+        keeping, and — with `retention_days` — erase message text answered longer ago than that."""
+        now = time.time()
+        cutoff = now - RETENTION
         with self.db.transaction():
             self.inbox.prune(cutoff)
             self.journal.prune(cutoff)
+            self.usage.prune(dt.datetime.now(dt.UTC).date())
+            if self.retention_days:
+                erase_text(self.db, now - self.retention_days * DAY)
 
     async def close(self) -> None:
         await self.db.close()
