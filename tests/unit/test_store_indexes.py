@@ -6,10 +6,12 @@ from pathlib import Path
 
 from bot.messages import IncomingMessage, ResetRequest
 from bot.store import Store
+from bot.store.installation import installation_salt
+from bot.store.usage import USER, Charge
 
 
 async def test_no_query_scans_a_table(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "bridge.sqlite3")
+    store = await Store.open(tmp_path / "bridge.sqlite3", retention_days=1)  # (retention's erasure too)
     statements: list[str] = []
     store.db._db.set_trace_callback(statements.append)
     try:
@@ -62,4 +64,9 @@ async def exercise(store: Store) -> None:
     await store.chat.chat_history("chat_1", max_chars=1000)
     await store.chat.chat_since("chat_1", 1)
     await store.chat.chat_since("chat_1", None)
+    await store.usage.add("2026-12-01", [Charge(USER, "U1", 5)])
+    await store.usage.used("2026-12-01", USER, "U1")
+    await store.usage.recent_messages(pending[0].id, "U1", 60.0)
+    await store.usage.refuse([pending[0].id], 1.0)
+    await installation_salt(store.db)
     store.prune()
