@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.conversation.service import safety_identifier
-from bot.messages import FileNote, IncomingMessage, InboxItem, ItemKind
+from bot.messages import FileNote, InboxItem, IncomingMessage, ItemKind
 from bot.settings import ConfigError, load_settings
 from bot.store import Store
 from bot.store.installation import installation_salt
