@@ -195,3 +195,15 @@ async def test_the_salt_is_made_once_and_kept(tmp_path: Path) -> None:
     assert safety_identifier(salt, "U1") != safety_identifier("x" + salt, "U1")
     assert safety_identifier(salt, "U1") == safety_identifier(salt, "U1") != safety_identifier(salt, "U2")
     assert len(safety_identifier(salt, "U1")) <= 64  # the APIs' limit
+
+
+def test_the_budget_settings_are_documented() -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    example, toml = (root / ".env.example").read_text(), (root / "config" / "bridge.toml").read_text()
+    for name in ("BRIDGE_USER_DAILY_TOKENS", "BRIDGE_CHANNEL_DAILY_TOKENS", "BRIDGE_USER_MESSAGES_PER_MINUTE",
+                 "BRIDGE_RETENTION_DAYS"):
+        assert f"| `{name}` |" in readme and name in example and name.lower() in toml
+    for key in ("user_daily_tokens", "channel_daily_tokens", "user_messages_per_minute"):
+        assert f"\n# {key} = " in toml and f"`{key}`" in readme
+    assert "## Security and privacy" in readme and "/assistant usage" in readme
