@@ -26,10 +26,15 @@ Clock = Callable[[], dt.datetime]
 
 
 def limits_from(settings: Settings) -> Callable[[str], Limits]:
-    """Each channel's budgets: its own in bridge.toml, else the bridge-wide settings."""
+    """Each channel's budgets: its own in bridge.toml, else the bridge-wide settings (the settings never
+    change, so only channels with their own table are looked up: every turn asks)."""
+    names = ("user_daily_tokens", "channel_daily_tokens", "user_messages_per_minute")
+    default = Limits(*(getattr(settings, name) for name in names))
+    own = {channel: Limits(*(settings.for_channel(channel, name, getattr(settings, name)) for name in names))
+           for channel, _ in settings.channel_settings}
+
     def limits(channel: str) -> Limits:
-        return Limits(*(settings.for_channel(channel, name, getattr(settings, name))
-                        for name in ("user_daily_tokens", "channel_daily_tokens", "user_messages_per_minute")))
+        return own.get(channel, default)
 
     return limits
 
@@ -51,10 +56,11 @@ class BudgetGate:
     async def admit(self, items: Sequence[InboxItem]) -> list[InboxItem]:
         """The pending `items` that may go to the model; the others are refused and their authors told
         (once per author and budget in one look)."""
-        if not items or not self._limits(items[0].channel).any:
+        limits = self._limits(items[0].channel) if items else Limits()
+        if not limits.any:
             return list(items)
         channel, now = items[0].channel, self._clock()
-        limits, day = self._limits(channel), utc_day(now)
+        day = utc_day(now)
         channel_used = await self._usage.used(day, CHANNEL, channel) if limits.channel_daily_tokens else 0
         admitted: list[InboxItem] = []
         told: set[tuple[str, str]] = set()
