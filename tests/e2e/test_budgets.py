@@ -158,3 +158,21 @@ def test_usage_command_without_budgets(slack: SlackEmulator, model_api: OpenAIEm
     text = eventually(lambda: handle.responses(), message="the usage answer")[0]["text"]
     assert "tokens (no limit)" in text and "*Messages:* no limit" in text
     assert "*This channel:* 0 tokens" not in text  # the turn was counted even without a budget
+
+
+def test_a_budget_that_runs_out_while_messages_wait_refuses_them(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                                 tmp_path: Path,
+                                                                 bridge_factory: Callable[..., BridgeProcess]) -> None:
+    # Checked when a turn takes the waiting messages, not on arrival: "two" arrived while alice still
+    # had budget, but the answer to "one" used it up before "two"'s turn.
+    bridge_factory(env={"BRIDGE_USER_DAILY_TOKENS": "1"})
+    model_api.model.ttft = 1.0
+    slack.user_says("general", "alice", "one")
+    eventually(lambda: turns(model_api) or model_api.requests("/v1/responses"), message="first turn")
+    slack.user_says("general", "alice", "two")
+    slack.user_says("general", "bob", "bob's")
+    eventually(lambda: notes_to(slack, "alice"), message="alice's note")
+    eventually(lambda: len(turns(model_api)) == 2, timeout=20, message="bob's turn")
+    wait_replies(slack, "general", 2, timeout=20)
+    assert [input_texts(seen) for seen in turns(model_api)] == [["[Alice] one"], ["[Bob Builder] bob's"]]
+    assert state_of(tmp_path, "two") == "refused"
