@@ -62,6 +62,7 @@ class TurnRequest:
     run_tools: ToolRunner | None = None
     max_tool_rounds: int = MAX_TOOL_ROUNDS
     tool_outputs: Sequence[ToolOutput] = field(default_factory=tuple)
+    safety_identifier: str | None = None  # the addressed speaker, salted and hashed (see conversation/service.py)
 
 
 @dataclass(frozen=True, slots=True)

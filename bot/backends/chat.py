@@ -59,7 +59,9 @@ _NAME_FORBIDDEN = re.compile(r"[^a-zA-Z0-9_-]")
 _NAME_UNDERSCORES = re.compile(r"_{2,}")
 _SPEAKER = re.compile(r"\[([^\]\n]*)\] ")  # the marker that opens a user message: "[Alice] hello"
 _MENTIONS_NAME = re.compile(r"\bname\b", re.IGNORECASE)
-_MENTIONS_CACHE_KEY = re.compile(r"prompt_cache_key", re.IGNORECASE)
+# Optional request fields a self-hosted server may reject, and how its 400 names each.
+HINTS = {"prompt_cache_key": re.compile(r"prompt_cache_key", re.IGNORECASE),
+         "safety_identifier": re.compile(r"safety_identifier", re.IGNORECASE)}
 
 
 class ChatHistory(Protocol):
@@ -174,7 +176,7 @@ class ChatBackend:
         self.context_tokens = context_tokens
         self.chars_per_token = DEFAULT_CHARS_PER_TOKEN  # calibrated from the server's usage reports
         self.send_names = send_names  # turned off for good when the server rejects `name`
-        self.send_cache_key = True  # turned off for good when the server rejects `prompt_cache_key`
+        self.refused_hints: set[str] = set()  # optional fields (HINTS) the server rejected: never sent again
         self._window_starts: dict[str, int] = {}  # conversation → first record id its prompts carry
 
     async def create_conversation(self, channel: str) -> str:
@@ -203,11 +205,11 @@ class ChatBackend:
         return trim_history(records, budget)
 
     async def _complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-                        current: _Chunks, cache_key: str | None = None) -> AsyncIterator[str]:
+                        current: _Chunks, hints: dict[str, str] | None = None) -> AsyncIterator[str]:
         """One streamed completion; fills `current` with its text, tool calls and usage."""
         streaming = False
         try:
-            stream, sent = await self._create(messages, tools, cache_key)
+            stream, sent = await self._create(messages, tools, hints or {})
             async with stream:
                 async for chunk in stream:
                     streaming = True
@@ -224,19 +226,21 @@ class ChatBackend:
         self.chars_per_token = calibrated(sent, current.prompt_tokens, self.chars_per_token)
 
     async def _create(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-                      cache_key: str | None) -> tuple[_Stream, int]:
-        """Start the stream. A server that refuses an optional field — the messages' `name`, or
-        `prompt_cache_key` (OpenAI's hint to keep a channel's requests on one prompt cache) — is asked
-        again without it, and never sent it again. Returns the stream and the characters sent."""
+                      hints: dict[str, str]) -> tuple[_Stream, int]:
+        """Start the stream. A server that refuses an optional field — the messages' `name`, or one of
+        the HINTS (`prompt_cache_key`: OpenAI's hint to keep a channel's requests on one prompt cache;
+        `safety_identifier`: the hashed user) — is asked again without it, and never sent it again.
+        Returns the stream and the characters sent."""
         while True:
             named = self.send_names and any("name" in message for message in messages)
-            key = cache_key if self.send_cache_key else None
+            sent = {key: value for key, value in hints.items() if value and key not in self.refused_hints}
             try:
-                return await self._send(messages if named else _nameless(messages), tools, key)
+                return await self._send(messages if named else _nameless(messages), tools, sent)
             except openai.BadRequestError as exc:
-                if key and _refuses(exc, _MENTIONS_CACHE_KEY):
-                    log.warning("the model server refuses `prompt_cache_key`; sending without it")
-                    self.send_cache_key = False
+                refused = [key for key in sent if _refuses(exc, HINTS[key])]
+                if refused:
+                    log.warning("the model server refuses `%s`; sending without it", refused[0])
+                    self.refused_hints.add(refused[0])
                 elif named and _refuses(exc, _MENTIONS_NAME):
                     log.warning("the model server refuses the `name` field of chat messages; sending without it "
                                 "(speakers stay marked in the text)")
@@ -245,13 +249,11 @@ class ChatBackend:
                     raise
 
     async def _send(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-                    cache_key: str | None) -> tuple[_Stream, int]:
+                    hints: dict[str, str]) -> tuple[_Stream, int]:
         params: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True,
-                                  "stream_options": {"include_usage": True}}
+                                  "stream_options": {"include_usage": True}, **hints}
         if tools:
             params["tools"] = tools
-        if cache_key:
-            params["prompt_cache_key"] = cache_key
         stream = await self._client.chat.completions.create(**params)
         chars = sum(message_chars(message) for message in messages) + (len(json.dumps(tools)) if tools else 0)
         return stream, chars
@@ -296,7 +298,8 @@ class _Rounds:
         self._backend = backend
         self._conversation = request.conversation_id
         self._system = {"role": "system", "content": request.instructions}
-        self._cache_key = f"slack-{request.channel}"
+        self._hints = {"prompt_cache_key": f"slack-{request.channel}",
+                       "safety_identifier": request.safety_identifier or ""}
         self._tools = [chat_tool(tool) for tool in request.tools]
         # The turn's note (stored with the turn) after the history, before the messages: the prompt's
         # prefix — instructions and history — stays what the server saw last time, and cached.
@@ -310,7 +313,7 @@ class _Rounds:
         history = await self._backend._history(self._conversation, [self._system, *self._added], tools)
         got = _Chunks()
         prompt = [self._system, *history, *self._added]
-        async with aclosing(self._backend._complete(prompt, tools, got, self._cache_key)) as deltas:
+        async with aclosing(self._backend._complete(prompt, tools, got, self._hints)) as deltas:
             async for delta in deltas:
                 yield delta
         current.text, current.response_id = got.text, got.response_id

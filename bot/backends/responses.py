@@ -7,7 +7,6 @@ the same conversation, until it answers (at most `max_tool_rounds` rounds).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -127,8 +126,8 @@ class ResponsesBackend:
             tools += [responses_tool(tool) for tool in request.tools]
         if tools:
             params["tools"] = tools
-        if request.speaker_ids:
-            params["safety_identifier"] = _hashed(request.speaker_ids[-1])
+        if request.safety_identifier:
+            params["safety_identifier"] = request.safety_identifier
         return params
 
     async def close_calls(self, conversation_id: str, call_ids: Sequence[str]) -> None:
@@ -303,7 +302,3 @@ def _entry(item: dict[str, Any]) -> Entry:
     role = item.get("role", "") if item.get("type") == "message" else ""
     return Entry(item.get("id"), role, content_text(item.get("content")))
 
-
-def _hashed(user_id: str) -> str:
-    """OpenAI's safety_identifier: a stable, non-reversible id per Slack user."""
-    return hashlib.sha256(f"slack-assistant-bridge:{user_id}".encode()).hexdigest()[:32]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -42,7 +43,8 @@ class ConversationService:
     def __init__(self, *, conversation_map: ConversationMap, backend: Backend, names: NameDirectory,
                  channels: ChannelDirectory, instructions: str, toolbox: Toolbox | None = None,
                  hosted_tools: Sequence[Mapping[str, Any]] = (), slack: AsyncWebClient | None = None,
-                 max_tool_rounds: int = MAX_TOOL_ROUNDS, today: Callable[[], dt.date] = dt.date.today) -> None:
+                 max_tool_rounds: int = MAX_TOOL_ROUNDS, today: Callable[[], dt.date] = dt.date.today,
+                 safety_salt: str = "") -> None:
         self._map = conversation_map
         self.backend = backend
         self._names = names
@@ -54,6 +56,7 @@ class ConversationService:
         self._slack = slack
         self._max_tool_rounds = max_tool_rounds
         self._today = today
+        self._safety_salt = safety_salt  # this installation's (store/installation.py)
         self._known: dict[str, str] = {}  # channel → conversation id (the store has them all)
 
     async def conversation_id(self, channel: str) -> str:
@@ -105,7 +108,8 @@ class ConversationService:
                            instructions=instructions, note=turn_note(speakers, self._today()),
                            messages=messages, speaker_ids=speaker_ids,
                            speaker_names=tuple(speakers), tools=self._tools, hosted_tools=self._hosted_tools,
-                           run_tools=run_tools, max_tool_rounds=self._max_tool_rounds)
+                           run_tools=run_tools, max_tool_rounds=self._max_tool_rounds,
+                           safety_identifier=safety_identifier(self._safety_salt, speaker_ids[-1]) if items else None)
 
     async def build_continuation(self, channel: str, items: Sequence[InboxItem],
                                  calls: Sequence[ToolCall]) -> TurnRequest:
@@ -136,3 +140,9 @@ class ConversationService:
         log.info("tools channel=%s calls=%s", context.channel, ",".join(call.name for call in calls))
         results = await asyncio.gather(*(self._toolbox.call(call.name, call.arguments, context) for call in calls))
         return [ToolOutput(call.call_id, result) for call, result in zip(calls, results, strict=True)]
+
+
+def safety_identifier(salt: str, user_id: str) -> str:
+    """OpenAI's safety_identifier for a Slack user: stable for this installation, and — salted with its
+    random secret — not reversible by hashing every possible user id."""
+    return hashlib.sha256(f"{salt}:{user_id}".encode()).hexdigest()[:32]

@@ -41,6 +41,7 @@ def help_text(command: str) -> str:
         f"• Just write in the channel: everyone talks to the same assistant, and it knows who said what.\n"
         f"• `{command} reset` — start the channel's conversation afresh (for everyone).\n"
         f"• `{command} status` — show the backend, model, conversation and queue.\n"
+        f"• `{command} usage` — today's use against the budgets, for this channel and for you.\n"
         f"• `{command} help` — this help."
     )
 
@@ -59,3 +60,27 @@ def unknown_subcommand(command: str, text: str) -> str:
 
 def channel_not_served(command: str) -> str:
     return f"I'm not set up to serve this channel, so `{command}` does nothing here."
+
+
+# --- budgets (bot/work/budgets.py) ---------------------------------------------------------------------
+
+
+def over_budget(kind: str, limit: int, renews: str) -> str:
+    """The ephemeral note to the author of a message over a budget (`kind`: user, channel or rate)."""
+    what = {"user": f"you've used your {limit:,} tokens for today",
+            "channel": f"this channel has used its {limit:,} tokens for today",
+            "rate": f"you've sent more than {limit:,} message{'s' if limit != 1 else ''} in a minute"}[kind]
+    return (f":no_entry_sign: Sorry, {what}, so I haven't passed your message on to the assistant "
+            f"(it won't see it). The budget renews {renews}; please send it again then.")
+
+
+def usage_text(*, day: str, renews: str, channel_used: int, channel_limit: int, user_used: int, user_limit: int,
+               per_minute: int) -> str:
+    """`/assistant usage`: today's use against the budgets, for the channel and for the asker."""
+    def against(used: int, limit: int) -> str:
+        return f"{used:,} of {limit:,} tokens" if limit else f"{used:,} tokens (no limit)"
+
+    rate = f"at most {per_minute:,} a minute per person" if per_minute else "no limit"
+    return (f"*Today's use* ({day}, UTC)\n*This channel:* {against(channel_used, channel_limit)}\n"
+            f"*You:* {against(user_used, user_limit)}\n*Messages:* {rate}\n"
+            f"Token budgets renew {renews}.")

@@ -17,6 +17,13 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
+from bot.settings.budgets import (
+    BUDGET_SETTINGS,
+    MAX_MESSAGES_PER_MINUTE,
+    MAX_TOKENS_PER_DAY,
+    budget_settings,
+    channel_budget,
+)
 from bot.settings.parsing import (
     check_choice,
     hosted_tools,
@@ -57,7 +64,7 @@ FILE_SETTINGS = frozenset({
     "BRIDGE_TURN_TIMEOUT", "BRIDGE_MAX_TOOL_ROUNDS", "BRIDGE_TOOL_TIMEOUT", "BRIDGE_CONTEXT_TOKENS",
     "BRIDGE_LEASE_SECONDS",
     "DATABASE_POOL_SIZE",
-})
+}) | frozenset(BUDGET_SETTINGS)  # budgets and retention (bot/settings/budgets.py)
 DEFAULT_MAX_TOOL_ROUNDS = 5
 DEFAULT_CONTEXT_TOKENS = 8000  # the chat backend's prompt budget
 DEFAULT_TOOL_TIMEOUT = 20.0
@@ -105,6 +112,11 @@ class Settings:
     tool_timeout: float = DEFAULT_TOOL_TIMEOUT
     context_tokens: int = DEFAULT_CONTEXT_TOKENS
     lease_seconds: float = DEFAULT_LEASE_SECONDS
+    # Budgets and retention (bot/settings/budgets.py); 0 = no limit / keep.
+    user_daily_tokens: int = 0
+    channel_daily_tokens: int = 0
+    user_messages_per_minute: int = 0
+    retention_days: int = 0
     channel_settings: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()  # [channels.C…] in bridge.toml
     hosted_tools: tuple[dict[str, Any], ...] = ()  # Responses hosted tools from bridge.toml
     config_file: str | None = None
@@ -166,6 +178,7 @@ def load_settings(
     values |= _service_settings(get, problems)
     values |= _database(get, problems)
     values |= _limits(get, problems)
+    values |= budget_settings(get, problems)
     values["channel_settings"] = _channel_tables(tables.get("channels", {}), problems)
     values["hosted_tools"] = hosted_tools(tables.get("hosted_tools", {}), problems)
     if values["hosted_tools"] and values["assistant_backend"] not in ("auto", "responses"):
@@ -295,6 +308,10 @@ def _respond_to(text: Any) -> str | None:
 # What a [channels.C…] table may hold: key → (parse: TOML value → setting or None if invalid, what it takes).
 CHANNEL_KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "respond_to": (_respond_to, '"all" or "mentions"'),
+    # Budgets (bot/settings/budgets.py): over BRIDGE_USER_DAILY_TOKENS … for messages in this channel.
+    "user_daily_tokens": (channel_budget(MAX_TOKENS_PER_DAY), "a whole number of tokens (0: no limit)"),
+    "channel_daily_tokens": (channel_budget(MAX_TOKENS_PER_DAY), "a whole number of tokens (0: no limit)"),
+    "user_messages_per_minute": (channel_budget(MAX_MESSAGES_PER_MINUTE), "a whole number (0: no limit)"),
 }
 
 

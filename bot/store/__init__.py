@@ -6,6 +6,7 @@ them together; the wiring hands each stage only the parts it uses.
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -17,12 +18,16 @@ from bot.store.database import Database, StoreInUse
 from bot.store.inbox import Inbox, ItemState
 from bot.store.journal import OpenTurn, TurnJournal, TurnState
 from bot.store.postgres import DEFAULT_POOL_SIZE, POSTGRES_ERRORS, PostgresDatabase, is_postgres_url
+from bot.store.retention import erase_text
 from bot.store.sqlite import SqliteDatabase
+from bot.store.usage import Usage
 
 RETENTION = 7 * 24 * 3600.0  # finished inbox items and turns are kept this long (for operators), then pruned
 
 __all__ = ["ChatHistory", "ChatRecord", "ConversationMap", "Database", "Inbox", "ItemState", "OpenTurn", "Store",
-           "StoreInUse", "TurnJournal", "TurnState", "RETENTION", "OPEN_ERRORS", "open_database"]
+           "StoreInUse", "TurnJournal", "TurnState", "RETENTION", "OPEN_ERRORS", "Usage", "open_database"]
+
+DAY = 86_400.0
 
 # What opening a store raises when the database cannot be reached or used (besides StoreInUse).
 OPEN_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, *POSTGRES_ERRORS)
@@ -44,14 +49,16 @@ class Store:
     journal: TurnJournal
     conversations: ConversationMap
     chat: ChatHistory
+    usage: Usage
+    retention_days: int = 0  # BRIDGE_RETENTION_DAYS: message text is erased this long after it was answered
 
     @classmethod
-    async def open(cls, target: str | Path, *, pool_size: int = DEFAULT_POOL_SIZE) -> Store:
+    async def open(cls, target: str | Path, *, pool_size: int = DEFAULT_POOL_SIZE, retention_days: int = 0) -> Store:
         """Open a SQLite file or a PostgreSQL URL (creating and upgrading the schema as needed). Raises
         StoreInUse if another process has the SQLite file, one of OPEN_ERRORS if it cannot be opened."""
         db = await open_database(target, pool_size=pool_size)
         store = cls(db=db, inbox=Inbox(db), journal=TurnJournal(db), conversations=ConversationMap(db),
-                    chat=ChatHistory(db))
+                    chat=ChatHistory(db), usage=Usage(db), retention_days=retention_days)
         try:
             await store.prune()
         except BaseException:
@@ -61,11 +68,16 @@ class Store:
         return store
 
     async def prune(self) -> None:
-        """Forget finished work older than RETENTION (conversations and chat history are kept)."""
-        cutoff = time.time() - RETENTION
+        """Forget finished work older than RETENTION (conversations are kept), usage rows past their
+        keeping, and — with `retention_days` — erase message text answered longer ago than that."""
+        now = time.time()
+        cutoff = now - RETENTION
         async with self.db.transaction():
             await self.inbox.prune(cutoff)
             await self.journal.prune(cutoff)
+            await self.usage.prune(dt.datetime.now(dt.UTC).date())
+            if self.retention_days:
+                await erase_text(self.db, now - self.retention_days * DAY)
 
     async def ping(self) -> None:
         """One round trip to the database (raises if it does not answer): is the store usable?"""

@@ -18,10 +18,11 @@ class ItemState(StrEnum):
     ANSWERED = "answered"
     DONE = "done"
     SKIPPED = "skipped"
+    REFUSED = "refused"  # over a budget: never sent to the model (its author was told; see store/usage.py)
 
 
 OPEN_ITEMS = (ItemState.PENDING, ItemState.ANSWERED)  # (as in the partial index inbox_open)
-FINISHED_ITEMS = (ItemState.DONE, ItemState.SKIPPED)  # (as in inbox_finished)
+FINISHED_ITEMS = (ItemState.DONE, ItemState.SKIPPED, ItemState.REFUSED)  # (as in inbox_finished)
 ITEM_COLUMNS = "id, channel, kind, order_ts, user_id, text, thread_ts, files, mentions_bot, attempts, received_at"
 MAX_PENDING = 500  # items one look at a channel's queue returns at most
 

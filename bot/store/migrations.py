@@ -81,8 +81,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX turns_finished ON turns (coalesce(finished_at, started_at))
         WHERE state IN ('delivered', 'skipped', 'failed');
     """,
-    # 7-11: (reserved for the changes being merged: access, usage, files, threads, exactly-once)
-    # 12: several replicas on one database: who works which channel (leases expire by the database's
+    # 7: several replicas on one database: who works which channel (leases expire by the database's
     #     clock) and which replicas are alive (to divide Slack's workspace-wide budgets among them).
     """
     CREATE TABLE channel_leases (
@@ -100,5 +99,26 @@ MIGRATIONS: tuple[str, ...] = (
         started_at REAL NOT NULL
     );
     CREATE INDEX replicas_seen ON replicas (seen_at);
+    """,
+    # 8: budgets and retention. Tokens used per UTC day, per user and per channel (one row each, added to
+    #    with INSERT … ON CONFLICT … DO UPDATE); facts about this installation (the safety_identifier's
+    #    salt); a message's author's recent messages (the per-minute limit); over-budget messages end
+    #    `refused`, a finished state like `done` and `skipped`; the chat history's age (retention).
+    """
+    CREATE TABLE token_usage (
+        day     TEXT    NOT NULL,
+        scope   TEXT    NOT NULL,
+        subject TEXT    NOT NULL,
+        tokens  INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, scope, subject)
+    );
+    CREATE TABLE installation (
+        name  TEXT NOT NULL PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE INDEX inbox_by_author ON inbox (user_id, received_at) WHERE kind = 'message';
+    DROP INDEX inbox_finished;
+    CREATE INDEX inbox_finished ON inbox (done_at) WHERE state IN ('done', 'skipped', 'refused');
+    CREATE INDEX chat_messages_by_age ON chat_messages (created_at);
     """,
 )

@@ -42,7 +42,9 @@ from bot.settings import Settings
 from bot.settings.parsing import redact_url
 from bot.store import OPEN_ERRORS as STORE_OPEN_ERRORS
 from bot.store import Store, StoreInUse
+from bot.store.installation import installation_salt
 from bot.store.leases import ChannelLeases, Replicas
+from bot.work.budget_gate import BudgetGate, limits_from
 from bot.work.replicas import ReplicaPresence
 from bot.work.retry import RetryPolicy
 from bot.work.runner import TurnRunner
@@ -173,18 +175,21 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                                             channels=ChannelDirectory(slack, on_refused=auth.refused),
                                             instructions=settings.instructions,
                                             toolbox=toolbox, hosted_tools=settings.hosted_tools, slack=slack,
-                                            max_tool_rounds=settings.max_tool_rounds)
+                                            max_tool_rounds=settings.max_tool_rounds,
+                                            safety_salt=await installation_salt(store.db))
         writer = SlackWriter.create(build_slack_client(settings, session=session, retry_rate_limits=False),
                                     team_id=identity.team_id)
         replies = ReplyFactory(writer, stream_in_threads=settings.reply_in == "thread")
+        budgets = BudgetGate(store.usage, writer, limits_from(settings))
         policy = RetryPolicy(max_attempts=settings.max_attempts, turn_timeout=settings.turn_timeout)
         runner = TurnRunner(inbox=store.inbox, journal=store.journal, conversations=conversations, replies=replies,
                             writer=writer, policy=policy,
                             reply_in_thread=settings.reply_in == "thread", max_concurrent_turns=MAX_CONCURRENT_TURNS,
-                            respond_to=settings.respond_to_for, auth=auth)
+                            respond_to=settings.respond_to_for, auth=auth, budgets=budgets)
         workers, notify = await _workers(store, runner, writer, settings, stack)
         intake = Intake(inbox=store.inbox, notify=notify, names=names, settings=settings)
-        commands = SlashCommands(settings=settings, intake=intake, inbox=store.inbox, conversations=conversations)
+        commands = SlashCommands(settings=settings, intake=intake, inbox=store.inbox, conversations=conversations,
+                                 budgets=budgets)
         yield Services(settings=settings, store=store, slack=slack, identity=identity, backend=backend,
                        conversations=conversations, workers=workers, intake=intake, commands=commands,
                        runner=runner, auth=auth)
@@ -225,7 +230,7 @@ async def _open_store(settings: Settings) -> Store:
     """The SQLite file or the PostgreSQL database DATABASE_URL names (its password never printed)."""
     target = settings.sqlite_path or settings.database_url
     try:
-        return await Store.open(target, pool_size=settings.database_pool_size)
+        return await Store.open(target, pool_size=settings.database_pool_size, retention_days=settings.retention_days)
     except StoreInUse as exc:
         raise StartupError(f"{exc}; one process per SQLite database (DATABASE_URL).", config=True) from exc
     except STORE_OPEN_ERRORS as exc:

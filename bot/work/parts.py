@@ -9,6 +9,7 @@ from bot.outbound.replies import ReplyFactory
 from bot.outbound.slack_auth import SlackAuthGate
 from bot.outbound.writer import SlackWriter
 from bot.store import Inbox, TurnJournal
+from bot.work.budget_gate import BudgetGate
 from bot.work.retry import RetryPolicy
 
 
@@ -36,6 +37,7 @@ class Parts:
     policy: RetryPolicy
     reply_in_thread: bool
     auth: SlackAuthGate
+    budgets: BudgetGate | None = None  # the spending budgets (None: no limits)
     channels: dict[str, ChannelState] = field(default_factory=dict)
     model_refusal: str | None = None  # the model service refuses us until an admin acts (workspace-wide)
 

@@ -11,7 +11,8 @@ from bot.outbound import sentences
 from bot.outbound.replies import ReplyFactory
 from bot.outbound.slack_auth import AUTH_RETRY_DELAY, SlackAuthGate
 from bot.outbound.writer import SlackWriter
-from bot.store import Inbox, TurnJournal
+from bot.store import Inbox, TurnJournal, TurnState
+from bot.work.budget_gate import BudgetGate
 from bot.work.decisions import Action, Do, mentions_only, next_step
 from bot.work.effects import Effects
 from bot.work.parts import Parts
@@ -31,10 +32,10 @@ class TurnRunner:
     def __init__(self, *, inbox: Inbox, journal: TurnJournal, conversations: ConversationService, replies: ReplyFactory,
                  writer: SlackWriter, policy: RetryPolicy, reply_in_thread: bool,
                  max_concurrent_turns: int, respond_to: Callable[[str], str] = lambda _channel: "all",
-                 auth: SlackAuthGate | None = None) -> None:
+                 auth: SlackAuthGate | None = None, budgets: BudgetGate | None = None) -> None:
         self._parts = Parts(inbox=inbox, journal=journal, conversations=conversations, replies=replies,
                             writer=writer, policy=policy, reply_in_thread=reply_in_thread,
-                            auth=auth or SlackAuthGate(writer.client.auth_test))
+                            auth=auth or SlackAuthGate(writer.client.auth_test), budgets=budgets)
         self._respond_to = respond_to
         self._effects = Effects(self._parts)
         self._turns = Turns(self._parts, self._effects, max_concurrent_turns=max_concurrent_turns)
@@ -63,6 +64,9 @@ class TurnRunner:
         own: list[InboxItem] | None = None
         while True:  # at most twice: a `started` turn the conversation has no answer for is decided again
             pending = await parts.inbox.pending(channel, limit=MAX_ITEMS_PER_TURN)
+            if parts.budgets is not None and (turn is None or turn.state is TurnState.RETRY):
+                # Messages over a budget never reach the model (a `started` turn's may have already).
+                pending = await parts.budgets.admit(pending)
             action = next_step(turn, pending, own=own, solo=state.solo,
                                mentions_only=mentions_only(self._respond_to(channel), channel),
                                reply_in_thread=parts.reply_in_thread)

@@ -105,6 +105,8 @@ class Turns:
         writing = asyncio.ensure_future(reply.finish(completed.text))
         await parts.journal.answer_turn(turn_id, completed.text, completed.response_id,
                                         backend=parts.conversations.backend.name, last_item_id=completed.last_item_id)
+        if parts.budgets is not None:
+            await parts.budgets.charge(channel, batch, completed.input_tokens, completed.output_tokens)
         state = parts.state(channel)
         state.solo, state.reported = False, None
         step = await self.finish(reply, turn_id, completed.text, writing, model_done=timing.done)

@@ -3,6 +3,7 @@ real SQLite store."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -485,3 +486,19 @@ async def test_a_long_conversation_keeps_its_prompt_prefix_cached(openai_emu: Op
     cached = sum(s.cached_tokens for s in later) / sum(s.input_tokens for s in later)
     assert cached >= 0.6, [(s.input_tokens, s.cached_tokens) for s in seen]
     assert sum(1 for s in later if s.cached_tokens) >= 0.75 * len(later)
+
+
+# --- safety_identifier --------------------------------------------------------------------------------
+
+async def test_safety_identifier_is_sent_and_dropped_for_good_where_refused(backend: ChatBackend,
+                                                                            openai_emu: OpenAIEmulator) -> None:
+    conversation = await backend.create_conversation("C1")
+    request = dataclasses.replace(turn(conversation, ("Alice", "hello")), safety_identifier="a1b2c3")
+    completed(await run(backend, request))
+    openai_emu.fail_next(400, "invalid_request_error", "Unrecognized request argument supplied: safety_identifier",
+                         path=CHAT)  # (what an OpenAI-compatible server without the field answers)
+    completed(await run(backend, request))
+    completed(await run(backend, request))
+    sent = [body.get("safety_identifier") for body in chat_bodies(openai_emu)]
+    assert sent == ["a1b2c3", "a1b2c3", None, None]  # refused once: asked again without it, never sent again
+    assert all(body.get("prompt_cache_key") == "slack-C1" for body in chat_bodies(openai_emu))

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from bot.messages import IncomingMessage, ResetRequest
 from bot.store import Store
+from bot.store.installation import installation_salt
 from bot.store.leases import ChannelLeases, Replicas
+from bot.store.usage import USER, Charge
 
 
 async def statements_run(store: Store) -> set[str]:
@@ -24,7 +26,7 @@ async def statements_run(store: Store) -> set[str]:
 
 
 async def test_no_query_scans_a_table(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "bridge.sqlite3")
+    store = await Store.open(tmp_path / "bridge.sqlite3", retention_days=1)  # (retention's erasure too)
     statements = await statements_run(store)
     plans = {}
     for sql in statements:
@@ -37,10 +39,10 @@ async def test_no_query_scans_a_table(tmp_path: Path) -> None:
 
 
 async def test_no_query_scans_a_table_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
-    sqlite = await Store.open(tmp_path / "bridge.sqlite3")
+    sqlite = await Store.open(tmp_path / "bridge.sqlite3", retention_days=1)
     statements = await statements_run(sqlite)
     await sqlite.close()
-    store = await Store.open(postgres_url)
+    store = await Store.open(postgres_url, retention_days=1)
     plans = {}
     try:
         partial = {name for (name,) in await store.db.fetchall(
@@ -118,4 +120,9 @@ async def exercise(store: Store) -> None:
     await store.chat.chat_history("chat_1", max_chars=1000)
     await store.chat.chat_since("chat_1", 1)
     await store.chat.chat_since("chat_1", None)
+    await store.usage.add("2026-12-01", [Charge(USER, "U1", 5)])
+    await store.usage.used("2026-12-01", USER, "U1")
+    await store.usage.recent_messages(pending[0].id, "U1", 60.0)
+    await store.usage.refuse([pending[0].id], 1.0)
+    await installation_salt(store.db)
     await store.prune()
