@@ -52,10 +52,12 @@ FILE_SETTINGS = frozenset({
     "BRIDGE_CHANNELS", "BRIDGE_RESPOND_TO", "BRIDGE_REPLY_IN", "BRIDGE_COMMAND", "BRIDGE_TOOLS_MODULE",
     "DATABASE_URL", "SLACK_API_URL", "LOG_LEVEL", "LOG_FORMAT", "PORT", "BRIDGE_MAX_ATTEMPTS", "BRIDGE_TURN_TIMEOUT",
     "BRIDGE_MAX_TOOL_ROUNDS", "BRIDGE_TOOL_TIMEOUT", "BRIDGE_CONTEXT_TOKENS",
+    "BRIDGE_THREAD_FOLLOWUPS",
 })
 DEFAULT_MAX_TOOL_ROUNDS = 5
 DEFAULT_CONTEXT_TOKENS = 8000  # the chat backend's prompt budget
 DEFAULT_TOOL_TIMEOUT = 20.0
+DEFAULT_THREAD_FOLLOWUPS = True  # mention-only channels: a reply in a thread the assistant answered in is answered
 
 
 class ConfigError(Exception):
@@ -96,6 +98,7 @@ class Settings:
     max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
     tool_timeout: float = DEFAULT_TOOL_TIMEOUT
     context_tokens: int = DEFAULT_CONTEXT_TOKENS
+    thread_followups: bool = DEFAULT_THREAD_FOLLOWUPS
     channel_settings: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()  # [channels.C…] in bridge.toml
     hosted_tools: tuple[dict[str, Any], ...] = ()  # Responses hosted tools from bridge.toml
     config_file: str | None = None
@@ -110,6 +113,11 @@ class Settings:
     def respond_to_for(self, channel: str) -> str:
         """`all` or `mentions` for this channel (its own setting in bridge.toml, else BRIDGE_RESPOND_TO)."""
         return self.for_channel(channel, "respond_to", self.respond_to)
+
+    def thread_followups_for(self, channel: str) -> bool:
+        """In a mention-only channel, is a reply in a thread the assistant answered in answered without a
+        mention (`[channels.C…] thread_followups`, else BRIDGE_THREAD_FOLLOWUPS)?"""
+        return bool(self.for_channel(channel, "thread_followups", self.thread_followups))
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -156,6 +164,7 @@ def load_settings(
     values |= _model_settings(get, values["assistant_backend"], problems)
     values |= _service_settings(get, problems)
     values |= _limits(get, problems)
+    values |= _threads(get, problems)
     values["channel_settings"] = _channel_tables(tables.get("channels", {}), problems)
     values["hosted_tools"] = hosted_tools(tables.get("hosted_tools", {}), problems)
     if values["hosted_tools"] and values["assistant_backend"] not in ("auto", "responses"):
@@ -267,6 +276,24 @@ def _limits(get: Lookup, problems: list[str]) -> dict[str, Any]:
             "context_tokens": int(limit("BRIDGE_CONTEXT_TOKENS", DEFAULT_CONTEXT_TOKENS, 500, 2_000_000))}
 
 
+# --- threads ------------------------------------------------------------------------------------------
+SWITCH_WORDS = {"true": True, "false": False}
+
+
+def _threads(get: Lookup, problems: list[str]) -> dict[str, Any]:
+    """BRIDGE_THREAD_FOLLOWUPS: true or false."""
+    text = get("BRIDGE_THREAD_FOLLOWUPS", "true").lower()
+    if text not in SWITCH_WORDS:
+        problems.append(f"BRIDGE_THREAD_FOLLOWUPS must be true or false, not {text!r}.")
+        return {"thread_followups": DEFAULT_THREAD_FOLLOWUPS}
+    return {"thread_followups": SWITCH_WORDS[text]}
+
+
+def _switch(value: Any) -> bool | None:
+    """A per-channel true/false (a TOML boolean)."""
+    return value if isinstance(value, bool) else None
+
+
 def _respond_to(text: Any) -> str | None:
     return text if text in RESPOND_TO else None
 
@@ -274,6 +301,7 @@ def _respond_to(text: Any) -> str | None:
 # What a [channels.C…] table may hold: key → (parse: TOML value → setting or None if invalid, what it takes).
 CHANNEL_KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "respond_to": (_respond_to, '"all" or "mentions"'),
+    "thread_followups": (_switch, "true or false"),
 }
 
 

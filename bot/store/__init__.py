@@ -14,11 +14,12 @@ from bot.store.conversations import ConversationMap
 from bot.store.database import Database, StoreInUse
 from bot.store.inbox import Inbox, ItemState
 from bot.store.journal import OpenTurn, TurnJournal, TurnState
+from bot.store.threads import THREAD_RETENTION, ThreadLog, ThreadRecord
 
 RETENTION = 7 * 24 * 3600.0  # finished inbox items and turns are kept this long (for operators), then pruned
 
 __all__ = ["ChatHistory", "ChatRecord", "ConversationMap", "Database", "Inbox", "ItemState", "OpenTurn", "Store",
-           "StoreInUse", "TurnJournal", "TurnState", "RETENTION"]
+           "StoreInUse", "ThreadLog", "ThreadRecord", "TurnJournal", "TurnState", "RETENTION"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Store:
     journal: TurnJournal
     conversations: ConversationMap
     chat: ChatHistory
+    threads: ThreadLog
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
@@ -37,7 +39,7 @@ class Store:
         OSError or sqlite3.Error if it cannot be opened."""
         db = await Database.open(path)
         store = cls(db=db, inbox=Inbox(db), journal=TurnJournal(db), conversations=ConversationMap(db),
-                    chat=ChatHistory(db))
+                    chat=ChatHistory(db), threads=ThreadLog(db))
         try:
             store.prune()
         except BaseException:
@@ -52,6 +54,7 @@ class Store:
         with self.db.transaction():
             self.inbox.prune(cutoff)
             self.journal.prune(cutoff)
+            self.threads.prune(time.time() - THREAD_RETENTION)
 
     async def close(self) -> None:
         await self.db.close()

@@ -81,4 +81,22 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX turns_finished ON turns (coalesce(finished_at, started_at))
         WHERE state IN ('delivered', 'skipped', 'failed');
     """,
+    # 10 (threads; the coordinator numbers it when merging — IF NOT EXISTS keeps it safe to reorder): each
+    #    thread the assistant knows: how it started (the note every message in it carries), whether the
+    #    assistant answered in it (follow-ups need no mention) and whether its messages are all in the
+    #    conversation (else a mention reads the earlier ones from Slack once).
+    """
+    CREATE TABLE IF NOT EXISTS threads (
+        channel     TEXT NOT NULL,
+        thread_ts   TEXT NOT NULL,
+        root_user   TEXT,
+        root_name   TEXT,
+        root_text   TEXT,
+        answered_at REAL,
+        complete_at REAL,
+        touched_at  REAL NOT NULL,
+        PRIMARY KEY (channel, thread_ts)
+    );
+    CREATE INDEX IF NOT EXISTS threads_touched ON threads (touched_at);
+    """,
 )

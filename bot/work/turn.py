@@ -44,7 +44,7 @@ class Turns:
         if action.discard is not None:
             await self._effects.discard(action.discard)
         try:
-            request = await parts.conversations.build_turn(channel, batch)
+            request = await parts.conversations.build_turn(channel, batch, with_past=False)
         except BackendError as error:
             return await self._effects.failed(None, batch, None, error, silent=True)
         if not parts.auth.open:  # a lookup was refused: the speakers' names are not known now
@@ -59,6 +59,7 @@ class Turns:
         await parts.journal.answer_turn(turn_id, "", None, backend=parts.conversations.backend.name,
                                         last_item_id=last_item)
         await parts.journal.finish_turn(turn_id)
+        await parts.conversations.entered(channel, batch)
         parts.state(channel).settled = True
         log.info("context channel=%s items=%d", channel, len(batch))
         return CONTINUE
@@ -100,7 +101,7 @@ class Turns:
                                         backend=parts.conversations.backend.name, last_item_id=completed.last_item_id)
         state = parts.state(channel)
         state.solo, state.reported = False, None
-        step = await self.finish(reply, turn_id, completed.text, writing)
+        step = await self.finish(reply, turn_id, completed.text, writing, thread_ts=thread_ts)
         log.info("turn channel=%s items=%d outcome=%s response_id=%s prepare_ms=%.0f first_token_ms=%s "
                  "total_ms=%.0f input_tokens=%s output_tokens=%s", channel, len(batch),
                  "answered" if step is CONTINUE else "undelivered", completed.response_id, timing.prepare_ms,
@@ -140,11 +141,11 @@ class Turns:
         return completed
 
     async def finish(self, reply: Reply, turn_id: int, text: str,
-                     writing: asyncio.Future[list[str]] | None = None) -> Step:
-        """Write the answer (or wait for `writing` it); the turn is delivered once Slack has it."""
+                     writing: asyncio.Future[list[str]] | None = None, *, thread_ts: str | None) -> Step:
+        """Write the answer (or wait for `writing` it) at `thread_ts`; the turn is delivered once Slack has it."""
         state = self._parts.state(reply.channel)
         try:
-            await (writing if writing is not None else reply.finish(text))
+            posted = await (writing if writing is not None else reply.finish(text))
         except SLACK_FAILURES as exc:
             if refused_token(exc, None):  # a token outage is not this reply's fault: it uses up no attempt
                 return await self._undelivered(turn_id, reply.channel, exc, attempt=state.undelivered_tries + 1)
@@ -153,6 +154,7 @@ class Turns:
         state.undelivered_tries = 0
         self._parts.auth.delivered()
         await self._parts.journal.finish_turn(turn_id)
+        await self._parts.conversations.delivered(reply.channel, thread_ts, posted, text)
         state.settled = True
         return CONTINUE
 
