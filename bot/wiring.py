@@ -153,8 +153,10 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         stack.push_async_callback(backend.aclose)
         auth = SlackAuthGate(slack.auth_test)  # one for the workspace: does Slack take the bot's token?
         names = NameDirectory(slack, on_refused=auth.refused)
-        threads = ThreadPlaces(store=store.threads, reader=ThreadReader(slack, on_refused=auth.refused), names=names,
-                               bot_user_id=identity.bot_user_id)
+        # (no 429 retry: a thread read Slack limits — one a minute for some apps — must not hold up the turn)
+        reader = ThreadReader(build_slack_client(settings, session=session, retry_rate_limits=False),
+                              on_refused=auth.refused)
+        threads = ThreadPlaces(store=store.threads, reader=reader, names=names, bot_user_id=identity.bot_user_id)
         conversations = ConversationService(conversation_map=store.conversations, backend=backend, names=names,
                                             channels=ChannelDirectory(slack, on_refused=auth.refused),
                                             instructions=settings.instructions,

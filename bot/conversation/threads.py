@@ -97,6 +97,8 @@ class ThreadPlaces:
                 record = await self._remember(channel, thread_ts, page, record)
                 if wants_past:
                     past = self._keep_past(key, await self._unseen(channel, page))
+                    if page.has_more:
+                        log.info("thread %s: Slack returned its first %d messages only", thread_ts, len(page.posts))
         note = await self._note(record, thread_ts)
         if not wants_past or past is None:
             return Place(note)

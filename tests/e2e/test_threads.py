@@ -198,3 +198,28 @@ def test_a_retried_thread_message_is_still_one_message(slack: SlackEmulator, mod
     settle(1.5)
     assert len(turns(model_api)) == 1 and len(thread_replies(slack, "general", root)) == 1
     assert sum(text.endswith("what do you think?") for s in turns(model_api) for text in input_texts(s)) == 1
+
+
+def test_an_app_outside_the_marketplace_reads_what_slack_allows(slack_factory, model_api: OpenAIEmulator,
+                                                                 bridge_factory) -> None:
+    """Slack gives such apps one conversations.replies a minute, 15 messages each: the first thread gets
+    what Slack returns, a second one within the minute is answered at once with a plainer note."""
+    slack = slack_factory(distribution="non_marketplace")
+    people = [slack.users[name] for name in ("alice", "bob", "carol")]
+    late = slack.add_channel("late", members=people, bot_is_member=False)
+    long_thread = slack.user_says(late, "alice", "retro notes")
+    for i in range(20):
+        slack.user_says(late, "bob", f"note {i}", thread_ts=long_thread)
+    short_thread = slack.user_says(late, "carol", "who has the projector?")
+    model_api.model.reply_fn = lambda _request: "Noted."
+    bridge_factory(slack=slack)
+    slack.join_channel(late, slack.bot_user_id)
+    slack.user_says(late, "carol", f"<@{slack.bot_user_id}> summarise", thread_ts=long_thread)
+    eventually(lambda: thread_replies(slack, late, long_thread), message="the first answer")
+    *earlier, _asked = input_texts(turns(model_api)[0])
+    assert len(earlier) == 15 and earlier[0].endswith("retro notes") and earlier[-1].endswith("note 13")
+    slack.user_says(late, "alice", f"<@{slack.bot_user_id}> anyone?", thread_ts=short_thread)
+    eventually(lambda: thread_replies(slack, late, short_thread), timeout=10, message="the second answer, not held up")
+    (text,) = input_texts(turns(model_api)[1])
+    assert text.startswith(f"[Alice] [in thread {short_thread}] @") and text.endswith(" anyone?")
+    assert [c.status for c in slack.calls("conversations.replies")] == [200, 429]
