@@ -223,3 +223,38 @@ def test_an_app_outside_the_marketplace_reads_what_slack_allows(slack_factory, m
     (text,) = input_texts(turns(model_api)[1])
     assert text.startswith(f"[Alice] [in thread {short_thread}] @") and text.endswith(" anyone?")
     assert [c.status for c in slack.calls("conversations.replies")] == [200, 429]
+
+
+def test_a_failed_turn_keeps_the_past_it_read(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                              bridge_factory) -> None:
+    """The model fails the first attempt: the retry still brings the thread's earlier messages, and
+    Slack is not asked again."""
+    people = [slack.users[name] for name in ("alice", "bob")]
+    late = slack.add_channel("late", members=people, bot_is_member=False)
+    root = slack.user_says(late, "alice", "the build is red")
+    slack.user_says(late, "bob", "flaky test in payments", thread_ts=root)
+    bridge_factory()
+    slack.join_channel(late, slack.bot_user_id)
+    model_api.fail_next(500, times=3)  # more than the SDK's own two retries: the turn fails once
+    slack.user_says(late, "alice", f"<@{slack.bot_user_id}> which test?", thread_ts=root)
+    eventually(lambda: [m for m in thread_replies(slack, late, root) if "Heard" in m["text"]], timeout=30,
+               message="the answer after the retry")
+    (seen,) = turns(model_api)
+    *earlier, _asked = input_texts(seen)
+    assert [text.split("] ")[-1] for text in earlier] == ["the build is red", "flaky test in payments"]
+    assert len(slack.calls("conversations.replies")) == 1
+
+
+def test_thread_mode_follow_ups_in_the_thread_it_started(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                         bridge_factory) -> None:
+    """BRIDGE_REPLY_IN=thread: a mention at the top level is answered in a thread under it; a reply there
+    needs no mention."""
+    bridge_factory(env={**MENTIONS, "BRIDGE_REPLY_IN": "thread"})
+    asked = slack.user_says("general", "alice", f"<@{slack.bot_user_id}> plan the offsite")
+    eventually(lambda: thread_replies(slack, "general", asked), message="the answer in a thread under it")
+    slack.user_says("general", "bob", "add a budget please", thread_ts=asked)
+    wait_turns(model_api, 2)
+    eventually(lambda: len(thread_replies(slack, "general", asked)) == 2, message="the follow-up answered")
+    (text,) = input_texts(turns(model_api)[1])
+    assert text.startswith('[Bob Builder] [in thread on Alice: "@')
+    assert text.endswith('plan the offsite"] add a budget please')
