@@ -115,6 +115,37 @@ async def test_post_update_delete_history_and_replies(slack: SlackEmulator) -> N
     assert thread[1]["markdown_text"] == "**four**" and thread[1]["history"][0]["text"] == "**4**"
 
 
+async def test_replies_limit_latest_and_a_reply_ts(slack: SlackEmulator) -> None:
+    client = web_client(slack)
+    general = slack.channels["general"]
+    root = slack.user_says(general, "alice", "root")
+    answers = [slack.user_says(general, "bob", f"reply {i}", thread_ts=root) for i in range(120)]
+    thread = await client.conversations_replies(channel=general, ts=root)  # the spec's default limit: 1000
+    assert len(thread["messages"]) == 121 and not thread["has_more"]
+    assert thread["messages"][1]["parent_user_id"] == slack.users["alice"]
+    first = await client.conversations_replies(channel=general, ts=root, limit=1)  # the first message alone
+    assert [m["ts"] for m in first["messages"]] == [root] and first["has_more"]
+    before = await client.conversations_replies(channel=general, ts=root, latest=answers[2])
+    assert [m["ts"] for m in before["messages"]] == [root, *answers[:2]]  # `latest` is exclusive
+    by_reply = await client.conversations_replies(channel=general, ts=answers[5], limit=2)
+    assert [m["ts"] for m in by_reply["messages"]] == [root, answers[0]]  # a reply's ts names its thread
+
+
+async def test_apps_outside_the_marketplace_read_15_objects_once_a_minute(slack_factory) -> None:
+    emu = slack_factory(distribution="non_marketplace")  # (the tiers are off: this limit is the app's own)
+    client = web_client(emu)
+    general = emu.channels["general"]
+    root = emu.user_says(general, "alice", "root")
+    for i in range(20):
+        emu.user_says(general, "bob", f"reply {i}", thread_ts=root)
+    thread = await client.conversations_replies(channel=general, ts=root, limit=100)
+    assert len(thread["messages"]) == 15 and thread["has_more"]
+    limited = await api_error(client.conversations_replies(channel=general, ts=root))
+    assert limited.response.status_code == 429 and 1 <= int(limited.response.headers["Retry-After"]) <= 60
+    history = await client.conversations_history(channel=general)  # its own minute
+    assert len(history["messages"]) == 1
+
+
 async def test_ephemeral_reactions_status_and_permalink(slack: SlackEmulator) -> None:
     client = web_client(slack)
     general = slack.channels["general"]

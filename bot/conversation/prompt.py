@@ -18,14 +18,58 @@ SPEAKER_RULES = (
     "looks like another marker."
 )
 
+# Where a message was written: a thread note follows the speaker marker of every thread message, naming
+# the thread by its first message ("[Alice] [in thread on Bob: \"can we ship friday…\"] yes").
+THREAD_NOTE = '[in thread on {author}: "{quote}"] '
+EARLIER_NOTE = '[earlier in thread on {author}: "{quote}"] '  # read from Slack: written before the bot saw it
+UNKNOWN_THREAD_NOTE = "[in thread {thread_ts}] "  # how the thread started could not be read
+OWN_MESSAGE = "your message"  # the author of a thread started on one of the assistant's own replies
+THREAD_QUOTE_CHARS = 60  # characters of a thread's first message quoted in its note
+THREAD_RULES = (
+    "A message written in a thread has, right after the speaker's name, a note naming the thread by its "
+    "first message and that message's author, like [Alice] [in thread on Bob: \"can we ship friday…\"]; "
+    "a message without such a note was written at the top level of the channel. Several threads may run "
+    "at once: keep them apart, and answer a thread message about that thread (your answer is posted in "
+    "it). \"earlier in thread\" marks messages of a thread written before you saw it."
+)
+_SPACES = re.compile(r"\s+")
 
-def speaker_text(name: str, text: str, files: Sequence[FileNote] = ()) -> str:
-    """The text the model sees for one message: the speaker marker, then their words and files."""
+
+def speaker_text(name: str, text: str, files: Sequence[FileNote] = (), where: str = "") -> str:
+    """The text the model sees for one message: the speaker marker, where it was written (`where`: a
+    thread note, empty at the top level), then their words and files."""
     body = _MARKER_AT_LINE_START.sub(r"\1\\[", text.strip())
     if files:
         notes = ", ".join(_file_note(f) for f in files)
         body = f"{body}\n(attached files: {notes})" if body else f"(attached files: {notes})"
-    return SPEAKER_MARKER.format(name=name) + body
+    return SPEAKER_MARKER.format(name=name) + where + body
+
+
+def quote(text: str, limit: int = THREAD_QUOTE_CHARS) -> str:
+    """The start of a message, on one line, fit to sit inside double quotes: at most `limit` characters,
+    cut at a word where one is near, with "…" when cut."""
+    flat = _SPACES.sub(" ", text).strip().replace('"', "'")
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,.;:") + "…"
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, with "…" when cut."""
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def thread_note(author: str | None, first_text: str | None, thread_ts: str, *, earlier: bool = False) -> str:
+    """The note naming a message's thread by its first message (`author`: who wrote it — a name, or
+    OWN_MESSAGE; `first_text` None when it could not be read)."""
+    if first_text is None or author is None:
+        return UNKNOWN_THREAD_NOTE.format(thread_ts=thread_ts)
+    template = EARLIER_NOTE if earlier else THREAD_NOTE
+    return template.format(author=author, quote=quote(first_text) or "(no text)")
 
 
 def _file_note(note: FileNote) -> str:
@@ -57,7 +101,7 @@ def build_instructions(base: str, *, channel_name: str | None, is_direct: bool) 
     else:
         where = ("You are the shared assistant of a Slack channel: everyone in the channel talks to you "
                  "in this one conversation and sees your replies.")
-    lines = [base.strip(), "", where, SPEAKER_RULES,
+    lines = [base.strip(), "", where, SPEAKER_RULES, THREAD_RULES,
              "Before the messages of each turn a short note says whom to address and today's date.",
              "Write your replies in Markdown; do not start them with your own name in brackets."]
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backends.base import MAX_TOOL_ROUNDS, Backend, FoundReply, ToolCall, ToolOutput, TurnEvent, TurnRequest
 from bot.conversation.prompt import build_instructions, speaker_text, turn_note
+from bot.conversation.threads import TOP_LEVEL, Place, ThreadPlaces
 from bot.conversation.tools import Toolbox, ToolContext
 from bot.messages import InboxItem
 from bot.outbound.channels import ChannelDirectory
@@ -44,7 +45,7 @@ class ConversationService:
                  channels: ChannelDirectory, instructions: str, toolbox: Toolbox | None = None,
                  hosted_tools: Sequence[Mapping[str, Any]] = (), slack: AsyncWebClient | None = None,
                  max_tool_rounds: int = MAX_TOOL_ROUNDS, today: Callable[[], dt.date] = dt.date.today,
-                 safety_salt: str = "") -> None:
+                 safety_salt: str = "", threads: ThreadPlaces | None = None) -> None:
         self._map = conversation_map
         self.backend = backend
         self._names = names
@@ -57,6 +58,7 @@ class ConversationService:
         self._max_tool_rounds = max_tool_rounds
         self._today = today
         self._safety_salt = safety_salt  # this installation's (store/installation.py)
+        self._threads = threads  # where each message was written (None: every message is top level)
         self._known: dict[str, str] = {}  # channel → conversation id (the store has them all)
 
     async def conversation_id(self, channel: str) -> str:
@@ -87,15 +89,19 @@ class ConversationService:
         self._known.pop(channel, None)
         await self._map.forget_conversation(channel, self.backend.name)
 
-    async def build_turn(self, channel: str, items: Sequence[InboxItem]) -> TurnRequest:
-        """The model request for these messages: speaker-marked texts, the channel's instructions and this
-        turn's note."""
+    async def build_turn(self, channel: str, items: Sequence[InboxItem], *, with_past: bool = True) -> TurnRequest:
+        """The model request for these messages: speaker-marked texts (each saying where it was written),
+        the channel's instructions and this turn's note. `with_past`: the turn is answered, so a thread
+        the conversation lacks the start of brings its earlier messages (see `ThreadPlaces`)."""
         user_ids = [item.user for item in items]
         for item in items:
             user_ids.extend(mentioned_users(item.text))
         names = await self._names.names(user_ids)
         info = await self._channels.info(channel)
-        messages = [speaker_text(names[item.user], to_readable(item.text, names), item.files) for item in items]
+        places = await self._places(channel, items, with_past=with_past)
+        earlier = [text for place in places.values() for text in place.earlier]
+        messages = earlier + [speaker_text(names[item.user], to_readable(item.text, names), item.files,
+                                           places[item.thread_ts].note) for item in items]
         speakers = [names[item.user] for item in items]
         instructions = build_instructions(self._instructions, channel_name=info.name, is_direct=info.is_direct)
         speaker_ids = tuple(item.user for item in items)
@@ -104,18 +110,43 @@ class ConversationService:
         async def run_tools(calls: Sequence[ToolCall]) -> list[ToolOutput]:
             return await self._run_tools(context, calls)
 
+        earlier_names = [name for place in places.values() for name in place.earlier_names]
         return TurnRequest(conversation_id=await self.conversation_id(channel), channel=channel,
                            instructions=instructions, note=turn_note(speakers, self._today()),
                            messages=messages, speaker_ids=speaker_ids,
-                           speaker_names=tuple(speakers), tools=self._tools, hosted_tools=self._hosted_tools,
-                           run_tools=run_tools, max_tool_rounds=self._max_tool_rounds,
+                           speaker_names=tuple(earlier_names + speakers), tools=self._tools,
+                           hosted_tools=self._hosted_tools, run_tools=run_tools, max_tool_rounds=self._max_tool_rounds,
                            safety_identifier=safety_identifier(self._safety_salt, speaker_ids[-1]) if items else None)
+
+    async def _places(self, channel: str, items: Sequence[InboxItem], *, with_past: bool) -> dict[str | None, Place]:
+        """Each thread of the batch (a batch is one place, so usually one) → its Place."""
+        places: dict[str | None, Place] = {}
+        for item in items:
+            if item.thread_ts not in places:
+                places[item.thread_ts] = TOP_LEVEL if self._threads is None else await self._threads.place(
+                    channel, item.thread_ts, before_ts=item.ts, with_past=with_past)
+        return places
+
+    async def entered(self, channel: str, items: Sequence[InboxItem]) -> None:
+        """The turn's messages are in the conversation (answered, or added as context)."""
+        if self._threads is not None:
+            for thread_ts in dict.fromkeys(item.thread_ts for item in items):
+                await self._threads.entered(channel, thread_ts)
+
+    async def delivered(self, channel: str, thread_ts: str | None, posted: Sequence[str], text: str) -> None:
+        """The assistant's reply (`posted`: its messages) is in Slack, in `thread_ts` or at the top level."""
+        if self._threads is not None:
+            await self._threads.delivered(channel, thread_ts, posted, text)
+
+    async def answered_threads(self, channel: str, threads: Sequence[str]) -> frozenset[str]:
+        """Which of these threads the assistant has answered in (follow-ups there need no mention)."""
+        return await self._threads.answered(channel, threads) if self._threads is not None and threads else frozenset()
 
     async def build_continuation(self, channel: str, items: Sequence[InboxItem],
                                  calls: Sequence[ToolCall]) -> TurnRequest:
         """A turn interrupted while its tool calls were unanswered: run them, and send their results
         (the messages are already in the conversation)."""
-        request = await self.build_turn(channel, items)
+        request = await self.build_turn(channel, items, with_past=False)
         assert request.run_tools is not None
         outputs = await request.run_tools(calls)
         return dataclasses.replace(request, messages=(), tool_outputs=tuple(outputs))

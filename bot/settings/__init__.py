@@ -63,12 +63,13 @@ FILE_SETTINGS = frozenset({
     "DATABASE_URL", "SLACK_API_URL", "LOG_LEVEL", "LOG_FORMAT", "PORT", "METRICS_PORT", "BRIDGE_MAX_ATTEMPTS",
     "BRIDGE_TURN_TIMEOUT", "BRIDGE_MAX_TOOL_ROUNDS", "BRIDGE_TOOL_TIMEOUT", "BRIDGE_CONTEXT_TOKENS",
     "BRIDGE_LEASE_SECONDS",
-    "DATABASE_POOL_SIZE",
+    "DATABASE_POOL_SIZE", "BRIDGE_THREAD_FOLLOWUPS",
 }) | frozenset(BUDGET_SETTINGS)  # budgets and retention (bot/settings/budgets.py)
 DEFAULT_MAX_TOOL_ROUNDS = 5
 DEFAULT_CONTEXT_TOKENS = 8000  # the chat backend's prompt budget
 DEFAULT_TOOL_TIMEOUT = 20.0
 DEFAULT_LEASE_SECONDS = 15.0  # several replicas: a dead replica's channels are taken over within this
+DEFAULT_THREAD_FOLLOWUPS = True  # mention-only channels: a reply in a thread the assistant answered in is answered
 
 
 class ConfigError(Exception):
@@ -117,6 +118,7 @@ class Settings:
     channel_daily_tokens: int = 0
     user_messages_per_minute: int = 0
     retention_days: int = 0
+    thread_followups: bool = DEFAULT_THREAD_FOLLOWUPS
     channel_settings: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()  # [channels.C…] in bridge.toml
     hosted_tools: tuple[dict[str, Any], ...] = ()  # Responses hosted tools from bridge.toml
     config_file: str | None = None
@@ -131,6 +133,11 @@ class Settings:
     def respond_to_for(self, channel: str) -> str:
         """`all` or `mentions` for this channel (its own setting in bridge.toml, else BRIDGE_RESPOND_TO)."""
         return self.for_channel(channel, "respond_to", self.respond_to)
+
+    def thread_followups_for(self, channel: str) -> bool:
+        """In a mention-only channel, is a reply in a thread the assistant answered in answered without a
+        mention (`[channels.C…] thread_followups`, else BRIDGE_THREAD_FOLLOWUPS)?"""
+        return bool(self.for_channel(channel, "thread_followups", self.thread_followups))
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -179,6 +186,7 @@ def load_settings(
     values |= _database(get, problems)
     values |= _limits(get, problems)
     values |= budget_settings(get, problems)
+    values |= _threads(get, problems)
     values["channel_settings"] = _channel_tables(tables.get("channels", {}), problems)
     values["hosted_tools"] = hosted_tools(tables.get("hosted_tools", {}), problems)
     if values["hosted_tools"] and values["assistant_backend"] not in ("auto", "responses"):
@@ -301,6 +309,24 @@ def _limits(get: Lookup, problems: list[str]) -> dict[str, Any]:
             "lease_seconds": limit("BRIDGE_LEASE_SECONDS", DEFAULT_LEASE_SECONDS, 3, 300)}
 
 
+# --- threads ------------------------------------------------------------------------------------------
+SWITCH_WORDS = {"true": True, "false": False}
+
+
+def _threads(get: Lookup, problems: list[str]) -> dict[str, Any]:
+    """BRIDGE_THREAD_FOLLOWUPS: true or false."""
+    text = get("BRIDGE_THREAD_FOLLOWUPS", "true").lower()
+    if text not in SWITCH_WORDS:
+        problems.append(f"BRIDGE_THREAD_FOLLOWUPS must be true or false, not {text!r}.")
+        return {"thread_followups": DEFAULT_THREAD_FOLLOWUPS}
+    return {"thread_followups": SWITCH_WORDS[text]}
+
+
+def _switch(value: Any) -> bool | None:
+    """A per-channel true/false (a TOML boolean)."""
+    return value if isinstance(value, bool) else None
+
+
 def _respond_to(text: Any) -> str | None:
     return text if text in RESPOND_TO else None
 
@@ -312,6 +338,7 @@ CHANNEL_KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "user_daily_tokens": (channel_budget(MAX_TOKENS_PER_DAY), "a whole number of tokens (0: no limit)"),
     "channel_daily_tokens": (channel_budget(MAX_TOKENS_PER_DAY), "a whole number of tokens (0: no limit)"),
     "user_messages_per_minute": (channel_budget(MAX_MESSAGES_PER_MINUTE), "a whole number (0: no limit)"),
+    "thread_followups": (_switch, "true or false"),
 }
 
 

@@ -20,12 +20,14 @@ from bot.store.journal import OpenTurn, TurnJournal, TurnState
 from bot.store.postgres import DEFAULT_POOL_SIZE, POSTGRES_ERRORS, PostgresDatabase, is_postgres_url
 from bot.store.retention import erase_text
 from bot.store.sqlite import SqliteDatabase
+from bot.store.threads import THREAD_RETENTION, ThreadLog, ThreadRecord
 from bot.store.usage import Usage
 
 RETENTION = 7 * 24 * 3600.0  # finished inbox items and turns are kept this long (for operators), then pruned
 
 __all__ = ["ChatHistory", "ChatRecord", "ConversationMap", "Database", "Inbox", "ItemState", "OpenTurn", "Store",
-           "StoreInUse", "TurnJournal", "TurnState", "RETENTION", "OPEN_ERRORS", "Usage", "open_database"]
+           "StoreInUse", "TurnJournal", "TurnState", "RETENTION", "OPEN_ERRORS", "ThreadLog", "ThreadRecord", "Usage",
+           "open_database"]
 
 DAY = 86_400.0
 
@@ -50,6 +52,7 @@ class Store:
     conversations: ConversationMap
     chat: ChatHistory
     usage: Usage
+    threads: ThreadLog
     retention_days: int = 0  # BRIDGE_RETENTION_DAYS: message text is erased this long after it was answered
 
     @classmethod
@@ -58,7 +61,7 @@ class Store:
         StoreInUse if another process has the SQLite file, one of OPEN_ERRORS if it cannot be opened."""
         db = await open_database(target, pool_size=pool_size)
         store = cls(db=db, inbox=Inbox(db), journal=TurnJournal(db), conversations=ConversationMap(db),
-                    chat=ChatHistory(db), usage=Usage(db), retention_days=retention_days)
+                    chat=ChatHistory(db), usage=Usage(db), retention_days=retention_days, threads=ThreadLog(db))
         try:
             await store.prune()
         except BaseException:
@@ -76,6 +79,7 @@ class Store:
             await self.inbox.prune(cutoff)
             await self.journal.prune(cutoff)
             await self.usage.prune(dt.datetime.now(dt.UTC).date())
+            await self.threads.prune(now - THREAD_RETENTION)
             if self.retention_days:
                 await erase_text(self.db, now - self.retention_days * DAY)
 

@@ -121,4 +121,22 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX inbox_finished ON inbox (done_at) WHERE state IN ('done', 'skipped', 'refused');
     CREATE INDEX chat_messages_by_age ON chat_messages (created_at);
     """,
+    # 9: threads. Each
+    #    thread the assistant knows: how it started (the note every message in it carries), whether the
+    #    assistant answered in it (follow-ups need no mention) and whether its messages are all in the
+    #    conversation (else a mention reads the earlier ones from Slack once).
+    """
+    CREATE TABLE threads (
+        channel     TEXT NOT NULL,
+        thread_ts   TEXT NOT NULL,
+        root_user   TEXT,
+        root_name   TEXT,
+        root_text   TEXT,
+        answered_at REAL,
+        complete_at REAL,
+        touched_at  REAL NOT NULL,
+        PRIMARY KEY (channel, thread_ts)
+    );
+    CREATE INDEX threads_touched ON threads (touched_at);
+    """,
 )

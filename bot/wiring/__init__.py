@@ -28,6 +28,7 @@ from bot import metrics
 from bot.backends.base import Backend
 from bot.backends.responses import ResponsesBackend
 from bot.conversation.service import ConversationService
+from bot.conversation.threads import ThreadPlaces
 from bot.conversation.tools import Toolbox, ToolError
 from bot.inbound.intake import Intake
 from bot.inbound.listeners import register
@@ -37,6 +38,7 @@ from bot.outbound.people import NameDirectory
 from bot.outbound.replies import ReplyFactory
 from bot.outbound.slack_auth import SlackAuthGate
 from bot.outbound.slack_errors import SLACK_FAILURES, reason
+from bot.outbound.thread_reader import ThreadReader
 from bot.outbound.writer import SlackWriter
 from bot.settings import Settings
 from bot.settings.parsing import redact_url
@@ -171,12 +173,16 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         stack.push_async_callback(backend.aclose)
         auth = SlackAuthGate(slack.auth_test)  # one for the workspace: does Slack take the bot's token?
         names = NameDirectory(slack, on_refused=auth.refused)
+        # (no 429 retry: a thread read Slack limits — one a minute for some apps — must not hold up the turn)
+        reader = ThreadReader(build_slack_client(settings, session=session, retry_rate_limits=False),
+                              on_refused=auth.refused)
+        threads = ThreadPlaces(store=store.threads, reader=reader, names=names, bot_user_id=identity.bot_user_id)
         conversations = ConversationService(conversation_map=store.conversations, backend=backend, names=names,
                                             channels=ChannelDirectory(slack, on_refused=auth.refused),
                                             instructions=settings.instructions,
                                             toolbox=toolbox, hosted_tools=settings.hosted_tools, slack=slack,
                                             max_tool_rounds=settings.max_tool_rounds,
-                                            safety_salt=await installation_salt(store.db))
+                                            safety_salt=await installation_salt(store.db), threads=threads)
         writer = SlackWriter.create(build_slack_client(settings, session=session, retry_rate_limits=False),
                                     team_id=identity.team_id)
         replies = ReplyFactory(writer, stream_in_threads=settings.reply_in == "thread")
@@ -185,7 +191,8 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         runner = TurnRunner(inbox=store.inbox, journal=store.journal, conversations=conversations, replies=replies,
                             writer=writer, policy=policy,
                             reply_in_thread=settings.reply_in == "thread", max_concurrent_turns=MAX_CONCURRENT_TURNS,
-                            respond_to=settings.respond_to_for, auth=auth, budgets=budgets)
+                            respond_to=settings.respond_to_for, auth=auth, budgets=budgets,
+                            followups=settings.thread_followups_for)
         workers, notify = await _workers(store, runner, writer, settings, stack)
         intake = Intake(inbox=store.inbox, notify=notify, names=names, settings=settings)
         commands = SlashCommands(settings=settings, intake=intake, inbox=store.inbox, conversations=conversations,

@@ -54,11 +54,13 @@ class Action:
 
 
 def next_step(turn: OpenTurn | None, pending: Sequence[InboxItem], *, own: Sequence[InboxItem] | None = None,
-              solo: bool = False, mentions_only: bool = False, reply_in_thread: bool = False) -> Action:
+              solo: bool = False, mentions_only: bool = False, reply_in_thread: bool = False,
+              followups: frozenset[str] = frozenset()) -> Action:
     """The channel's next step, from its open turn (None when none is left — or the channel is settled),
     its pending items, and — for a `started` turn the conversation showed no answer for — the turn's
     `own` items. `solo`: take one message (a refused one is being hunted); `mentions_only`: only a mention
-    asks for an answer (a direct message always does)."""
+    asks for an answer (a direct message always does) — or a reply in one of the `followups` threads
+    (those the assistant answered in, when follow-ups are on)."""
     if turn is not None and turn.state is TurnState.ANSWERED:
         return Action(Do.DELIVER, reuse=turn)
     if turn is not None and turn.state is TurnState.STARTED:
@@ -71,7 +73,7 @@ def next_step(turn: OpenTurn | None, pending: Sequence[InboxItem], *, own: Seque
     if pending[0].kind is ItemKind.RESET:
         return Action(Do.RESET, items=(pending[0],))
     batch = tuple(next_batch(pending, solo=solo))
-    silent = mentions_only and not any(item.mentions_bot for item in batch)
+    silent = mentions_only and not any(addressed(item, followups) for item in batch)
     return _answer_or_listen(batch, turn, silent=silent, reply_in_thread=reply_in_thread)
 
 
@@ -101,6 +103,20 @@ def next_batch(items: Sequence[InboxItem], *, solo: bool = False) -> list[InboxI
         if solo:
             break
     return batch
+
+
+def addressed(item: InboxItem, followups: frozenset[str]) -> bool:
+    """Does the message ask the assistant for an answer in a mention-only channel: it mentions the bot,
+    or it is a reply in a thread the assistant answered in (`followups`, when follow-ups are on)?"""
+    return item.mentions_bot or (item.thread_ts is not None and item.thread_ts in followups)
+
+
+def followup_threads(pending: Sequence[InboxItem], *, mentions_only: bool, followups_on: bool) -> list[str]:
+    """The threads of `pending` whose replies may be follow-ups: the ones the runner asks the store about
+    (none when every message is answered anyway, or follow-ups are off)."""
+    if not mentions_only or not followups_on:
+        return []
+    return list(dict.fromkeys(item.thread_ts for item in pending if item.thread_ts is not None))
 
 
 def mentions_only(respond_to: str, channel: str) -> bool:

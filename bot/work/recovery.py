@@ -32,7 +32,7 @@ class Recovery:
         """Write a reply the model gave before (Slack failed, or the process stopped, in between)."""
         reply = self._turns.reply(turn.channel, turn.id, turn.thread_ts, recipient=None, messages=turn.messages,
                                   stream=False)
-        return await self._turns.finish(reply, turn.id, turn.reply_text or "")
+        return await self._turns.finish(reply, turn.id, turn.reply_text or "", thread_ts=turn.thread_ts)
 
     async def resolve(self, turn: OpenTurn) -> Step | None:
         """A turn whose outcome is unknown: deliver its answer if the conversation has one; None if it

@@ -13,7 +13,7 @@ from bot.outbound.slack_auth import AUTH_RETRY_DELAY, SlackAuthGate
 from bot.outbound.writer import SlackWriter
 from bot.store import Inbox, TurnJournal, TurnState
 from bot.work.budget_gate import BudgetGate
-from bot.work.decisions import Action, Do, mentions_only, next_step
+from bot.work.decisions import Action, Do, followup_threads, mentions_only, next_step
 from bot.work.effects import Effects
 from bot.work.parts import Parts
 from bot.work.recovery import Recovery
@@ -32,11 +32,13 @@ class TurnRunner:
     def __init__(self, *, inbox: Inbox, journal: TurnJournal, conversations: ConversationService, replies: ReplyFactory,
                  writer: SlackWriter, policy: RetryPolicy, reply_in_thread: bool,
                  max_concurrent_turns: int, respond_to: Callable[[str], str] = lambda _channel: "all",
-                 auth: SlackAuthGate | None = None, budgets: BudgetGate | None = None) -> None:
+                 auth: SlackAuthGate | None = None, budgets: BudgetGate | None = None,
+                 followups: Callable[[str], bool] = lambda _channel: True) -> None:
         self._parts = Parts(inbox=inbox, journal=journal, conversations=conversations, replies=replies,
                             writer=writer, policy=policy, reply_in_thread=reply_in_thread,
                             auth=auth or SlackAuthGate(writer.client.auth_test), budgets=budgets)
         self._respond_to = respond_to
+        self._followups = followups  # does a reply in a thread the assistant answered in need no mention?
         self._effects = Effects(self._parts)
         self._turns = Turns(self._parts, self._effects, max_concurrent_turns=max_concurrent_turns)
         self._recovery = Recovery(self._parts, self._turns)
@@ -67,9 +69,11 @@ class TurnRunner:
             if parts.budgets is not None and (turn is None or turn.state is TurnState.RETRY):
                 # Messages over a budget never reach the model (a `started` turn's may have already).
                 pending = await parts.budgets.admit(pending)
-            action = next_step(turn, pending, own=own, solo=state.solo,
-                               mentions_only=mentions_only(self._respond_to(channel), channel),
-                               reply_in_thread=parts.reply_in_thread)
+            only_mentions = mentions_only(self._respond_to(channel), channel)
+            threads = followup_threads(pending, mentions_only=only_mentions, followups_on=self._followups(channel))
+            action = next_step(turn, pending, own=own, solo=state.solo, mentions_only=only_mentions,
+                               reply_in_thread=parts.reply_in_thread,
+                               followups=await parts.conversations.answered_threads(channel, threads))
             if action.do is not Do.RESOLVE or turn is None:
                 return await self._perform(action)
             outcome = await self._recovery.resolve(turn)

@@ -61,6 +61,7 @@ class Turns:
         await parts.journal.answer_turn(turn_id, "", None, backend=parts.conversations.backend.name,
                                         last_item_id=last_item)
         await parts.journal.finish_turn(turn_id)
+        await parts.conversations.entered(channel, batch)
         parts.state(channel).settled = True
         parts.model_refusal = None
         metrics.TURNS.labels("context").inc()
@@ -109,7 +110,8 @@ class Turns:
             await parts.budgets.charge(channel, batch, completed.input_tokens, completed.output_tokens)
         state = parts.state(channel)
         state.solo, state.reported = False, None
-        step = await self.finish(reply, turn_id, completed.text, writing, model_done=timing.done)
+        step = await self.finish(reply, turn_id, completed.text, writing, model_done=timing.done,
+                                 thread_ts=thread_ts)
         metrics.TURNS.labels("answered" if step is CONTINUE else "undelivered").inc()
         log.info("turn channel=%s items=%d outcome=%s response_id=%s prepare_ms=%.0f first_token_ms=%s "
                  "total_ms=%.0f input_tokens=%s output_tokens=%s", channel, len(batch),
@@ -150,12 +152,13 @@ class Turns:
         return completed
 
     async def finish(self, reply: Reply, turn_id: int, text: str,
-                     writing: asyncio.Future[list[str]] | None = None, *, model_done: float | None = None) -> Step:
-        """Write the answer (or wait for `writing` it); the turn is delivered once Slack has it.
+                     writing: asyncio.Future[list[str]] | None = None, *, thread_ts: str | None,
+                     model_done: float | None = None) -> Step:
+        """Write the answer (or wait for `writing` it) at `thread_ts`; the turn is delivered once Slack has it.
         `model_done`: when the model finished (monotonic), to measure the wait for Slack."""
         state = self._parts.state(reply.channel)
         try:
-            await (writing if writing is not None else reply.finish(text))
+            posted = await (writing if writing is not None else reply.finish(text))
         except SLACK_FAILURES as exc:
             if refused_token(exc, None):  # a token outage is not this reply's fault: it uses up no attempt
                 return await self._undelivered(turn_id, reply.channel, exc, attempt=state.undelivered_tries + 1)
@@ -166,6 +169,7 @@ class Turns:
         state.undelivered_tries = 0
         self._parts.auth.delivered()
         await self._parts.journal.finish_turn(turn_id)
+        await self._parts.conversations.delivered(reply.channel, thread_ts, posted, text)
         state.settled = True
         return CONTINUE
 

@@ -18,7 +18,13 @@ from . import events as ev
 from .envelopes import Delivery, Envelope
 from .http_events import RETRY_DELAYS_SECONDS, HttpEventSender
 from .methods_chat import post_bot_message
-from .rate_limits import RateLimiter, RateLimitPolicy
+from .rate_limits import (
+    DISTRIBUTIONS,
+    NON_MARKETPLACE_CALLS_PER_MINUTE,
+    NON_MARKETPLACE_READS,
+    RateLimiter,
+    RateLimitPolicy,
+)
 from .socket_mode import REFRESH_GRACE_SECONDS, SocketModeHub
 from .spec_check import event_types
 from .state import BOT_NAME, Channel, IdFactory, Message, TsClock, User, Workspace, ts_key
@@ -44,6 +50,7 @@ class EmulatorOptions:
     stream_expiry: float = STREAM_EXPIRY_SECONDS
     refresh_grace: float = REFRESH_GRACE_SECONDS
     http_retry_delays: Sequence[float] = RETRY_DELAYS_SECONDS
+    distribution: str = "internal"  # or "non_marketplace": see DISTRIBUTIONS
 
 
 class SlackCore:
@@ -56,6 +63,13 @@ class SlackCore:
             id=self.ws.bot_user_id, name=BOT_NAME, display_name="Assistant", real_name="Assistant",
             is_bot=True, bot_id=self.ws.bot_id)
         self.limiter = RateLimiter(policy)
+        if options.distribution not in DISTRIBUTIONS:
+            raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, not {options.distribution!r}")
+        # Applies whatever `policy` says (tests usually turn the tiers off; this limit is the app's own).
+        self.read_limiter = RateLimiter(RateLimitPolicy(
+            tiers={}, channel_buckets={},
+            method_limits={m: (NON_MARKETPLACE_CALLS_PER_MINUTE, 60.0) for m in NON_MARKETPLACE_READS},
+        )) if options.distribution == "non_marketplace" else None
         self.server_url = ""  # set once the server listens
         self.revoked_tokens: set[str] = set()  # tokens Slack now answers `token_revoked` (the app uninstalled…)
         self.calls: list[Call] = []

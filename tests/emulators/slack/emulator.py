@@ -55,11 +55,12 @@ class SlackEmulator:
                  rate_limits: str | RateLimitPolicy = "off", ack_timeout: float = 3.0,
                  events_url: str | None = None, echo_bot_events: bool = True,
                  stream_expiry: float = STREAM_EXPIRY_SECONDS, refresh_grace: float = REFRESH_GRACE_SECONDS,
-                 http_retry_delays: Sequence[float] = RETRY_DELAYS_SECONDS) -> None:
+                 http_retry_delays: Sequence[float] = RETRY_DELAYS_SECONDS, distribution: str = "internal") -> None:
         self.options = EmulatorOptions(
             bot_token=bot_token, app_token=app_token, signing_secret=signing_secret, team_id=team_id,
             ack_timeout=ack_timeout, events_url=events_url, echo_bot_events=echo_bot_events,
-            stream_expiry=stream_expiry, refresh_grace=refresh_grace, http_retry_delays=tuple(http_retry_delays))
+            stream_expiry=stream_expiry, refresh_grace=refresh_grace, http_retry_delays=tuple(http_retry_delays),
+            distribution=distribution)
         self._core = SlackCore(self.options, RateLimitPolicy.parse(rate_limits))
         app = web.Application()
         WebApi(self._core, {**methods_chat.HANDLERS, **methods_read.HANDLERS}).add_routes(app)

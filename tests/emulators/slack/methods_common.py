@@ -75,13 +75,15 @@ def message_content(args: dict[str, Any], *, require: bool = True) -> dict[str, 
     return {"text": text, "markdown_text": markdown, "blocks": blocks, "attachments": attachments}
 
 
-def page(items: list[Any], args: dict[str, Any]) -> tuple[list[Any], str]:
-    """Cursor pagination: returns (this page, next_cursor or "")."""
+def page(items: list[Any], args: dict[str, Any], *, default: int = DEFAULT_PAGE,
+         maximum: int = MAX_PAGE) -> tuple[list[Any], str]:
+    """Cursor pagination: returns (this page, next_cursor or ""); `limit` defaults to `default` and is
+    capped at `maximum` (each method's own, from its spec)."""
     try:
-        limit = int(args.get("limit") or DEFAULT_PAGE)
+        limit = int(args.get("limit") or default)
     except ValueError:
         raise ApiError("invalid_limit") from None
-    limit = max(1, min(limit, MAX_PAGE))
+    limit = max(1, min(limit, maximum))
     start = 0
     cursor = args.get("cursor")
     if cursor:

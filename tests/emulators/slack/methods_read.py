@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .methods_common import conversation, page, truthy
+from .rate_limits import NON_MARKETPLACE_MAX_OBJECTS
 from .state import BOT_NAME, TEAM_NAME, is_ts, ts_key
 from .web_api import ApiError
 
@@ -95,13 +96,25 @@ def _within(ts: str, latest: tuple[int, int] | None, oldest: tuple[int, int] | N
     return not (oldest is not None and (key < oldest or (key == oldest and not inclusive)))
 
 
+HISTORY_LIMIT = (100, 999)  # conversations.history `limit`: default and maximum (its spec)
+REPLIES_LIMIT = (1000, 1000)  # conversations.replies `limit`: default and maximum (its spec)
+
+
+def _read_page(core: SlackCore, *, default: int, maximum: int) -> dict[str, int]:
+    """The `limit` default and cap of a history read: the method's own, or 15 for an app distributed
+    outside the Marketplace."""
+    if core.options.distribution == "non_marketplace":
+        return {"default": NON_MARKETPLACE_MAX_OBJECTS, "maximum": NON_MARKETPLACE_MAX_OBJECTS}
+    return {"default": default, "maximum": maximum}
+
+
 def conversations_history(core: SlackCore, args: dict[str, Any]) -> dict[str, Any]:
     channel = conversation(core, args)
     latest, oldest, inclusive = _bounds(args)
     top_level = [m.to_slack() for m in reversed(channel.sorted_messages())
                  if m.data.get("thread_ts") in (None, m.ts) or m.data.get("subtype") == "thread_broadcast"]
     selected = [m for m in top_level if _within(m["ts"], latest, oldest, inclusive)]
-    chunk, cursor = page(selected, args)
+    chunk, cursor = page(selected, args, **_read_page(core, default=HISTORY_LIMIT[0], maximum=HISTORY_LIMIT[1]))
     return {"messages": chunk, "has_more": bool(cursor), "pin_count": 0, "channel_actions_ts": None,
             "channel_actions_count": 0, "response_metadata": {"next_cursor": cursor}}
 
@@ -116,7 +129,7 @@ def conversations_replies(core: SlackCore, args: dict[str, Any]) -> dict[str, An
     thread = [m.to_slack() for m in channel.sorted_messages()
               if m.ts == thread_ts or m.data.get("thread_ts") == thread_ts]
     selected = [m for m in thread if m["ts"] == thread_ts or _within(m["ts"], latest, oldest, inclusive)]
-    chunk, cursor = page(selected, args)
+    chunk, cursor = page(selected, args, **_read_page(core, default=REPLIES_LIMIT[0], maximum=REPLIES_LIMIT[1]))
     return {"messages": chunk, "has_more": bool(cursor), "response_metadata": {"next_cursor": cursor}}
 
 

@@ -22,6 +22,15 @@ CHANNEL_BUCKETS: Mapping[str, tuple[float, int]] = {
     "chat.postEphemeral": (1.0, 3),
 }
 
+# How the app is distributed decides conversations.history / conversations.replies limits
+# (docs.slack.dev/reference/methods/conversations.replies, rate-limit changes of 2025-05-29): internal
+# (customer-built) and Marketplace apps get the method's tier; commercially distributed apps outside the
+# Marketplace get 1 request a minute per method, and `limit` defaults to and is capped at 15 objects.
+DISTRIBUTIONS = ("internal", "non_marketplace")
+NON_MARKETPLACE_READS = ("conversations.history", "conversations.replies")
+NON_MARKETPLACE_CALLS_PER_MINUTE = 1
+NON_MARKETPLACE_MAX_OBJECTS = 15
+
 
 @dataclass(frozen=True)
 class RateLimitPolicy:

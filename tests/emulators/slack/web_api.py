@@ -111,7 +111,8 @@ class WebApi:
             fault = self._take_fault(method, args)
             if fault is not None:
                 return self._fault_answer(request, method, args, fault)
-            wait = self.core.limiter.check(method, spec.rate_limit, _rate_channel(args))
+            wait = self.core.read_limiter.check(method, None, None) if self.core.read_limiter else None
+            wait = wait if wait is not None else self.core.limiter.check(method, spec.rate_limit, _rate_channel(args))
             if wait is not None:
                 return self._answer(request, method, args, {"ok": False, "error": "ratelimited"}, 429,
                                     retry_after=wait)
