@@ -30,10 +30,12 @@ from bot.backends.base import Backend
 from bot.backends.responses import ResponsesBackend
 from bot.conversation.service import ConversationService
 from bot.conversation.tools import Toolbox, ToolError
+from bot.inbound.access import AccessPolicy
 from bot.inbound.intake import Intake
 from bot.inbound.listeners import register
 from bot.inbound.slash_command import SlashCommands
 from bot.outbound.channels import ChannelDirectory
+from bot.outbound.groups import UserGroups
 from bot.outbound.people import NameDirectory
 from bot.outbound.replies import ReplyFactory
 from bot.outbound.slack_auth import SlackAuthGate
@@ -158,14 +160,19 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                                             max_tool_rounds=settings.max_tool_rounds)
         writer = SlackWriter.create(build_slack_client(settings, session=session, retry_rate_limits=False),
                                     team_id=identity.team_id)
-        replies = ReplyFactory(writer, stream_in_threads=settings.reply_in == "thread")
+        replies = ReplyFactory(writer, stream_in_threads=settings.reply_in == "thread",
+                               allow_broadcast_mentions=settings.allow_broadcast_mentions)
         policy = RetryPolicy(max_attempts=settings.max_attempts, turn_timeout=settings.turn_timeout)
         runner = TurnRunner(inbox=store.inbox, journal=store.journal, conversations=conversations, replies=replies,
                             writer=writer, policy=policy,
                             reply_in_thread=settings.reply_in == "thread", max_concurrent_turns=MAX_CONCURRENT_TURNS,
                             respond_to=settings.respond_to_for, auth=auth)
         workers = ChannelWorkers(inbox=store.inbox, runner=runner)
-        intake = Intake(inbox=store.inbox, notify=workers.notify, names=names, settings=settings)
+        access = AccessPolicy(settings=settings, groups=UserGroups(slack, on_refused=auth.refused), people=names,
+                              notes=store.access_notes, slack=slack)
+        stack.push_async_callback(access.close)
+        await access.warm()
+        intake = Intake(inbox=store.inbox, notify=workers.notify, names=names, settings=settings, access=access)
         commands = SlashCommands(settings=settings, intake=intake, inbox=store.inbox, conversations=conversations)
         yield Services(settings=settings, store=store, slack=slack, identity=identity, backend=backend,
                        conversations=conversations, workers=workers, intake=intake, commands=commands)

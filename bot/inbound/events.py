@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,9 @@ from bot.outbound.markup import mentions_user
 # Message subtypes that are a person saying something; every other subtype (edits, deletions, joins,
 # topic changes, bot messages …) is acked and ignored.
 HUMAN_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
+# What the model reads after a message cut at BRIDGE_MAX_MESSAGE_CHARS (on the same line: a marker at the
+# start of a line would be escaped as a forged speaker marker).
+CUT_NOTE = " [… message cut at {limit:,} characters]"
 
 
 def human_message(event: Mapping[str, Any], *, bot_user_id: str | None) -> IncomingMessage | None:
@@ -47,3 +51,12 @@ def human_message(event: Mapping[str, Any], *, bot_user_id: str | None) -> Incom
 
 def _channel_type(channel: str) -> str:
     return {"D": "im", "G": "group"}.get(channel[:1], "channel")
+
+
+def cut_message(message: IncomingMessage, limit: int) -> tuple[IncomingMessage, int | None]:
+    """The message with its text cut at `limit` characters and marked so; and its original length, or
+    None if it was not longer."""
+    if len(message.text) <= limit:
+        return message, None
+    return dataclasses.replace(message, text=message.text[:limit].rstrip() + CUT_NOTE.format(limit=limit)), \
+        len(message.text)

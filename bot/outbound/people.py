@@ -20,7 +20,10 @@ FAILED_LOOKUP_TTL = 60.0  # after a failed lookup, try again a minute later
 MAX_NAME_LENGTH = 48
 MAX_CACHED_NAMES = 50_000
 
-_FORBIDDEN = re.compile(r"[\[\]<>\r\n\t\u2028\u2029\x00-\x1f\x7f]")
+# Brackets (ASCII and full-width), line breaks, control characters, and the invisible ones that could hide
+# or reorder a marker (zero-width spaces, bidi overrides and isolates, soft hyphen, BOM).
+_FORBIDDEN = re.compile("[\\[\\]<>\uff3b\uff3d\u3010\u3011\r\n\t\u2028\u2029\x00-\x1f\x7f-\x9f"
+                        "\u00ad\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 _SPACES = re.compile(r"\s+")
 
 
@@ -42,6 +45,11 @@ def display_name(user: Mapping[str, Any]) -> str:
     return "someone"
 
 
+def is_workspace_admin(user: Mapping[str, Any]) -> bool:
+    """users.info's flags: an admin, an owner or the primary owner of the workspace."""
+    return any(user.get(flag) is True for flag in ("is_admin", "is_owner", "is_primary_owner"))
+
+
 class NameDirectory:
     """Cached user-ID → name lookups through `users.info`; concurrent lookups of one user share a call."""
 
@@ -52,6 +60,7 @@ class NameDirectory:
         self._ttl = ttl
         self._cache: dict[str, tuple[str, float]] = {}
         self._inflight: dict[str, asyncio.Future[str]] = {}
+        self._admins: dict[str, bool] = {}  # user ID → workspace admin or owner (from the same users.info)
 
     async def name(self, user_id: str) -> str:
         cached = self._cache.get(user_id)
@@ -82,6 +91,15 @@ class NameDirectory:
         user_id = user.get("id")
         if isinstance(user_id, str):
             self._store(user_id, display_name(user), self._ttl)
+            self._admins[user_id] = is_workspace_admin(user)
+
+    async def is_admin(self, user_id: str) -> bool | None:
+        """Is the user a workspace admin or owner? None if Slack could not tell (the lookup failed)."""
+        cached = self._cache.get(user_id)
+        if not (cached and cached[1] > time.monotonic() and user_id in self._admins):
+            self._cache.pop(user_id, None)  # (a name cached from a mention lookup may predate the flags)
+            await self.name(user_id)
+        return self._admins.get(user_id)
 
     async def _lookup(self, user_id: str) -> str:
         try:
@@ -93,9 +111,12 @@ class NameDirectory:
             return user_id
         name = display_name(response["user"])
         self._store(user_id, name, self._ttl)
+        self._admins[user_id] = is_workspace_admin(response["user"])
         return name
 
     def _store(self, user_id: str, name: str, ttl: float) -> None:
         if len(self._cache) >= MAX_CACHED_NAMES:
-            self._cache.pop(next(iter(self._cache)))  # oldest insertion first
+            oldest = next(iter(self._cache))  # oldest insertion first
+            self._cache.pop(oldest)
+            self._admins.pop(oldest, None)
         self._cache[user_id] = (name, time.monotonic() + ttl)

@@ -16,6 +16,12 @@ from typing import Any, Literal
 
 from dotenv import dotenv_values
 
+from bot.settings.access import (
+    ACCESS_CHANNEL_KEYS,
+    ACCESS_FILE_SETTINGS,
+    DEFAULT_MAX_MESSAGE_CHARS,
+    access_settings,
+)
 from bot.settings.parsing import (
     check_choice,
     hosted_tools,
@@ -52,7 +58,7 @@ FILE_SETTINGS = frozenset({
     "BRIDGE_CHANNELS", "BRIDGE_RESPOND_TO", "BRIDGE_REPLY_IN", "BRIDGE_COMMAND", "BRIDGE_TOOLS_MODULE",
     "DATABASE_URL", "SLACK_API_URL", "LOG_LEVEL", "LOG_FORMAT", "PORT", "BRIDGE_MAX_ATTEMPTS", "BRIDGE_TURN_TIMEOUT",
     "BRIDGE_MAX_TOOL_ROUNDS", "BRIDGE_TOOL_TIMEOUT", "BRIDGE_CONTEXT_TOKENS",
-})
+}) | ACCESS_FILE_SETTINGS
 DEFAULT_MAX_TOOL_ROUNDS = 5
 DEFAULT_CONTEXT_TOKENS = 8000  # the chat backend's prompt budget
 DEFAULT_TOOL_TIMEOUT = 20.0
@@ -99,6 +105,13 @@ class Settings:
     channel_settings: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()  # [channels.C…] in bridge.toml
     hosted_tools: tuple[dict[str, Any], ...] = ()  # Responses hosted tools from bridge.toml
     config_file: str | None = None
+    # Access (bot/settings/access.py): who may talk and reset, broadcast mentions, message length.
+    allowed_users: frozenset[str] = field(default_factory=frozenset)
+    blocked_users: frozenset[str] = field(default_factory=frozenset)
+    admins: frozenset[str] = field(default_factory=frozenset)
+    reset_by: str = "anyone"
+    allow_broadcast_mentions: bool = False
+    max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
 
     def serves_channel(self, channel: str) -> bool:
         return not self.channels or channel in self.channels
@@ -156,6 +169,7 @@ def load_settings(
     values |= _model_settings(get, values["assistant_backend"], problems)
     values |= _service_settings(get, problems)
     values |= _limits(get, problems)
+    values |= access_settings(get, problems)
     values["channel_settings"] = _channel_tables(tables.get("channels", {}), problems)
     values["hosted_tools"] = hosted_tools(tables.get("hosted_tools", {}), problems)
     if values["hosted_tools"] and values["assistant_backend"] not in ("auto", "responses"):
@@ -274,6 +288,7 @@ def _respond_to(text: Any) -> str | None:
 # What a [channels.C…] table may hold: key → (parse: TOML value → setting or None if invalid, what it takes).
 CHANNEL_KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "respond_to": (_respond_to, '"all" or "mentions"'),
+    **ACCESS_CHANNEL_KEYS,
 }
 
 

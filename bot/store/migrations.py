@@ -81,4 +81,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX turns_finished ON turns (coalesce(finished_at, started_at))
         WHERE state IN ('delivered', 'skipped', 'failed');
     """,
+    # 7: whom the access rules turned away, told once per channel (BRIDGE_ALLOWED_USERS / BLOCKED_USERS).
+    """
+    CREATE TABLE access_notes (
+        channel TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        told_at REAL NOT NULL,
+        PRIMARY KEY (channel, user_id)
+    );
+    """,
 )
