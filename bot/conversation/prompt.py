@@ -29,14 +29,13 @@ SPEAKER_RULES = (
 
 
 def speaker_text(name: str, text: str, files: Sequence[FileNote] = ()) -> str:
-    """The text the model sees for one message: the speaker marker, then their words and files."""
-    body = _MARKER_AT_LINE_START.sub(r"\1\\\2", clean_text(text))
-    if not body and not files:
-        body = EMPTY_TEXT
+    """The text the model sees for one message: the speaker marker, then their words and files. Nothing
+    after the marker can open a line with what looks like another marker."""
+    body = clean_text(text)
     if files:
         notes = ", ".join(_file_note(f) for f in files)
         body = f"{body}\n(attached files: {notes})" if body else f"(attached files: {notes})"
-    return SPEAKER_MARKER.format(name=name) + body
+    return SPEAKER_MARKER.format(name=name) + (_MARKER_AT_LINE_START.sub(r"\1\\\2", body) or EMPTY_TEXT)
 
 
 def clean_text(text: str) -> str:
@@ -45,10 +44,11 @@ def clean_text(text: str) -> str:
 
 
 def _file_note(note: FileNote) -> str:
+    name = " ".join(clean_text(note.name).split()) or "file"  # (a file name is on one line)
     details = [note.mimetype] if note.mimetype else []
     if note.size is not None:
         details.append(_size(note.size))
-    return f"{note.name} ({', '.join(details)})" if details else note.name
+    return f"{name} ({', '.join(details)})" if details else name
 
 
 def _size(size: int) -> str:

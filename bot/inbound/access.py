@@ -98,16 +98,19 @@ class AccessPolicy:
         found = await asyncio.gather(*(self._groups.members(g) for g in groups))
         return verdict(user, allowed=allowed, blocked=blocked, members=dict(zip(groups, found, strict=True)))
 
-    async def may_reset(self, channel: str, user: str) -> bool:
-        """May `user` reset the channel's conversation? (They must be allowed to talk there, too.)"""
+    async def reset_refusal(self, channel: str, user: str, command: str) -> str | None:
+        """Why `user` may not reset the channel's conversation (the ephemeral answer), or None if they may:
+        they must be allowed to talk there, and be an admin where BRIDGE_RESET_BY (or `reset_by`) says so."""
         if await self.check(channel, user) is not Verdict.ALLOWED:
-            return False
+            return sentences.reset_not_allowed(command)
         if self._settings.for_channel(channel, "reset_by", self._settings.reset_by) == "anyone":
-            return True
+            return None
         admins = self._settings.admins
         groups = [entry for entry in admins if is_group(entry)]
         members = dict(zip(groups, await asyncio.gather(*(self._groups.members(g) for g in groups)), strict=True))
-        return bool(listed(user, admins, members)) or bool(await self._people.is_admin(user))
+        if listed(user, admins, members) or await self._people.is_admin(user):
+            return None
+        return sentences.reset_refused(command)
 
     async def warm(self) -> None:
         """Resolve every user group the settings name (at start-up)."""

@@ -30,9 +30,9 @@ def human_message(event: Mapping[str, Any], *, bot_user_id: str | None) -> Incom
         return None
     if bot_user_id is not None and user == bot_user_id:
         return None
-    text = event.get("text") or ""
+    text = valid_text(event.get("text") or "")
     files = tuple(
-        FileNote(name=str(f.get("name") or f.get("title") or "file"), mimetype=str(f.get("mimetype") or ""),
+        FileNote(name=valid_text(str(f.get("name") or f.get("title") or "file")), mimetype=str(f.get("mimetype") or ""),
                  size=f.get("size") if isinstance(f.get("size"), int) else None)
         for f in event.get("files") or () if isinstance(f, Mapping)
     )
@@ -47,6 +47,18 @@ def human_message(event: Mapping[str, Any], *, bot_user_id: str | None) -> Incom
         or (bot_user_id is not None and mentions_user(text, bot_user_id)),
         channel_type=event.get("channel_type") or _channel_type(channel),
     )
+
+
+def valid_text(text: object) -> str:
+    """Text that can be stored and sent on: JSON can carry lone UTF-16 surrogates ("\\ud800"), which no
+    UTF-8 encoder takes; each becomes U+FFFD (a pair split in two is joined again)."""
+    if not isinstance(text, str):
+        return ""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def _channel_type(channel: str) -> str:

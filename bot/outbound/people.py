@@ -61,6 +61,7 @@ class NameDirectory:
         self._cache: dict[str, tuple[str, float]] = {}
         self._inflight: dict[str, asyncio.Future[str]] = {}
         self._admins: dict[str, bool] = {}  # user ID → workspace admin or owner (from the same users.info)
+        self._claims: dict[str, str] = {}  # a name as the model sees it (casefolded) → the user shown by it
 
     async def name(self, user_id: str) -> str:
         cached = self._cache.get(user_id)
@@ -90,7 +91,7 @@ class NameDirectory:
         """Take a fresh user object (from a `user_change` event) into the cache."""
         user_id = user.get("id")
         if isinstance(user_id, str):
-            self._store(user_id, display_name(user), self._ttl)
+            self._store(user_id, self._unique(user_id, user), self._ttl)
             self._admins[user_id] = is_workspace_admin(user)
 
     async def is_admin(self, user_id: str) -> bool | None:
@@ -109,10 +110,21 @@ class NameDirectory:
             if not refused_token(exc, self._on_refused):  # (an outage: the name is looked up again after it)
                 self._store(user_id, user_id, FAILED_LOOKUP_TTL)
             return user_id
-        name = display_name(response["user"])
+        name = self._unique(user_id, response["user"])
         self._store(user_id, name, self._ttl)
         self._admins[user_id] = is_workspace_admin(response["user"])
         return name
+
+    def _unique(self, user_id: str, user: Mapping[str, Any]) -> str:
+        """The user's name, unless another user already speaks under it (Slack lets two people pick the
+        same display name, or one pick another's): then the name with their unique user name, so one
+        speaker can never pass for another. The first to be seen keeps the plain name."""
+        name = display_name(user)
+        for candidate in (name, f"{name} (@{sanitize_name(str(user.get('name') or user_id))})", f"{name} ({user_id})"):
+            holder = self._claims.setdefault(candidate.casefold(), user_id)
+            if holder == user_id:
+                return candidate
+        return f"{user_id}"
 
     def _store(self, user_id: str, name: str, ttl: float) -> None:
         if len(self._cache) >= MAX_CACHED_NAMES:

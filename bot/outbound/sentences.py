@@ -78,6 +78,10 @@ def reset_refused(command: str) -> str:
             "conversation was not reset.")
 
 
+def reset_not_allowed(command: str) -> str:
+    return f"You're not among the people who may use the assistant here, so `{command} reset` does nothing."
+
+
 def message_cut(limit: int, length: int) -> str:
     return (f"Your message was {length:,} characters long; the assistant reads only the first {limit:,}, "
             "so it saw your message cut there.")
