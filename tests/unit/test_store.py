@@ -247,3 +247,17 @@ async def test_what_slack_is_acked_for_is_committed_to_the_disk(store: Store) ->
     assert [m for sql, m in under if "INTO conversations" in sql] == ["NORMAL"]
     (mode,) = store.db.fetchone("PRAGMA synchronous")
     assert mode == 1  # NORMAL again afterwards
+
+
+async def test_access_notes_remember_whom_they_told(store: Store, tmp_path: Path) -> None:
+    assert await store.access_notes.first_time("C1", "U1")
+    assert not await store.access_notes.first_time("C1", "U1")
+    assert await store.access_notes.first_time("C2", "U1")  # once per channel
+    await store.access_notes.forget("C2", "U1")  # (the note could not be sent)
+    assert await store.access_notes.first_time("C2", "U1")
+    await store.close()
+    reopened = await Store.open(tmp_path / "db" / "bridge.sqlite3")
+    try:
+        assert not await reopened.access_notes.first_time("C1", "U1")  # across restarts
+    finally:
+        await reopened.close()
