@@ -180,3 +180,17 @@ def test_someone_not_allowed_cannot_reset(slack: SlackEmulator, model_api: OpenA
     assert "not among the people" in _reset(slack, "bob")
     settle(0.5)
     assert sum("started a new conversation" in t for t in replies(slack, "general")) == 1
+
+
+def test_a_group_slack_cannot_resolve_lets_nobody_through_on_a_guess(
+        slack: SlackEmulator, model_api: OpenAIEmulator, bridge_factory: Callable[..., BridgeProcess]) -> None:
+    devs = slack.add_usergroup("devs", ["alice"])
+    slack.fail_next("usergroups.users.list", error="internal_error", times=5)
+    bridge_factory(env={"BRIDGE_ALLOWED_USERS": f"{devs},{slack.users['bob']}"})
+    slack.user_says("general", "alice", "alice, a member of the group Slack would not list")
+    slack.user_says("general", "bob", "bob, listed by ID")
+    wait_replies(slack, "general")
+    (note,) = eventually(lambda: notes_to(slack, "alice"), message="the note to alice")
+    assert "couldn't check" in note and "send it again" in note
+    assert heard(model_api) == ["[Bob Builder] bob, listed by ID"]
+    eventually(lambda: all_acked_once(slack), message="every envelope acked, none re-delivered")
