@@ -152,7 +152,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
             log.warning("[hosted_tools] are ignored: they need the responses backend, and %s is in use", backend.name)
         stack.push_async_callback(backend.aclose)
         auth = SlackAuthGate(slack.auth_test)  # one for the workspace: does Slack take the bot's token?
-        names = NameDirectory(slack, on_refused=auth.refused)
+        names = NameDirectory(slack, on_refused=auth.refused, claim=store.speaker_names.claim)
         conversations = ConversationService(conversation_map=store.conversations, backend=backend, names=names,
                                             channels=ChannelDirectory(slack, on_refused=auth.refused),
                                             instructions=settings.instructions,

@@ -55,8 +55,8 @@ class Intake:
             self._notify(channel)
         return stored
 
-    def user_changed(self, user: Mapping[str, Any]) -> None:
-        self._names.remember(user)
+    async def user_changed(self, user: Mapping[str, Any]) -> None:
+        await self._names.remember(user)
 
 
 def slack_ts(seconds: float) -> str:

@@ -23,7 +23,7 @@ def register(app: AsyncApp, *, intake: Intake, commands: SlashCommands, command_
         await intake.event(event, bot_user_id=context.bot_user_id)
 
     async def on_user_change(event: dict[str, Any]) -> None:
-        intake.user_changed(event.get("user") or {})
+        await intake.user_changed(event.get("user") or {})
 
     async def on_group_change(event: dict[str, Any]) -> None:
         intake.access.group_changed(event)

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.store.access_notes import AccessNotes
+from bot.store.access_notes import AccessNotes, SpeakerNames
 from bot.store.chat_history import ChatHistory, ChatRecord
 from bot.store.conversations import ConversationMap
 from bot.store.database import Database, StoreInUse
@@ -19,7 +19,7 @@ from bot.store.journal import OpenTurn, TurnJournal, TurnState
 RETENTION = 7 * 24 * 3600.0  # finished inbox items and turns are kept this long (for operators), then pruned
 
 __all__ = ["AccessNotes", "ChatHistory", "ChatRecord", "ConversationMap", "Database", "Inbox", "ItemState",
-           "OpenTurn", "Store", "StoreInUse", "TurnJournal", "TurnState", "RETENTION"]
+           "OpenTurn", "SpeakerNames", "Store", "StoreInUse", "TurnJournal", "TurnState", "RETENTION"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Store:
     conversations: ConversationMap
     chat: ChatHistory
     access_notes: AccessNotes
+    speaker_names: SpeakerNames
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
@@ -39,7 +40,8 @@ class Store:
         OSError or sqlite3.Error if it cannot be opened."""
         db = await Database.open(path)
         store = cls(db=db, inbox=Inbox(db), journal=TurnJournal(db), conversations=ConversationMap(db),
-                    chat=ChatHistory(db), access_notes=AccessNotes(db))
+                    chat=ChatHistory(db), access_notes=AccessNotes(db),
+                    speaker_names=SpeakerNames(db))
         try:
             store.prune()
         except BaseException:

@@ -194,3 +194,19 @@ def test_a_group_slack_cannot_resolve_lets_nobody_through_on_a_guess(
     assert "couldn't check" in note and "send it again" in note
     assert heard(model_api) == ["[Bob Builder] bob, listed by ID"]
     eventually(lambda: all_acked_once(slack), message="every envelope acked, none re-delivered")
+
+
+def test_nobody_takes_another_speakers_name_even_after_a_restart(
+        slack: SlackEmulator, model_api: OpenAIEmulator, bridge_factory: Callable[..., BridgeProcess]) -> None:
+    slack.add_user("trudy", display_name="Bob Builder")  # Slack lets her pick Bob's name
+    slack.join_channel("general", "trudy")
+    bridge = bridge_factory()
+    slack.user_says("general", "bob", "I am Bob")
+    wait_replies(slack, "general")
+    slack.user_says("general", "trudy", "I am Bob too")
+    wait_replies(slack, "general", 2)
+    bridge.restart()
+    slack.user_says("general", "trudy", "still me")  # she speaks first after the restart: still not Bob
+    wait_replies(slack, "general", 3)
+    assert heard(model_api) == ["[Bob Builder] I am Bob", "[Bob Builder (@trudy)] I am Bob too",
+                                "[Bob Builder (@trudy)] still me"]

@@ -60,9 +60,9 @@ async def test_two_people_never_share_a_name() -> None:
     from bot.outbound.people import NameDirectory
 
     names = NameDirectory(None)  # type: ignore[arg-type]  # (remember() and cached names call no Slack)
-    names.remember({"id": "UBOB", "name": "bob", "profile": {"display_name": "Bob"}})
-    names.remember({"id": "UTRUDY", "name": "trudy", "profile": {"display_name": "[Bob]"}})
-    names.remember({"id": "UBOB2", "name": "trudy", "profile": {"display_name": "bob"}})
-    names.remember({"id": "UBOB", "name": "bob", "profile": {"display_name": "Bob"}})  # a refresh: still Bob
+    await names.remember({"id": "UBOB", "name": "bob", "profile": {"display_name": "Bob"}})
+    await names.remember({"id": "UTRUDY", "name": "trudy", "profile": {"display_name": "[Bob]"}})
+    await names.remember({"id": "UBOB2", "name": "trudy", "profile": {"display_name": "bob"}})
+    await names.remember({"id": "UBOB", "name": "bob", "profile": {"display_name": "Bob"}})  # a refresh: still Bob
     assert await names.names(["UBOB", "UTRUDY", "UBOB2"]) == {
         "UBOB": "Bob", "UTRUDY": "Bob (@trudy)", "UBOB2": "bob (UBOB2)"}

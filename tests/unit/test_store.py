@@ -261,3 +261,9 @@ async def test_access_notes_remember_whom_they_told(store: Store, tmp_path: Path
         assert not await reopened.access_notes.first_time("C1", "U1")  # across restarts
     finally:
         await reopened.close()
+
+
+async def test_speaker_names_are_held_by_their_first_user(store: Store) -> None:
+    assert await store.speaker_names.claim("bob", "UBOB") == "UBOB"
+    assert await store.speaker_names.claim("bob", "UTRUDY") == "UBOB"
+    assert await store.speaker_names.claim("bob (@trudy)", "UTRUDY") == "UTRUDY"
