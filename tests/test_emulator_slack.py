@@ -376,6 +376,25 @@ def test_people_edit_delete_and_change_profiles(slack: SlackEmulator) -> None:
     assert user_change["type"] == "user_change" and user_change["user"]["profile"]["display_name"] == "Bobby"
 
 
+async def test_user_groups_and_admin_flags(slack: SlackEmulator) -> None:
+    client = web_client(slack)
+    boss = slack.add_user("boss", display_name="Boss", is_admin=True)
+    owner = slack.add_user("owner", display_name="Owner", is_primary_owner=True, is_owner=True)
+    assert (await client.users_info(user=boss))["user"]["is_admin"] is True
+    assert (await client.users_info(user=owner))["user"]["is_primary_owner"] is True
+    assert (await client.users_info(user=slack.users["alice"]))["user"]["is_admin"] is False
+    devs = slack.add_usergroup("devs", ["alice", "bob"])
+    assert devs.startswith("S")
+    assert (await client.usergroups_users_list(usergroup=devs))["users"] == [slack.users["alice"], slack.users["bob"]]
+    assert (await api_error(client.usergroups_users_list(usergroup="S0NOPE"))).response["error"] == "no_such_subteam"
+    slack.set_usergroup_members(devs, ["bob", "carol"])
+    (changed,) = slack.events("subteam_members_changed")
+    assert changed["subteam_id"] == devs and changed["team_id"] == slack.team_id
+    assert changed["added_users"] == [slack.users["carol"]] and changed["removed_users"] == [slack.users["alice"]]
+    assert changed["added_users_count"] == "1" and changed["date_update"] >= changed["date_previous_update"]
+    assert (await client.usergroups_users_list(usergroup=devs))["users"] == [slack.users["bob"], slack.users["carol"]]
+
+
 def test_raw_events_from_other_bots_are_stored_and_delivered(slack: SlackEmulator) -> None:
     general = slack.channels["general"]
     event_id = slack.deliver_event({"type": "message", "subtype": "bot_message", "bot_id": "B0OTHER001",

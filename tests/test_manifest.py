@@ -37,8 +37,8 @@ def test_socket_mode_on() -> None:
 
 
 def test_every_event_listened_for_is_subscribed_and_vice_versa() -> None:
-    expected = {"app_mention", "user_change"} | MESSAGE_EVENTS
-    assert set(EVENTS) == {"message", "app_mention", "user_change"}
+    expected = {"app_mention", "user_change", "subteam_members_changed"} | MESSAGE_EVENTS
+    assert set(EVENTS) == {"message", "app_mention", "user_change", "subteam_members_changed"}
     assert BOT_EVENTS == expected
     for event in BOT_EVENTS:
         assert event in EVENT_SPECS, f"{event} is not a Slack event"
@@ -58,7 +58,8 @@ def test_slash_command_matches_default() -> None:
 
 def _methods_called_by_the_bot() -> set[str]:
     """Web API methods the bot's code calls through slack_sdk (`client.chat_postMessage(…)` …)."""
-    pattern = re.compile(r"(?:client|slack)\.((?:chat|users|conversations|reactions|assistant|apps|auth)_[A-Za-z_]+)\b")
+    families = "chat|users|usergroups|conversations|reactions|assistant|apps|auth"
+    pattern = re.compile(rf"(?:client|slack)\.((?:{families})_[A-Za-z_]+)\b")
     methods = set()
     for path in (ROOT / "bot").rglob("*.py"):
         for name in pattern.findall(path.read_text()):
@@ -68,7 +69,8 @@ def _methods_called_by_the_bot() -> set[str]:
 
 def test_every_method_called_has_a_declared_scope() -> None:
     methods = _methods_called_by_the_bot()
-    assert {"chat.postMessage", "chat.update", "users.info", "conversations.info", "auth.test"} <= methods
+    assert {"chat.postMessage", "chat.update", "users.info", "conversations.info", "auth.test",
+            "chat.postEphemeral", "usergroups.users.list"} <= methods
     for method in methods:
         spec = json.loads((SLACK_METHODS_DIR / f"{method}.json").read_text())
         bot_scopes = set(spec.get("scope", {}).get("bot", []))

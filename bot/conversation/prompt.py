@@ -10,7 +10,16 @@ from bot.messages import FileNote
 
 # A speaker marker opens every user message the model sees: "[Alice] hello".
 SPEAKER_MARKER = "[{name}] "
-_MARKER_AT_LINE_START = re.compile(r"^(\s*)\[", re.MULTILINE)
+# A "[" (or full-width "［") that opens a line, after nothing but spaces and invisible characters
+# (zero-width spaces, bidi marks, word joiners, BOM), would look like a speaker marker: it is escaped.
+_INVISIBLE = ("\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064"
+              "\u2066-\u206f\ufeff")
+_MARKER_AT_LINE_START = re.compile(f"^([\\s{_INVISIBLE}]*)([\\[\uff3b])", re.MULTILINE)
+# Every other kind of line break becomes "\n", so that "start of a line" means one thing to us and to the
+# model; other control characters are dropped (they carry nothing a person meant to say).
+_LINE_BREAKS = re.compile("\r\n|[\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
+EMPTY_TEXT = "(no text)"
 
 SPEAKER_RULES = (
     "Each user message starts with the speaker's name in square brackets, like \"[Alice] hello\". "
@@ -37,12 +46,18 @@ _SPACES = re.compile(r"\s+")
 
 def speaker_text(name: str, text: str, files: Sequence[FileNote] = (), where: str = "") -> str:
     """The text the model sees for one message: the speaker marker, where it was written (`where`: a
-    thread note, empty at the top level), then their words and files."""
-    body = _MARKER_AT_LINE_START.sub(r"\1\\[", text.strip())
+    thread note, empty at the top level), then their words and files. Nothing after the marker can open
+    a line with what looks like another marker."""
+    body = clean_text(text)
     if files:
         notes = ", ".join(_file_note(f) for f in files)
         body = f"{body}\n(attached files: {notes})" if body else f"(attached files: {notes})"
-    return SPEAKER_MARKER.format(name=name) + where + body
+    return SPEAKER_MARKER.format(name=name) + where + (_MARKER_AT_LINE_START.sub(r"\1\\\2", body) or EMPTY_TEXT)
+
+
+def clean_text(text: str) -> str:
+    """One kind of line break, no control characters, no surrounding whitespace."""
+    return _CONTROLS.sub("", _LINE_BREAKS.sub("\n", text)).strip()
 
 
 def quote(text: str, limit: int = THREAD_QUOTE_CHARS) -> str:
@@ -73,10 +88,11 @@ def thread_note(author: str | None, first_text: str | None, thread_ts: str, *, e
 
 
 def _file_note(note: FileNote) -> str:
+    name = " ".join(clean_text(note.name).split()) or "file"  # (a file name is on one line)
     details = [note.mimetype] if note.mimetype else []
     if note.size is not None:
         details.append(_size(note.size))
-    return f"{note.name} ({', '.join(details)})" if details else note.name
+    return f"{name} ({', '.join(details)})" if details else name
 
 
 def _size(size: int) -> str:

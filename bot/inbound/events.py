@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,9 @@ from bot.outbound.markup import mentions_user
 # Message subtypes that are a person saying something; every other subtype (edits, deletions, joins,
 # topic changes, bot messages …) is acked and ignored.
 HUMAN_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
+# What the model reads after a message cut at BRIDGE_MAX_MESSAGE_CHARS (on the same line: a marker at the
+# start of a line would be escaped as a forged speaker marker).
+CUT_NOTE = " [… message cut at {limit:,} characters]"
 
 
 def human_message(event: Mapping[str, Any], *, bot_user_id: str | None) -> IncomingMessage | None:
@@ -26,9 +30,9 @@ def human_message(event: Mapping[str, Any], *, bot_user_id: str | None) -> Incom
         return None
     if bot_user_id is not None and user == bot_user_id:
         return None
-    text = event.get("text") or ""
+    text = valid_text(event.get("text") or "")
     files = tuple(
-        FileNote(name=str(f.get("name") or f.get("title") or "file"), mimetype=str(f.get("mimetype") or ""),
+        FileNote(name=valid_text(str(f.get("name") or f.get("title") or "file")), mimetype=str(f.get("mimetype") or ""),
                  size=f.get("size") if isinstance(f.get("size"), int) else None)
         for f in event.get("files") or () if isinstance(f, Mapping)
     )
@@ -45,5 +49,26 @@ def human_message(event: Mapping[str, Any], *, bot_user_id: str | None) -> Incom
     )
 
 
+def valid_text(text: object) -> str:
+    """Text that can be stored and sent on: JSON can carry lone UTF-16 surrogates ("\\ud800"), which no
+    UTF-8 encoder takes; each becomes U+FFFD (a pair split in two is joined again)."""
+    if not isinstance(text, str):
+        return ""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 def _channel_type(channel: str) -> str:
     return {"D": "im", "G": "group"}.get(channel[:1], "channel")
+
+
+def cut_message(message: IncomingMessage, limit: int) -> tuple[IncomingMessage, int | None]:
+    """The message with its text cut at `limit` characters and marked so; and its original length, or
+    None if it was not longer."""
+    if len(message.text) <= limit:
+        return message, None
+    return dataclasses.replace(message, text=message.text[:limit].rstrip() + CUT_NOTE.format(limit=limit)), \
+        len(message.text)

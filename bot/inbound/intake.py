@@ -7,8 +7,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.inbound.events import human_message
+from bot.inbound.access import AccessPolicy, Verdict
+from bot.inbound.events import cut_message, human_message
 from bot.messages import ResetRequest
+from bot.outbound import sentences
 from bot.outbound.people import NameDirectory
 from bot.settings import Settings
 from bot.store import Inbox
@@ -21,8 +23,9 @@ class Intake:
     (sent when the listener returns) always follows a durable write."""
 
     def __init__(self, *, inbox: Inbox, notify: Callable[[str], None], names: NameDirectory,
-                 settings: Settings) -> None:
+                 settings: Settings, access: AccessPolicy) -> None:
         self._inbox = inbox
+        self.access = access
         self._notify = notify  # wakes the channel's worker (ChannelWorkers.notify)
         self._names = names
         self._settings = settings
@@ -32,10 +35,17 @@ class Intake:
         message = human_message(event, bot_user_id=bot_user_id)
         if message is None or not self._settings.serves_channel(message.channel):
             return False
+        allowed = await self.access.check(message.channel, message.user)
+        if allowed is not Verdict.ALLOWED:  # not stored, so never in the conversation; acked all the same
+            self.access.turn_away(message, allowed)
+            return False
+        message, length = cut_message(message, self._settings.max_message_chars)
         if not await self._inbox.add_message(message):
             log.debug("duplicate delivery of %s/%s dropped", message.channel, message.ts)
             return False
         self._notify(message.channel)
+        if length is not None:
+            self.access.tell(message, sentences.message_cut(self._settings.max_message_chars, length))
         return True
 
     async def reset(self, *, channel: str, user: str, key: str) -> bool:
@@ -45,8 +55,8 @@ class Intake:
             self._notify(channel)
         return stored
 
-    def user_changed(self, user: Mapping[str, Any]) -> None:
-        self._names.remember(user)
+    async def user_changed(self, user: Mapping[str, Any]) -> None:
+        await self._names.remember(user)
 
 
 def slack_ts(seconds: float) -> str:

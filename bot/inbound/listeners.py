@@ -13,7 +13,7 @@ from bot.inbound.slash_command import SlashCommands
 
 # The events the bridge listens for; manifest.yml subscribes to exactly these (message as
 # message.channels, message.groups and message.im). tests/test_manifest.py keeps the two in step.
-EVENTS = ("message", "app_mention", "user_change")
+EVENTS = ("message", "app_mention", "user_change", "subteam_members_changed")
 
 
 def register(app: AsyncApp, *, intake: Intake, commands: SlashCommands, command_name: str) -> None:
@@ -23,7 +23,10 @@ def register(app: AsyncApp, *, intake: Intake, commands: SlashCommands, command_
         await intake.event(event, bot_user_id=context.bot_user_id)
 
     async def on_user_change(event: dict[str, Any]) -> None:
-        intake.user_changed(event.get("user") or {})
+        await intake.user_changed(event.get("user") or {})
+
+    async def on_group_change(event: dict[str, Any]) -> None:
+        intake.access.group_changed(event)
 
     async def on_command(ack: AsyncAck, command: dict[str, Any]) -> None:
         text = await commands.handle(command)
@@ -38,5 +41,6 @@ def register(app: AsyncApp, *, intake: Intake, commands: SlashCommands, command_
     app.event("message")(on_message)
     app.event("app_mention")(on_message)
     app.event("user_change")(on_user_change)
+    app.event("subteam_members_changed")(on_group_change)
     app.command(command_name)(on_command)
     app.event(re.compile(".*"))(on_anything_else)

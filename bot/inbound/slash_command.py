@@ -36,6 +36,9 @@ class SlashCommands:
         if not self._settings.serves_channel(channel):
             return sentences.channel_not_served(name)
         if sub == "reset":
+            refusal = await self._intake.access.reset_refusal(channel, str(command.get("user_id") or ""), name)
+            if refusal is not None:
+                return refusal  # (ephemeral, like every answer to the command); nothing is reset
             key = str(command.get("trigger_id") or f"{command.get('user_id')}:{command.get('command_ts', '')}")
             await self._intake.reset(channel=channel, user=str(command.get("user_id")), key=key)
             return None  # the announcement in the channel is the answer

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -20,7 +20,10 @@ FAILED_LOOKUP_TTL = 60.0  # after a failed lookup, try again a minute later
 MAX_NAME_LENGTH = 48
 MAX_CACHED_NAMES = 50_000
 
-_FORBIDDEN = re.compile(r"[\[\]<>\r\n\t\u2028\u2029\x00-\x1f\x7f]")
+# Brackets (ASCII and full-width), line breaks, control characters, and the invisible ones that could hide
+# or reorder a marker (zero-width spaces, bidi overrides and isolates, soft hyphen, BOM).
+_FORBIDDEN = re.compile("[\\[\\]<>\uff3b\uff3d\u3010\u3011\r\n\t\u2028\u2029\x00-\x1f\x7f-\x9f"
+                        "\u00ad\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 _SPACES = re.compile(r"\s+")
 
 
@@ -42,16 +45,27 @@ def display_name(user: Mapping[str, Any]) -> str:
     return "someone"
 
 
+def is_workspace_admin(user: Mapping[str, Any]) -> bool:
+    """users.info's flags: an admin, an owner or the primary owner of the workspace."""
+    return any(user.get(flag) is True for flag in ("is_admin", "is_owner", "is_primary_owner"))
+
+
+Claim = Callable[[str, str], Awaitable[str]]  # (name key, user ID) → the user ID holding that name
+
+
 class NameDirectory:
     """Cached user-ID → name lookups through `users.info`; concurrent lookups of one user share a call."""
 
     def __init__(self, client: AsyncWebClient, *, ttl: float = NAME_TTL,
-                 on_refused: Callable[[str], None] | None = None) -> None:
+                 on_refused: Callable[[str], None] | None = None, claim: Claim | None = None) -> None:
         self._client = client
         self._on_refused = on_refused  # told when Slack refuses the bot's token (SlackAuthGate.refused)
         self._ttl = ttl
         self._cache: dict[str, tuple[str, float]] = {}
         self._inflight: dict[str, asyncio.Future[str]] = {}
+        self._admins: dict[str, bool] = {}  # user ID → workspace admin or owner (from the same users.info)
+        self._claims: dict[str, str] = {}  # a name as the model sees it (casefolded) → the user shown by it
+        self._claim = claim  # the durable record of those (SpeakerNames.claim), if there is one
 
     async def name(self, user_id: str) -> str:
         cached = self._cache.get(user_id)
@@ -77,11 +91,20 @@ class NameDirectory:
         found = await asyncio.gather(*(self.name(user_id) for user_id in unique))
         return dict(zip(unique, found, strict=True))
 
-    def remember(self, user: Mapping[str, Any]) -> None:
+    async def remember(self, user: Mapping[str, Any]) -> None:
         """Take a fresh user object (from a `user_change` event) into the cache."""
         user_id = user.get("id")
         if isinstance(user_id, str):
-            self._store(user_id, display_name(user), self._ttl)
+            self._store(user_id, await self._unique(user_id, user), self._ttl)
+            self._admins[user_id] = is_workspace_admin(user)
+
+    async def is_admin(self, user_id: str) -> bool | None:
+        """Is the user a workspace admin or owner? None if Slack could not tell (the lookup failed)."""
+        cached = self._cache.get(user_id)
+        if not (cached and cached[1] > time.monotonic() and user_id in self._admins):
+            self._cache.pop(user_id, None)  # (a name cached from a mention lookup may predate the flags)
+            await self.name(user_id)
+        return self._admins.get(user_id)
 
     async def _lookup(self, user_id: str) -> str:
         try:
@@ -91,11 +114,27 @@ class NameDirectory:
             if not refused_token(exc, self._on_refused):  # (an outage: the name is looked up again after it)
                 self._store(user_id, user_id, FAILED_LOOKUP_TTL)
             return user_id
-        name = display_name(response["user"])
+        name = await self._unique(user_id, response["user"])
         self._store(user_id, name, self._ttl)
+        self._admins[user_id] = is_workspace_admin(response["user"])
         return name
+
+    async def _unique(self, user_id: str, user: Mapping[str, Any]) -> str:
+        """The user's name, unless another user already speaks under it (Slack lets two people pick the
+        same display name, or one pick another's): then the name with their unique user name, so one
+        speaker can never pass for another. The first to be seen keeps the plain name, for good."""
+        name = display_name(user)
+        for candidate in (name, f"{name} (@{sanitize_name(str(user.get('name') or user_id))})", f"{name} ({user_id})"):
+            key = candidate.casefold()
+            holder = self._claims.get(key) or (await self._claim(key, user_id) if self._claim else user_id)
+            self._claims[key] = holder
+            if holder == user_id:
+                return candidate
+        return user_id
 
     def _store(self, user_id: str, name: str, ttl: float) -> None:
         if len(self._cache) >= MAX_CACHED_NAMES:
-            self._cache.pop(next(iter(self._cache)))  # oldest insertion first
+            oldest = next(iter(self._cache))  # oldest insertion first
+            self._cache.pop(oldest)
+            self._admins.pop(oldest, None)
         self._cache[user_id] = (name, time.monotonic() + ttl)

@@ -18,12 +18,13 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from bot.outbound.live_text import INDICATOR_DELAY, WORKING_TEXT
+from bot.outbound.mentions import MentionGuard, escape_broadcasts
 from bot.outbound.streaming_reply import APPEND_INTERVAL, StreamingReply
 from bot.outbound.updating_reply import FIRST_GATHER, UPDATE_INTERVAL, OnPost, UpdatingReply
 from bot.outbound.writer import SlackWriter
 
 __all__ = ["APPEND_INTERVAL", "FIRST_GATHER", "INDICATOR_DELAY", "UPDATE_INTERVAL", "WORKING_TEXT", "OnPost",
-           "Reply", "ReplyFactory", "StreamingReply", "UpdatingReply"]
+           "QuietReply", "Reply", "ReplyFactory", "StreamingReply", "UpdatingReply"]
 
 
 class Reply(Protocol):
@@ -52,15 +53,54 @@ class Reply(Protocol):
 class ReplyFactory:
     """Makes the right kind of reply for a turn: streamed natively in threads when so configured."""
 
-    def __init__(self, writer: SlackWriter, *, stream_in_threads: bool) -> None:
+    def __init__(self, writer: SlackWriter, *, stream_in_threads: bool, allow_broadcast_mentions: bool = False) -> None:
         self.writer = writer
         self._stream_in_threads = stream_in_threads
+        self._allow_broadcast_mentions = allow_broadcast_mentions
 
     def create(self, *, channel: str, thread_ts: str | None, recipient: str | None, messages: Sequence[str] = (),
                on_post: OnPost | None = None, stream: bool = True) -> Reply:
         """A new reply; or, given the `messages` an earlier attempt posted, one that rewrites those.
-        `stream=False`: never a native stream (an answer known in full is simply written)."""
+        `stream=False`: never a native stream (an answer known in full is simply written). Every reply
+        the model's text reaches Slack through is made here, so here its broadcast mentions are defused
+        (unless BRIDGE_ALLOW_BROADCAST_MENTIONS)."""
+        reply: Reply
         if stream and self._stream_in_threads and thread_ts and not messages and recipient:
-            return StreamingReply(self.writer, channel=channel, thread_ts=thread_ts, recipient=recipient,
+            reply = StreamingReply(self.writer, channel=channel, thread_ts=thread_ts, recipient=recipient,
+                                   on_post=on_post)
+        else:
+            reply = UpdatingReply(self.writer, channel=channel, thread_ts=thread_ts, messages=messages,
                                   on_post=on_post)
-        return UpdatingReply(self.writer, channel=channel, thread_ts=thread_ts, messages=messages, on_post=on_post)
+        return reply if self._allow_broadcast_mentions else QuietReply(reply)
+
+
+class QuietReply:
+    """A reply whose text — streamed, final or failed — notifies no channel or group (see mentions.py)."""
+
+    def __init__(self, inner: Reply) -> None:
+        self._inner = inner
+        self._guard = MentionGuard()
+        self.channel = inner.channel
+
+    @property
+    def message_ts(self) -> str | None:
+        return self._inner.message_ts
+
+    def start(self) -> None:
+        self._inner.start()
+
+    def feed(self, delta: str) -> None:
+        self._inner.feed(self._guard.feed(delta))
+
+    def status(self, text: str | None) -> None:
+        self._inner.status(text)
+
+    async def finish(self, text: str) -> list[str]:
+        return await self._inner.finish(escape_broadcasts(text))
+
+    async def fail(self, note: str) -> None:
+        self._inner.feed(self._guard.flush())
+        await self._inner.fail(escape_broadcasts(note))
+
+    async def cancel(self) -> list[str]:
+        return await self._inner.cancel()

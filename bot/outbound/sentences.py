@@ -84,3 +84,29 @@ def usage_text(*, day: str, renews: str, channel_used: int, channel_limit: int, 
     return (f"*Today's use* ({day}, UTC)\n*This channel:* {against(channel_used, channel_limit)}\n"
             f"*You:* {against(user_used, user_limit)}\n*Messages:* {rate}\n"
             f"Token budgets renew {renews}.")
+
+
+# -- access (bot/inbound/access.py) and input limits ------------------------------------------------
+def not_allowed() -> str:
+    return ("Sorry, you're not among the people who may use the assistant here, so I won't answer your "
+            "messages in this channel, and they don't become part of its conversation. If you think you "
+            "should be, ask whoever runs the assistant. (I'm telling you only this once.)")
+
+
+def access_unknown() -> str:
+    return ("Sorry, I couldn't check just now whether you may use the assistant here (Slack didn't answer), "
+            "so I didn't take your message. Please send it again in a minute.")
+
+
+def reset_refused(command: str) -> str:
+    return (f"Only workspace admins and the assistant's admins may use `{command} reset` here, so the "
+            "conversation was not reset.")
+
+
+def reset_not_allowed(command: str) -> str:
+    return f"You're not among the people who may use the assistant here, so `{command} reset` does nothing."
+
+
+def message_cut(limit: int, length: int) -> str:
+    return (f"Your message was {length:,} characters long; the assistant reads only the first {limit:,}, "
+            "so it saw your message cut there.")

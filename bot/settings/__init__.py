@@ -17,6 +17,12 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
+from bot.settings.access import (
+    ACCESS_CHANNEL_KEYS,
+    ACCESS_FILE_SETTINGS,
+    DEFAULT_MAX_MESSAGE_CHARS,
+    access_settings,
+)
 from bot.settings.budgets import (
     BUDGET_SETTINGS,
     MAX_MESSAGES_PER_MINUTE,
@@ -30,6 +36,7 @@ from bot.settings.parsing import (
     is_http_url,
     number,
     parse_channels,
+    port_number,
     read_config_file,
     redact_url,
 )
@@ -64,7 +71,7 @@ FILE_SETTINGS = frozenset({
     "BRIDGE_TURN_TIMEOUT", "BRIDGE_MAX_TOOL_ROUNDS", "BRIDGE_TOOL_TIMEOUT", "BRIDGE_CONTEXT_TOKENS",
     "BRIDGE_LEASE_SECONDS",
     "DATABASE_POOL_SIZE", "BRIDGE_THREAD_FOLLOWUPS",
-}) | frozenset(BUDGET_SETTINGS)  # budgets and retention (bot/settings/budgets.py)
+}) | frozenset(BUDGET_SETTINGS) | ACCESS_FILE_SETTINGS  # budgets and retention (bot/settings/budgets.py)
 DEFAULT_MAX_TOOL_ROUNDS = 5
 DEFAULT_CONTEXT_TOKENS = 8000  # the chat backend's prompt budget
 DEFAULT_TOOL_TIMEOUT = 20.0
@@ -122,6 +129,13 @@ class Settings:
     channel_settings: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()  # [channels.C…] in bridge.toml
     hosted_tools: tuple[dict[str, Any], ...] = ()  # Responses hosted tools from bridge.toml
     config_file: str | None = None
+    # Access (bot/settings/access.py): who may talk and reset, broadcast mentions, message length.
+    allowed_users: frozenset[str] = field(default_factory=frozenset)
+    blocked_users: frozenset[str] = field(default_factory=frozenset)
+    admins: frozenset[str] = field(default_factory=frozenset)
+    reset_by: str = "anyone"
+    allow_broadcast_mentions: bool = False
+    max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
 
     def serves_channel(self, channel: str) -> bool:
         return not self.channels or channel in self.channels
@@ -187,6 +201,7 @@ def load_settings(
     values |= _limits(get, problems)
     values |= budget_settings(get, problems)
     values |= _threads(get, problems)
+    values |= access_settings(get, problems)
     values["channel_settings"] = _channel_tables(tables.get("channels", {}), problems)
     values["hosted_tools"] = hosted_tools(tables.get("hosted_tools", {}), problems)
     if values["hosted_tools"] and values["assistant_backend"] not in ("auto", "responses"):
@@ -268,17 +283,10 @@ def _service_settings(get: Lookup, problems: list[str]) -> dict[str, Any]:
     command = get("BRIDGE_COMMAND", DEFAULT_COMMAND)
     if not command.startswith("/") or len(command) < 2 or any(c.isspace() for c in command):
         problems.append(f"BRIDGE_COMMAND must be a slash command like '/assistant', not {command!r}.")
-    port = _port(problems, "PORT", get("PORT", str(DEFAULT_PORT))) or DEFAULT_PORT
-    metrics_port = _port(problems, "METRICS_PORT", get("METRICS_PORT")) if get("METRICS_PORT") else None
+    port = port_number(problems, "PORT", get("PORT", str(DEFAULT_PORT))) or DEFAULT_PORT
+    metrics_port = port_number(problems, "METRICS_PORT", get("METRICS_PORT")) if get("METRICS_PORT") else None
     return {"command": command, "channels": parse_channels(get("BRIDGE_CHANNELS"), problems),
             "tools_module": get("BRIDGE_TOOLS_MODULE") or None, "port": port, "metrics_port": metrics_port}
-
-
-def _port(problems: list[str], name: str, text: str) -> int | None:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        problems.append(f"{name} must be a number between 1 and 65535, not {text!r}.")
-        return None
-    return int(text)
 
 
 def _database(get: Lookup, problems: list[str]) -> dict[str, Any]:
@@ -339,6 +347,7 @@ CHANNEL_KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "channel_daily_tokens": (channel_budget(MAX_TOKENS_PER_DAY), "a whole number of tokens (0: no limit)"),
     "user_messages_per_minute": (channel_budget(MAX_MESSAGES_PER_MINUTE), "a whole number (0: no limit)"),
     "thread_followups": (_switch, "true or false"),
+    **ACCESS_CHANNEL_KEYS,
 }
 
 

@@ -112,3 +112,10 @@ def redact_url(url: str) -> str:
     if parsed.password:
         return url.replace(parsed.password, "***")
     return url
+
+
+def port_number(problems: list[str], name: str, text: str) -> int | None:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        problems.append(f"{name} must be a number between 1 and 65535, not {text!r}.")
+        return None
+    return int(text)

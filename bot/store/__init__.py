@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.store.access_notes import AccessNotes, SpeakerNames
 from bot.store.chat_history import ChatHistory, ChatRecord
 from bot.store.conversations import ConversationMap
 from bot.store.database import Database, StoreInUse
@@ -25,9 +26,9 @@ from bot.store.usage import Usage
 
 RETENTION = 7 * 24 * 3600.0  # finished inbox items and turns are kept this long (for operators), then pruned
 
-__all__ = ["ChatHistory", "ChatRecord", "ConversationMap", "Database", "Inbox", "ItemState", "OpenTurn", "Store",
-           "StoreInUse", "TurnJournal", "TurnState", "RETENTION", "OPEN_ERRORS", "ThreadLog", "ThreadRecord", "Usage",
-           "open_database"]
+__all__ = ["AccessNotes", "ChatHistory", "ChatRecord", "ConversationMap", "Database", "Inbox", "ItemState",
+           "open_database", "OPEN_ERRORS", "OpenTurn", "RETENTION", "SpeakerNames", "Store", "StoreInUse",
+           "ThreadLog", "ThreadRecord", "TurnJournal", "TurnState", "Usage"]
 
 DAY = 86_400.0
 
@@ -51,6 +52,8 @@ class Store:
     journal: TurnJournal
     conversations: ConversationMap
     chat: ChatHistory
+    access_notes: AccessNotes
+    speaker_names: SpeakerNames
     usage: Usage
     threads: ThreadLog
     retention_days: int = 0  # BRIDGE_RETENTION_DAYS: message text is erased this long after it was answered
@@ -61,7 +64,8 @@ class Store:
         StoreInUse if another process has the SQLite file, one of OPEN_ERRORS if it cannot be opened."""
         db = await open_database(target, pool_size=pool_size)
         store = cls(db=db, inbox=Inbox(db), journal=TurnJournal(db), conversations=ConversationMap(db),
-                    chat=ChatHistory(db), usage=Usage(db), retention_days=retention_days, threads=ThreadLog(db))
+                    chat=ChatHistory(db), usage=Usage(db), retention_days=retention_days, threads=ThreadLog(db),
+                    access_notes=AccessNotes(db), speaker_names=SpeakerNames(db))
         try:
             await store.prune()
         except BaseException:

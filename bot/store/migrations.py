@@ -139,4 +139,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX threads_touched ON threads (touched_at);
     """,
+    # 10: whom the access rules turned away, told once per channel (BRIDGE_ALLOWED_USERS / BLOCKED_USERS);
+    #    which person each name the model reads stands for, so two never share one (across restarts too).
+    """
+    CREATE TABLE access_notes (
+        channel TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        told_at REAL NOT NULL,
+        PRIMARY KEY (channel, user_id)
+    );
+    CREATE TABLE speaker_names (
+        name_key   TEXT NOT NULL PRIMARY KEY,
+        user_id    TEXT NOT NULL,
+        claimed_at REAL NOT NULL
+    );
+    """,
 )

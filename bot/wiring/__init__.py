@@ -30,10 +30,12 @@ from bot.backends.responses import ResponsesBackend
 from bot.conversation.service import ConversationService
 from bot.conversation.threads import ThreadPlaces
 from bot.conversation.tools import Toolbox, ToolError
+from bot.inbound.access import AccessPolicy
 from bot.inbound.intake import Intake
 from bot.inbound.listeners import register
 from bot.inbound.slash_command import SlashCommands
 from bot.outbound.channels import ChannelDirectory
+from bot.outbound.groups import UserGroups
 from bot.outbound.people import NameDirectory
 from bot.outbound.replies import ReplyFactory
 from bot.outbound.slack_auth import SlackAuthGate
@@ -172,7 +174,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
             log.warning("[hosted_tools] are ignored: they need the responses backend, and %s is in use", backend.name)
         stack.push_async_callback(backend.aclose)
         auth = SlackAuthGate(slack.auth_test)  # one for the workspace: does Slack take the bot's token?
-        names = NameDirectory(slack, on_refused=auth.refused)
+        names = NameDirectory(slack, on_refused=auth.refused, claim=store.speaker_names.claim)
         # (no 429 retry: a thread read Slack limits — one a minute for some apps — must not hold up the turn)
         reader = ThreadReader(build_slack_client(settings, session=session, retry_rate_limits=False),
                               on_refused=auth.refused)
@@ -185,7 +187,8 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                                             safety_salt=await installation_salt(store.db), threads=threads)
         writer = SlackWriter.create(build_slack_client(settings, session=session, retry_rate_limits=False),
                                     team_id=identity.team_id)
-        replies = ReplyFactory(writer, stream_in_threads=settings.reply_in == "thread")
+        replies = ReplyFactory(writer, stream_in_threads=settings.reply_in == "thread",
+                               allow_broadcast_mentions=settings.allow_broadcast_mentions)
         budgets = BudgetGate(store.usage, writer, limits_from(settings))
         policy = RetryPolicy(max_attempts=settings.max_attempts, turn_timeout=settings.turn_timeout)
         runner = TurnRunner(inbox=store.inbox, journal=store.journal, conversations=conversations, replies=replies,
@@ -194,7 +197,11 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                             respond_to=settings.respond_to_for, auth=auth, budgets=budgets,
                             followups=settings.thread_followups_for)
         workers, notify = await _workers(store, runner, writer, settings, stack)
-        intake = Intake(inbox=store.inbox, notify=notify, names=names, settings=settings)
+        access = AccessPolicy(settings=settings, groups=UserGroups(slack, on_refused=auth.refused), people=names,
+                              notes=store.access_notes, slack=slack)
+        stack.push_async_callback(access.close)
+        await access.warm()
+        intake = Intake(inbox=store.inbox, notify=notify, names=names, settings=settings, access=access)
         commands = SlashCommands(settings=settings, intake=intake, inbox=store.inbox, conversations=conversations,
                                  budgets=budgets)
         yield Services(settings=settings, store=store, slack=slack, identity=identity, backend=backend,

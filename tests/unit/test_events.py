@@ -55,3 +55,21 @@ def test_dm_channel_type_inferred() -> None:
 )
 def test_not_for_the_model(event) -> None:
     assert human_message(event, bot_user_id=BOT) is None
+
+
+def test_a_long_message_is_cut_and_marked() -> None:
+    from bot.inbound.events import cut_message
+
+    msg = human_message(message(text="word " * 100), bot_user_id=BOT)
+    assert msg is not None
+    cut, length = cut_message(msg, 50)
+    assert length == 500
+    assert cut.text == ("word " * 10).strip() + " [… message cut at 50 characters]"
+    assert cut_message(msg, 500) == (msg, None)
+
+
+def test_lone_surrogates_become_replacement_characters() -> None:
+    msg = human_message(message(text="a\ud800b \ud83d\ude00", files=[{"name": "f\udfff.txt"}]), bot_user_id=BOT)
+    assert msg is not None
+    assert msg.text == "a\ufffdb 😀" and msg.files[0].name == "f\ufffd.txt"
+    msg.text.encode("utf-8")  # storable and sendable

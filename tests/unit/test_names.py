@@ -39,3 +39,30 @@ def test_sanitize_name_caps_length() -> None:
 )
 def test_display_name_fallbacks(user: dict, name: str) -> None:
     assert display_name(user) == name
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("\u202eevil", "evil"),  # a bidi override cannot reorder the marker
+        ("a\u200bb", "a b"),
+        ("［Bob］", "Bob"),  # full-width brackets too
+        ("x\x00y\x9bz", "x y z"),
+        ("\u200b\u2060\ufeff", ""),  # nothing visible: the next candidate name is used
+        ("👨\u200d👩\u200d👧", "👨\u200d👩\u200d👧"),  # a joined emoji stays whole
+    ],
+)
+def test_sanitize_name_drops_what_could_hide_or_reorder_a_marker(raw: str, clean: str) -> None:
+    assert sanitize_name(raw) == clean
+
+
+async def test_two_people_never_share_a_name() -> None:
+    from bot.outbound.people import NameDirectory
+
+    names = NameDirectory(None)  # type: ignore[arg-type]  # (remember() and cached names call no Slack)
+    await names.remember({"id": "UBOB", "name": "bob", "profile": {"display_name": "Bob"}})
+    await names.remember({"id": "UTRUDY", "name": "trudy", "profile": {"display_name": "[Bob]"}})
+    await names.remember({"id": "UBOB2", "name": "trudy", "profile": {"display_name": "bob"}})
+    await names.remember({"id": "UBOB", "name": "bob", "profile": {"display_name": "Bob"}})  # a refresh: still Bob
+    assert await names.names(["UBOB", "UTRUDY", "UBOB2"]) == {
+        "UBOB": "Bob", "UTRUDY": "Bob (@trudy)", "UBOB2": "bob (UBOB2)"}

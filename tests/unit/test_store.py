@@ -272,3 +272,23 @@ async def test_what_slack_is_acked_for_is_committed_to_the_disk(sqlite_store: St
     assert [m for sql, m in under if "INTO conversations" in sql] == ["NORMAL"]
     (mode,) = await sqlite_store.db.fetchone("PRAGMA synchronous")
     assert mode == 1  # NORMAL again afterwards
+
+
+async def test_access_notes_remember_whom_they_told(store: Store, target: Path | str) -> None:
+    assert await store.access_notes.first_time("C1", "U1")
+    assert not await store.access_notes.first_time("C1", "U1")
+    assert await store.access_notes.first_time("C2", "U1")  # once per channel
+    await store.access_notes.forget("C2", "U1")  # (the note could not be sent)
+    assert await store.access_notes.first_time("C2", "U1")
+    await store.close()
+    reopened = await Store.open(target)
+    try:
+        assert not await reopened.access_notes.first_time("C1", "U1")  # across restarts
+    finally:
+        await reopened.close()
+
+
+async def test_speaker_names_are_held_by_their_first_user(store: Store) -> None:
+    assert await store.speaker_names.claim("bob", "UBOB") == "UBOB"
+    assert await store.speaker_names.claim("bob", "UTRUDY") == "UBOB"
+    assert await store.speaker_names.claim("bob (@trudy)", "UTRUDY") == "UTRUDY"

@@ -27,7 +27,7 @@ from .rate_limits import (
 )
 from .socket_mode import REFRESH_GRACE_SECONDS, SocketModeHub
 from .spec_check import event_types
-from .state import BOT_NAME, Channel, IdFactory, Message, TsClock, User, Workspace, ts_key
+from .state import BOT_NAME, Channel, IdFactory, Message, TsClock, User, UserGroup, Workspace, ts_key
 from .web_api import Call, Fault
 
 STREAM_EXPIRY_SECONDS = 300.0
@@ -106,11 +106,24 @@ class SlackCore:
 
     # -- directory ------------------------------------------------------------------------
     def add_user(self, *, name: str, display_name: str, real_name: str, is_bot: bool,
-                 user_id: str | None) -> str:
+                 user_id: str | None, **roles: bool) -> str:
         uid = user_id or self.ws.ids.next("U")
         self.ws.users[uid] = User(id=uid, name=name, display_name=display_name, real_name=real_name,
-                                  is_bot=is_bot, bot_id=self.ws.ids.next("B") if is_bot else None)
+                                  is_bot=is_bot, bot_id=self.ws.ids.next("B") if is_bot else None, **roles)
         return uid
+
+    def add_usergroup(self, handle: str, members: Sequence[str]) -> str:
+        group = UserGroup(id=self.ws.ids.next("S"), handle=handle, users=[self._user(m).id for m in members])
+        self.ws.usergroups[group.id] = group
+        return group.id
+
+    def set_usergroup_members(self, group_id: str, members: Sequence[str]) -> None:
+        """Like usergroups.users.update by an admin: the new list, and `subteam_members_changed` (a delta)."""
+        group = self.ws.usergroups[group_id]
+        new = [self._user(m).id for m in members]
+        added, removed = [u for u in new if u not in group.users], [u for u in group.users if u not in new]
+        previous, group.users, group.date_update = group.date_update, new, int(time.time())
+        self.emit(ev.subteam_members_changed_event(self.ws, group, previous, added, removed, self.ws.clock.next()))
 
     def update_user(self, user_id: str, fields: dict[str, Any]) -> None:
         user = self._user(user_id)

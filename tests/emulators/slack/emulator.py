@@ -101,11 +101,24 @@ class SlackEmulator:
 
     # -- directory --------------------------------------------------------------------------------
     def add_user(self, name: str, display_name: str = "", real_name: str = "", is_bot: bool = False,
-                 user_id: str | None = None) -> str:
+                 user_id: str | None = None, *, is_admin: bool = False, is_owner: bool = False,
+                 is_primary_owner: bool = False) -> str:
+        """A person (or bot user); the role flags are what users.info reports (workspace admin, owners)."""
+        roles = {"is_admin": is_admin, "is_owner": is_owner, "is_primary_owner": is_primary_owner}
         uid = self._on_loop(lambda c: c.add_user(name=name, display_name=display_name, real_name=real_name,
-                                                 is_bot=is_bot, user_id=user_id))
+                                                 is_bot=is_bot, user_id=user_id, **roles))
         self.users[name] = uid
         return uid
+
+    def add_usergroup(self, handle: str, members: Sequence[str] = ()) -> str:
+        """A user group (`S…`) with these members (names or ids); returns its id."""
+        ids = [self._uid(m) for m in members]
+        return self._on_loop(lambda c: c.add_usergroup(handle, ids))
+
+    def set_usergroup_members(self, group_id: str, members: Sequence[str]) -> None:
+        """Replace a group's members (as an admin would); the app gets `subteam_members_changed`."""
+        ids = [self._uid(m) for m in members]
+        self._on_loop(lambda c: c.set_usergroup_members(group_id, ids))
 
     # -- the bot's token ------------------------------------------------------------------------------
     def revoke_bot_token(self) -> None:

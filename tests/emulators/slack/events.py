@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any
 
-from .state import Channel, Message, Workspace
+from .state import Channel, Message, UserGroup, Workspace
 
 VERIFICATION_TOKEN = "emulated-verification-token"
 
@@ -102,6 +102,15 @@ def message_deleted_event(channel: Channel, previous: dict[str, Any], event_ts: 
 def user_change_event(ws: Workspace, user_id: str, event_ts: str) -> dict[str, Any]:
     return {"type": "user_change", "user": ws.users[user_id].to_slack(ws.team_id),
             "cache_ts": int(time.time()), "event_ts": event_ts}
+
+
+def subteam_members_changed_event(ws: Workspace, group: UserGroup, previous_update: int, added: list[str],
+                                  removed: list[str], event_ts: str) -> dict[str, Any]:
+    """A user group's membership changed: only the delta, as Slack sends it (its counts are strings)."""
+    return {"type": "subteam_members_changed", "subteam_id": group.id, "team_id": ws.team_id,
+            "date_previous_update": previous_update, "date_update": group.date_update,
+            "added_users": list(added), "added_users_count": str(len(added)),
+            "removed_users": list(removed), "removed_users_count": str(len(removed)), "event_ts": event_ts}
 
 
 def member_joined_events(ws: Workspace, channel: Channel, user_id: str,

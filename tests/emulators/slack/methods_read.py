@@ -40,6 +40,13 @@ def users_list(core: SlackCore, args: dict[str, Any]) -> dict[str, Any]:
     return {"members": chunk, "cache_ts": int(time.time()), "response_metadata": {"next_cursor": cursor}}
 
 
+def usergroups_users_list(core: SlackCore, args: dict[str, Any]) -> dict[str, Any]:
+    group = core.ws.usergroups.get(str(args.get("usergroup") or ""))
+    if group is None or (group.disabled and not truthy(args.get("include_disabled"))):
+        raise ApiError("no_such_subteam")
+    return {"users": list(group.users)}
+
+
 def conversations_info(core: SlackCore, args: dict[str, Any]) -> dict[str, Any]:
     channel = conversation(core, args, member=False)
     return {"channel": channel.to_slack(core.ws.bot_user_id)}
@@ -181,6 +188,7 @@ HANDLERS = {
     "apps.connections.open": apps_connections_open,
     "users.info": users_info,
     "users.list": users_list,
+    "usergroups.users.list": usergroups_users_list,
     "conversations.info": conversations_info,
     "conversations.members": conversations_members,
     "conversations.list": conversations_list,

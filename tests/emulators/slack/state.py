@@ -50,6 +50,9 @@ class User:
     deleted: bool = False
     tz: str = "Europe/London"
     bot_id: str | None = None
+    is_admin: bool = False
+    is_owner: bool = False
+    is_primary_owner: bool = False
 
     def to_slack(self, team_id: str) -> dict[str, Any]:
         profile: dict[str, Any] = {
@@ -72,12 +75,24 @@ class User:
             "tz_label": "Greenwich Mean Time",
             "tz_offset": 0,
             "profile": profile,
-            "is_admin": False,
-            "is_owner": False,
+            "is_admin": self.is_admin,
+            "is_owner": self.is_owner,
+            "is_primary_owner": self.is_primary_owner,
             "is_bot": self.is_bot,
             "is_app_user": False,
             "updated": int(time.time()),
         }
+
+
+@dataclass
+class UserGroup:
+    """A user group (`S…`, "subteam"): `@handle` notifies its members."""
+
+    id: str
+    handle: str
+    users: list[str] = field(default_factory=list)
+    date_update: int = field(default_factory=lambda: int(time.time()))
+    disabled: bool = False
 
 
 @dataclass
@@ -192,6 +207,7 @@ class Workspace:
     bot_user_id: str
     users: dict[str, User] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)
+    usergroups: dict[str, UserGroup] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
