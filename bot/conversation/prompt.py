@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 
+from bot.conversation.files import size_text
 from bot.messages import FileNote
 
 # A speaker marker opens every user message the model sees: "[Alice] hello".
@@ -19,29 +20,23 @@ SPEAKER_RULES = (
 )
 
 
-def speaker_text(name: str, text: str, files: Sequence[FileNote] = ()) -> str:
-    """The text the model sees for one message: the speaker marker, then their words and files."""
+def speaker_text(name: str, text: str, files: Sequence[FileNote] = (), inline: Sequence[str] = ()) -> str:
+    """The text the model sees for one message: the speaker marker, then their words and files — every
+    file described by name, type and size, then the text files' content (`inline`, see files.inlined)."""
     body = _MARKER_AT_LINE_START.sub(r"\1\\[", text.strip())
     if files:
         notes = ", ".join(_file_note(f) for f in files)
         body = f"{body}\n(attached files: {notes})" if body else f"(attached files: {notes})"
+    if inline:
+        body = "\n\n".join([body, *inline])
     return SPEAKER_MARKER.format(name=name) + body
 
 
 def _file_note(note: FileNote) -> str:
     details = [note.mimetype] if note.mimetype else []
     if note.size is not None:
-        details.append(_size(note.size))
+        details.append(size_text(note.size))
     return f"{note.name} ({', '.join(details)})" if details else note.name
-
-
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"
 
 
 def build_instructions(base: str, *, channel_name: str | None, is_direct: bool) -> str:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backends.base import MAX_TOOL_ROUNDS, Backend, FoundReply, ToolCall, ToolOutput, TurnEvent, TurnRequest
+from bot.conversation.file_reader import FileReader, ReadFiles
 from bot.conversation.prompt import build_instructions, speaker_text, turn_note
 from bot.conversation.tools import Toolbox, ToolContext
 from bot.messages import InboxItem
@@ -42,7 +43,8 @@ class ConversationService:
     def __init__(self, *, conversation_map: ConversationMap, backend: Backend, names: NameDirectory,
                  channels: ChannelDirectory, instructions: str, toolbox: Toolbox | None = None,
                  hosted_tools: Sequence[Mapping[str, Any]] = (), slack: AsyncWebClient | None = None,
-                 max_tool_rounds: int = MAX_TOOL_ROUNDS, today: Callable[[], dt.date] = dt.date.today) -> None:
+                 max_tool_rounds: int = MAX_TOOL_ROUNDS, today: Callable[[], dt.date] = dt.date.today,
+                 files: FileReader | None = None) -> None:
         self._map = conversation_map
         self.backend = backend
         self._names = names
@@ -54,6 +56,7 @@ class ConversationService:
         self._slack = slack
         self._max_tool_rounds = max_tool_rounds
         self._today = today
+        self._files = files  # reads shared files (None: they are only described)
         self._known: dict[str, str] = {}  # channel → conversation id (the store has them all)
 
     async def conversation_id(self, channel: str) -> str:
@@ -80,15 +83,20 @@ class ConversationService:
         self._known.pop(channel, None)
         await self._map.forget_conversation(channel, self.backend.name)
 
-    async def build_turn(self, channel: str, items: Sequence[InboxItem]) -> TurnRequest:
-        """The model request for these messages: speaker-marked texts, the channel's instructions and this
-        turn's note."""
+    async def build_turn(self, channel: str, items: Sequence[InboxItem], *, attach: bool = True,
+                         read_files: bool = True) -> TurnRequest:
+        """The model request for these messages: speaker-marked texts (text files inlined), the files the
+        model can look at (unless not `attach`: context added without a turn keeps descriptions), the
+        channel's instructions and this turn's note. Without `read_files`, files are only described."""
         user_ids = [item.user for item in items]
         for item in items:
             user_ids.extend(mentioned_users(item.text))
         names = await self._names.names(user_ids)
         info = await self._channels.info(channel)
-        messages = [speaker_text(names[item.user], to_readable(item.text, names), item.files) for item in items]
+        files = [await self._read_files(channel, item, attach) if read_files else ReadFiles(notes=item.files)
+                 for item in items]
+        messages = [speaker_text(names[item.user], to_readable(item.text, names), read.notes, read.inline)
+                    for item, read in zip(items, files, strict=True)]
         speakers = [names[item.user] for item in items]
         instructions = build_instructions(self._instructions, channel_name=info.name, is_direct=info.is_direct)
         speaker_ids = tuple(item.user for item in items)
@@ -101,13 +109,27 @@ class ConversationService:
                            instructions=instructions, note=turn_note(speakers, self._today()),
                            messages=messages, speaker_ids=speaker_ids,
                            speaker_names=tuple(speakers), tools=self._tools, hosted_tools=self._hosted_tools,
-                           run_tools=run_tools, max_tool_rounds=self._max_tool_rounds)
+                           run_tools=run_tools, max_tool_rounds=self._max_tool_rounds,
+                           attachments=tuple(read.attachments for read in files) if any(
+                               read.attachments for read in files) else ())
+
+    async def _read_files(self, channel: str, item: InboxItem, attach: bool) -> ReadFiles:
+        """What the model gets of the message's files (only their descriptions without a reader); the
+        author hears of any it could not look at."""
+        if not item.files or self._files is None:
+            return ReadFiles(notes=item.files)
+        vision = getattr(self.backend, "vision", None)
+        allowed = attach and (vision is None or vision.allowed)
+        accepts = getattr(self.backend, "accepts", frozenset()) if allowed else ()
+        read = await self._files.read(item, accepts)
+        await self._files.tell(channel, item, read.problems)
+        return read
 
     async def build_continuation(self, channel: str, items: Sequence[InboxItem],
                                  calls: Sequence[ToolCall]) -> TurnRequest:
         """A turn interrupted while its tool calls were unanswered: run them, and send their results
         (the messages are already in the conversation)."""
-        request = await self.build_turn(channel, items)
+        request = await self.build_turn(channel, items, read_files=False)
         assert request.run_tools is not None
         outputs = await request.run_tools(calls)
         return dataclasses.replace(request, messages=(), tool_outputs=tuple(outputs))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.messages import FileNote, IncomingMessage
+from bot.messages import IncomingMessage, file_note
 from bot.outbound.markup import mentions_user
 
 # Message subtypes that are a person saying something; every other subtype (edits, deletions, joins,
@@ -27,11 +27,7 @@ def human_message(event: Mapping[str, Any], *, bot_user_id: str | None) -> Incom
     if bot_user_id is not None and user == bot_user_id:
         return None
     text = event.get("text") or ""
-    files = tuple(
-        FileNote(name=str(f.get("name") or f.get("title") or "file"), mimetype=str(f.get("mimetype") or ""),
-                 size=f.get("size") if isinstance(f.get("size"), int) else None)
-        for f in event.get("files") or () if isinstance(f, Mapping)
-    )
+    files = tuple(file_note(f) for f in event.get("files") or () if isinstance(f, Mapping))
     if not text.strip() and not files:
         return None
     thread_ts = event.get("thread_ts")

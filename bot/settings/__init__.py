@@ -56,6 +56,13 @@ FILE_SETTINGS = frozenset({
 DEFAULT_MAX_TOOL_ROUNDS = 5
 DEFAULT_CONTEXT_TOKENS = 8000  # the chat backend's prompt budget
 DEFAULT_TOOL_TIMEOUT = 20.0
+# --- files people share (BRIDGE_VISION, BRIDGE_*_MAX_*) ---
+VISION_MODES = ("auto", "on", "off")
+DEFAULT_FILE_MAX_MB = 10  # an image or PDF larger than this is described, not sent
+DEFAULT_MESSAGE_FILES_MAX_MB = 20  # all the images and PDFs of one message together
+DEFAULT_TEXT_FILE_MAX_KB = 100  # a text file is inlined up to this much (about 25,000 tokens)
+FILE_SETTINGS = FILE_SETTINGS | {"BRIDGE_VISION", "BRIDGE_FILE_MAX_MB", "BRIDGE_MESSAGE_FILES_MAX_MB",
+                                 "BRIDGE_TEXT_FILE_MAX_KB"}
 
 
 class ConfigError(Exception):
@@ -96,6 +103,10 @@ class Settings:
     max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
     tool_timeout: float = DEFAULT_TOOL_TIMEOUT
     context_tokens: int = DEFAULT_CONTEXT_TOKENS
+    vision: str = "auto"
+    file_max_bytes: int = DEFAULT_FILE_MAX_MB * 1024 * 1024
+    message_files_max_bytes: int = DEFAULT_MESSAGE_FILES_MAX_MB * 1024 * 1024
+    text_file_max_bytes: int = DEFAULT_TEXT_FILE_MAX_KB * 1024
     channel_settings: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()  # [channels.C…] in bridge.toml
     hosted_tools: tuple[dict[str, Any], ...] = ()  # Responses hosted tools from bridge.toml
     config_file: str | None = None
@@ -156,6 +167,7 @@ def load_settings(
     values |= _model_settings(get, values["assistant_backend"], problems)
     values |= _service_settings(get, problems)
     values |= _limits(get, problems)
+    values |= _files(get, problems)
     values["channel_settings"] = _channel_tables(tables.get("channels", {}), problems)
     values["hosted_tools"] = hosted_tools(tables.get("hosted_tools", {}), problems)
     if values["hosted_tools"] and values["assistant_backend"] not in ("auto", "responses"):
@@ -265,6 +277,19 @@ def _limits(get: Lookup, problems: list[str]) -> dict[str, Any]:
             "max_tool_rounds": int(limit("BRIDGE_MAX_TOOL_ROUNDS", DEFAULT_MAX_TOOL_ROUNDS, 0, 50)),
             "tool_timeout": limit("BRIDGE_TOOL_TIMEOUT", DEFAULT_TOOL_TIMEOUT, 0.1, 600),
             "context_tokens": int(limit("BRIDGE_CONTEXT_TOKENS", DEFAULT_CONTEXT_TOKENS, 500, 2_000_000))}
+
+
+def _files(get: Lookup, problems: list[str]) -> dict[str, Any]:
+    """What the model gets of shared files: images at all (BRIDGE_VISION), and how much."""
+    vision = get("BRIDGE_VISION", "auto").lower()
+    check_choice(problems, "BRIDGE_VISION", vision, VISION_MODES, VISION_MODES)
+    per_file = number(problems, "BRIDGE_FILE_MAX_MB", get("BRIDGE_FILE_MAX_MB"), DEFAULT_FILE_MAX_MB, 0.1, 500)
+    per_message = number(problems, "BRIDGE_MESSAGE_FILES_MAX_MB", get("BRIDGE_MESSAGE_FILES_MAX_MB"),
+                         DEFAULT_MESSAGE_FILES_MAX_MB, 0.1, 1000)
+    text = number(problems, "BRIDGE_TEXT_FILE_MAX_KB", get("BRIDGE_TEXT_FILE_MAX_KB"), DEFAULT_TEXT_FILE_MAX_KB,
+                  1, 10_000)
+    return {"vision": vision, "file_max_bytes": int(per_file * 1024 * 1024),
+            "message_files_max_bytes": int(per_message * 1024 * 1024), "text_file_max_bytes": int(text * 1024)}
 
 
 def _respond_to(text: Any) -> str | None:

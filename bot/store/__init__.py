@@ -14,11 +14,12 @@ from bot.store.conversations import ConversationMap
 from bot.store.database import Database, StoreInUse
 from bot.store.inbox import Inbox, ItemState
 from bot.store.journal import OpenTurn, TurnJournal, TurnState
+from bot.store.model_facts import ModelFacts
 
 RETENTION = 7 * 24 * 3600.0  # finished inbox items and turns are kept this long (for operators), then pruned
 
-__all__ = ["ChatHistory", "ChatRecord", "ConversationMap", "Database", "Inbox", "ItemState", "OpenTurn", "Store",
-           "StoreInUse", "TurnJournal", "TurnState", "RETENTION"]
+__all__ = ["ChatHistory", "ChatRecord", "ConversationMap", "Database", "Inbox", "ItemState", "ModelFacts", "OpenTurn",
+           "Store", "StoreInUse", "TurnJournal", "TurnState", "RETENTION"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Store:
     journal: TurnJournal
     conversations: ConversationMap
     chat: ChatHistory
+    model_facts: ModelFacts
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
@@ -37,7 +39,7 @@ class Store:
         OSError or sqlite3.Error if it cannot be opened."""
         db = await Database.open(path)
         store = cls(db=db, inbox=Inbox(db), journal=TurnJournal(db), conversations=ConversationMap(db),
-                    chat=ChatHistory(db))
+                    chat=ChatHistory(db), model_facts=ModelFacts(db))
         try:
             store.prune()
         except BaseException:

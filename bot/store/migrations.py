@@ -81,4 +81,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX turns_finished ON turns (coalesce(finished_at, started_at))
         WHERE state IN ('delivered', 'skipped', 'failed');
     """,
+    # 9: what the bridge learned about a model server: a model that refuses images (BRIDGE_VISION=auto).
+    #    (Numbered 9 for the merge: 7 and 8 are other branches' migrations.)
+    """
+    CREATE TABLE model_facts (
+        fact_key   TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        learned_at REAL NOT NULL
+    );
+    """,
 )

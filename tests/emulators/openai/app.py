@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
-from . import errors
+from . import errors, vision
 from .errors import ApiError
 from .faults import FaultPlan
 from .model import ScriptedModel
@@ -186,6 +186,10 @@ async def _handle(platform: Platform, request: web.Request, record: Recorded,
 
     if problems:
         raise _as_error(problems[0])
+    if method == "POST":
+        model = request[BODY].get("model")
+        text_only = model in state.text_only_models or (not model and bool(state.text_only_models))
+        vision.check(path, request[BODY], text_only)
     return await handler(request)
 
 

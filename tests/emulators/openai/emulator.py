@@ -144,6 +144,14 @@ class OpenAIEmulator:
             self._state.missing_status = status
         self._on_loop(apply)
 
+    def set_text_only(self, *models: str) -> None:
+        """These models take no images or files: a request showing them one is refused with OpenAI's
+        400 for a text-only model (see vision.py). An Assistants run names no model: while any model is
+        text-only, runs are refused too."""
+        def apply() -> None:
+            self._state.text_only_models = set(models)
+        self._on_loop(apply)
+
     def set_models(self, models: tuple[str, ...]) -> None:
         def apply() -> None:
             self._state.models = list(models)
