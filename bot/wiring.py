@@ -115,7 +115,8 @@ async def open_backend(settings: Settings, store: Store | None = None) -> Backen
 
         assert settings.openai_assistant_id is not None, "settings validation requires it"
         return AssistantsBackend(client, assistant_id=settings.openai_assistant_id,
-                                 model=settings.openai_model if settings.openai_model_explicit else None)
+                                 model=settings.openai_model if settings.openai_model_explicit else None,
+                                 vision=vision)
     return ResponsesBackend(client, model=settings.openai_model, vision=vision)
 
 

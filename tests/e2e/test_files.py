@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import struct
 import zlib
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
 
 BACKENDS = ["responses", "chat"]
+RUN_PATHS = ("/v1/responses", "/v1/chat/completions", "/runs")  # the requests that ask the model
 
 
 def png(width: int = 2, height: int = 2, padding: int = 0) -> bytes:
@@ -41,7 +43,19 @@ def image_urls(parts: list[dict]) -> list[str]:
             for part in parts if part["type"] in ("input_image", "image_url")]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+def seen_images(model_api: OpenAIEmulator, seen: Any) -> list[str]:
+    """The images one request showed the model, as data URLs (Assistants: the thread's uploaded files)."""
+    if seen.endpoint != "assistants":
+        return image_urls(file_parts(seen))
+    uploads = model_api.uploaded_files()
+    (messages,) = model_api.threads.values()
+    ids = [part["image_file"]["file_id"] for message in messages if message["role"] == "user"
+           for part in message["content"] if part["type"] == "image_file"]
+    assert all(uploads[i]["purpose"] == "vision" for i in ids)
+    return [data_url(uploads[i]["content_type"], uploads[i]["content"]) for i in ids]
+
+
+@pytest.mark.parametrize("backend", [*BACKENDS, "assistants"])
 def test_an_image_reaches_the_model_as_an_image(slack: SlackEmulator, model_api: OpenAIEmulator,
                                                 bridge: BridgeProcess, backend: str) -> None:
     image = png()
@@ -50,7 +64,7 @@ def test_an_image_reaches_the_model_as_an_image(slack: SlackEmulator, model_api:
     (seen,) = turns(model_api)
     assert input_texts(seen) == [f"[Alice] what is this?\n(attached files: screenshot.png (image/png, "
                                  f"{len(image)} bytes))"]
-    assert image_urls(file_parts(seen)) == [data_url("image/png", image)]
+    assert seen_images(model_api, seen) == [data_url("image/png", image)]
     (download,) = slack.file_downloads()
     assert download.authorization == "bearer" and download.status == 200
     assert slack.ephemeral("general") == []
@@ -118,21 +132,22 @@ def test_an_oversized_file_is_described_and_its_author_told(slack: SlackEmulator
     assert "huge.png" in note["text"] and "102.4 KB limit per file" in note["text"]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [*BACKENDS, "assistants"])
 def test_a_text_only_model_gets_the_description_and_it_is_remembered(
         slack: SlackEmulator, model_api: OpenAIEmulator, bridge: BridgeProcess, backend: str) -> None:
     model_api.set_text_only(MODEL)
     slack.share_file("general", "alice", "one.png", png(), "image/png", text="first")
     (reply,) = wait_replies(slack, "general")
     (seen,) = turns(model_api)  # the refused request never reached the model
-    assert file_parts(seen) == [] and input_texts(seen)[0].startswith("[Alice] first\n(attached files: one.png")
-    endpoint = "/v1/responses" if backend == "responses" else "/v1/chat/completions"
-    assert [r.status for r in model_api.requests(endpoint) if r.method == "POST"] == [400, 200]
+    assert seen_images(model_api, seen) == []
+    assert input_texts(seen)[0].startswith("[Alice] first\n(attached files: one.png")
+    endpoint = {"responses": "/v1/responses", "chat": "/v1/chat/completions", "assistants": "/v1/threads/"}[backend]
+    assert [r.status for r in model_api.requests(endpoint) if r.path.endswith(RUN_PATHS)] == [400, 200]
     assert "Sorry" not in reply
     bridge.restart()  # learnt in the database: no image is tried again, none is even downloaded
     slack.share_file("general", "alice", "two.png", png(), "image/png", text="second")
     wait_replies(slack, "general", 2)
-    assert [r.status for r in model_api.requests(endpoint) if r.method == "POST"] == [400, 200, 200]
+    assert [r.status for r in model_api.requests(endpoint) if r.path.endswith(RUN_PATHS)] == [400, 200, 200]
     assert len(slack.file_downloads()) == 1
     assert model_api.violations == []
 
