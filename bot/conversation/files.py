@@ -93,7 +93,7 @@ def decoded_text(data: bytes) -> str | None:
 
 def _mostly_printable(data: bytes) -> bool:
     sample = data[:4096]
-    printable = sum(1 for byte in sample if byte >= 32 or byte in (9, 10, 13))
+    printable = sum(1 for byte in sample if 32 <= byte < 127 or byte >= 160 or byte in (9, 10, 13))  # no C1 controls
     return printable >= len(sample) * 0.95
 
 
