@@ -144,7 +144,13 @@ class AssistantsBackend:
         unsent = self._unsent(thread, request.messages)
         skip = len(request.messages) - len(unsent)
         attached = [request.attached(skip + i) if self.vision.allowed else () for i in range(len(unsent))]
-        contents = [await self._uploads.content(text, images) for text, images in zip(unsent, attached, strict=True)]
+        try:
+            contents = [await self._uploads.content(text, files) for text, files in zip(unsent, attached, strict=True)]
+        except AttachmentsRefused as refused:  # the server takes no uploaded images
+            if not self.vision.learns:
+                raise classify(refused.error) from refused.error
+            await self.vision.learn_refusal(refused.error)
+            contents, attached = list(unsent), []
         instructions = f"{request.instructions}\n{request.note}" if request.note else request.instructions
 
         def run_with(messages: Sequence[str | list[dict[str, Any]]]) -> Opener:
@@ -155,7 +161,6 @@ class AssistantsBackend:
 
         described = run_with(unsent) if any(attached) else None
         return run_with(contents), not unsent or len(unsent) < len(request.messages), described
-
 
     def _submitter(self, thread: str, run_id: str, outputs: Sequence[ToolOutput]) -> Opener:
         tool_outputs = [{"tool_call_id": output.call_id, "output": output.output} for output in outputs]

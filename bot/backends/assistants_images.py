@@ -11,7 +11,8 @@ from typing import Any
 import openai
 
 from bot.backends.base import IMAGE, Attachment
-from bot.backends.errors import classify
+from bot.backends.errors import classify, missing_api
+from bot.backends.vision import refuses_attachments
 
 MAX_UPLOADS_KEPT = 1000  # image hashes → file ids remembered
 
@@ -48,6 +49,14 @@ class ImageUploads:
             try:
                 uploaded = await self._client.files.create(file=(image.name, image.data, image.mimetype),
                                                            purpose="vision")
+            except openai.NotFoundError as exc:
+                if missing_api(exc):  # a server with threads and runs but no Files API: no images there
+                    raise AttachmentsRefused(exc) from exc
+                raise classify(exc) from exc
+            except openai.BadRequestError as exc:
+                if refuses_attachments(exc):
+                    raise AttachmentsRefused(exc) from exc
+                raise classify(exc) from exc
             except Exception as exc:  # noqa: BLE001 - every SDK failure is classified
                 raise classify(exc) from exc
             if len(self._ids) >= MAX_UPLOADS_KEPT:

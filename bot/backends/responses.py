@@ -231,7 +231,6 @@ class _Rounds:
         note = [_developer_message(request.note)] if request.note and request.messages else []
         self._items = note + [_user_message(text, request.attached(i)) for i, text in enumerate(request.messages)]
         self._items += [_function_output(output) for output in request.tool_outputs]
-        self._note = note
 
     async def send(self, number: int, tools_allowed: bool, current: Round) -> AsyncIterator[str]:
         # Once a round has completed (or when continuing an interrupted turn), the turn's messages are in
@@ -240,23 +239,27 @@ class _Rounds:
         committed = number > 0 or bool(self._request.tool_outputs)
         params = self._backend.params(self._request, self._items, tools_allowed)
         try:
-            for attempt in range(2):
+            closed = described = False  # each fix-up once: open tool calls closed, files described
+            while True:
                 try:
                     async with aclosing(self._backend._respond(params, current)) as deltas:
                         async for delta in deltas:
                             yield delta
                     return
                 except _DanglingCalls as dangling:
-                    if attempt:
+                    if closed:
                         raise classify(dangling.error) from dangling.error
+                    closed = True
                     await self._backend.close_calls(self._request.conversation_id, dangling.call_ids)
                 except _AttachmentsRefused as refused:
-                    if attempt or not self._backend.vision.learns:
+                    if described or not self._backend.vision.learns:
                         raise classify(refused.error) from refused.error
                     # A text-only model: the same messages again, their files described in words only
                     # (the texts are unchanged, so the journal still knows this turn by them).
+                    described = True
                     await self._backend.vision.learn_refusal(refused.error)
-                    self._items = self._note + [_user_message(text) for text in self._request.messages]
+                    self._items = [item for item in self._items if item.get("role") != "user"] + [
+                        _user_message(text) for text in self._request.messages]
                     params = self._backend.params(self._request, self._items, tools_allowed)
         except BackendError as error:
             error.outcome_unknown = error.outcome_unknown or committed

@@ -104,7 +104,8 @@ class SlackFiles:
         for _ in range(MAX_REDIRECTS + 1):
             if not self.is_slack(url):
                 raise FileUnreadable("the file is not on Slack (the assistant reads only Slack's own addresses)")
-            async with session.get(url, headers=headers, allow_redirects=False) as response:
+            async with session.get(url, headers=headers, allow_redirects=False,
+                                   timeout=aiohttp.ClientTimeout(total=self._timeout)) as response:
                 if response.status in REDIRECTS:
                     target = urljoin(url, response.headers.get("Location", ""))
                     if "redir=" in urlsplit(target).query:  # Slack's sign-in page: the token may not read it
