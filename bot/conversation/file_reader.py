@@ -94,6 +94,8 @@ class FileReader:
         text = decoded_text(got.data)
         if text is None:
             return None
+        if got.truncated and "\n" in text:  # end on a whole line
+            text = text[:text.rfind("\n") + 1]
         block = inlined(note.name, text, truncated=got.truncated, total=note.size)
         cut = f"only its first {size_text(self.limits.text_bytes)} were shown" if got.truncated else ""
         return block, cut

@@ -214,3 +214,22 @@ def test_a_file_slack_will_not_hand_over_is_described(slack: SlackEmulator, mode
     assert [d.status for d in slack.file_downloads()] == [302]
     (note,) = eventually(lambda: slack.ephemeral("general"), message="the ephemeral note")
     assert "files:read" in note["text"]
+
+
+def test_a_message_s_files_share_one_budget(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                            bridge_factory) -> None:
+    bridge_factory(env={"BRIDGE_MESSAGE_FILES_MAX_MB": "0.1", "BRIDGE_TEXT_FILE_MAX_KB": "1"})
+    first, second = png(padding=60 * 1024), png(padding=50 * 1024)
+    log = "\n".join(f"entry {i}" for i in range(400))
+    slack.share_file("general", "alice", "first.png", first, "image/png", text="three files",
+                     more=[("second.png", second, "image/png"), ("build.log", log.encode(), "text/plain")])
+    wait_replies(slack, "general")
+    (seen,) = turns(model_api)
+    assert image_urls(file_parts(seen)) == [data_url("image/png", first)]  # the second would pass the budget
+    (text,) = input_texts(seen)
+    assert "--- build.log (only the first 1020 bytes of 3.8 KB) ---\nentry 0\n" in text
+    assert text.endswith("\nentry 112\n--- end of build.log ---")  # 1 KB ends inside entry 113: whole lines
+    (note,) = eventually(lambda: slack.ephemeral("general"), message="the ephemeral note")
+    assert "*second.png*" in note["text"] and "together" in note["text"]
+    assert "*build.log*" in note["text"] and "first 1.0 KB" in note["text"]
+    assert "first.png" not in note["text"]

@@ -142,14 +142,17 @@ class SlackCore:
         return self.ws.users[user_id]
 
     # -- people doing things ------------------------------------------------------------------
-    def share_file(self, channel_id: str, user_id: str, *, name: str, content: bytes, mimetype: str, text: str,
-                   thread_ts: str | None, partial: bool, filetype: str) -> str:
-        """A person uploads a file into the channel (with or without a comment): a `file_share` message."""
-        shared = SharedFile(id=self.ws.ids.next("F"), name=name, mimetype=mimetype, content=content, user=user_id,
-                            channels=[channel_id], filetype=filetype)
-        self.files.files[shared.id] = shared
-        described = partial_file_object(shared) if partial else file_object(self, shared)
-        return self.user_says(channel_id, user_id, text, thread_ts, [described], subtype="file_share")
+    def share_files(self, channel_id: str, user_id: str, files: Sequence[tuple[str, bytes, str]], *, text: str,
+                    thread_ts: str | None, partial: bool, filetype: str) -> str:
+        """A person uploads files (name, content, mimetype) into the channel, with or without a comment:
+        one `file_share` message."""
+        described = []
+        for name, content, mimetype in files:
+            shared = SharedFile(id=self.ws.ids.next("F"), name=name, mimetype=mimetype, content=content,
+                                user=user_id, channels=[channel_id], filetype=filetype)
+            self.files.files[shared.id] = shared
+            described.append(partial_file_object(shared) if partial else file_object(self, shared))
+        return self.user_says(channel_id, user_id, text, thread_ts, described, subtype="file_share")
 
     def user_says(self, channel_id: str, user_id: str, text: str, thread_ts: str | None,
                   files: list[dict[str, Any]] | None, subtype: str | None = None) -> str:

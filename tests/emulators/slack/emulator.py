@@ -154,14 +154,16 @@ class SlackEmulator:
         return self._on_loop(lambda c: c.user_says(cid, uid, text, thread_ts, files))
 
     def share_file(self, channel: str, user: str, name: str, content: bytes, mimetype: str, text: str = "",
-                   thread_ts: str | None = None, partial: bool = False, filetype: str = "") -> str:
-        """A person uploads a file (optionally with a comment): a `message` event, subtype `file_share`,
-        whose `files` hold the file object (with `partial`, only `file_access: check_file_info`, as
-        Slack sends for files the app must look up with files.info). Returns the message's ts."""
+                   thread_ts: str | None = None, partial: bool = False, filetype: str = "",
+                   more: Sequence[tuple[str, bytes, str]] = ()) -> str:
+        """A person uploads a file (and `more`: name, content, mimetype), optionally with a comment: a
+        `message` event, subtype `file_share`, whose `files` hold the file objects (with `partial`, only
+        `file_access: check_file_info`, as Slack sends for files the app must look up with files.info).
+        Returns the message's ts."""
         cid, uid = self._cid(channel), self._uid(user)
-        return self._on_loop(lambda c: c.share_file(cid, uid, name=name, content=content, mimetype=mimetype,
-                                                    text=text, thread_ts=thread_ts, partial=partial,
-                                                    filetype=filetype))
+        files = [(name, content, mimetype), *more]
+        return self._on_loop(lambda c: c.share_files(cid, uid, files, text=text, thread_ts=thread_ts,
+                                                     partial=partial, filetype=filetype))
 
     def file_id(self, channel: str, ts: str) -> str:
         """The id of the (first) file of a message."""
