@@ -45,7 +45,7 @@ from bot.backends.errors import (
     stream_failure,
 )
 from bot.backends.tool_loop import Round, chat_tool, kept_calling_tools, run_turn
-from bot.backends.vision import Vision, refuses_attachments
+from bot.backends.vision import Vision, refuses_files
 
 Opener = Callable[[], Awaitable[Any]]  # starts one streamed request (a run, or its tool outputs)
 
@@ -149,7 +149,7 @@ class AssistantsBackend:
         except AttachmentsRefused as refused:  # the server takes no uploaded images
             if not self.vision.learns:
                 raise classify(refused.error) from refused.error
-            await self.vision.learn_refusal(refused.error)
+            await self.vision.learn_refusal(refused.error)  # (whatever the answer: no Files API, no images)
             contents, attached = list(unsent), []
         instructions = f"{request.instructions}\n{request.note}" if request.note else request.instructions
 
@@ -188,7 +188,7 @@ class AssistantsBackend:
             if ended is not None:
                 raise ended
         except openai.BadRequestError as exc:
-            if not in_thread and refuses_attachments(exc):
+            if not in_thread and refuses_files(exc):
                 raise AttachmentsRefused(exc) from exc
             raise _sdk_error(exc, in_thread=in_thread) from exc
         except Exception as exc:  # noqa: BLE001 - every SDK failure is classified
@@ -317,9 +317,8 @@ class _Rounds:
                 async for text in texts:
                     yield text
         except AttachmentsRefused as refused:  # (before the run existed: nothing is in the thread)
-            if self._described is None or not self._backend.vision.learns:
+            if self._described is None or not await self._backend.vision.fall_back(refused.error):
                 raise classify(refused.error) from refused.error
-            await self._backend.vision.learn_refusal(refused.error)
             self._opener, self._described = self._described, None
             async with contextlib.aclosing(self._backend._consume(self._opener, progress, self._in_thread)) as texts:
                 async for text in texts:

@@ -47,7 +47,7 @@ from bot.backends.chat_window import (
 from bot.backends.errors import classify, stream_cut, stream_failure
 from bot.backends.lookup import Entry, content_text, locate
 from bot.backends.tool_loop import Round, chat_tool, kept_calling_tools, run_turn
-from bot.backends.vision import Vision, refuses_attachments
+from bot.backends.vision import Vision, refuses_files
 from bot.settings import DEFAULT_CONTEXT_TOKENS
 
 log = logging.getLogger(__name__)
@@ -270,9 +270,8 @@ class ChatBackend:
                     log.warning("the model server refuses the `name` field of chat messages; sending without it "
                                 "(speakers stay marked in the text)")
                     self.send_names = False
-                elif self.vision.learns and has_images(messages) and refuses_attachments(exc):
-                    await self.vision.learn_refusal(exc)  # a text-only model: the same turn, images described
-                    messages = without_images(messages)
+                elif has_images(messages) and refuses_files(exc) and await self.vision.fall_back(exc):
+                    messages = without_images(messages)  # a text-only model (or a bad image): images described
                 else:
                     raise
 

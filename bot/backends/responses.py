@@ -39,7 +39,7 @@ from bot.backends.errors import (
 )
 from bot.backends.lookup import Entry, content_text, locate
 from bot.backends.tool_loop import Round, kept_calling_tools, responses_tool, run_turn
-from bot.backends.vision import Vision, refuses_attachments
+from bot.backends.vision import Vision, refuses_files
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class ResponsesBackend:
             call_ids = _DANGLING.findall(str(exc.message)) if "No tool output found" in str(exc.message) else []
             if call_ids:
                 raise _DanglingCalls(exc, call_ids) from exc
-            if _has_attachments(params) and refuses_attachments(exc):
+            if _has_attachments(params) and refuses_files(exc):
                 raise _AttachmentsRefused(exc) from exc
             raise classify(exc) from exc
         except openai.NotFoundError as exc:
@@ -252,12 +252,11 @@ class _Rounds:
                     closed = True
                     await self._backend.close_calls(self._request.conversation_id, dangling.call_ids)
                 except _AttachmentsRefused as refused:
-                    if described or not self._backend.vision.learns:
+                    if described or not await self._backend.vision.fall_back(refused.error):
                         raise classify(refused.error) from refused.error
-                    # A text-only model: the same messages again, their files described in words only
-                    # (the texts are unchanged, so the journal still knows this turn by them).
+                    # A text-only model (or an unreadable image): the same messages again, their files
+                    # described in words only (the texts are unchanged: the journal knows the turn by them).
                     described = True
-                    await self._backend.vision.learn_refusal(refused.error)
                     self._items = [item for item in self._items if item.get("role") != "user"] + [
                         _user_message(text) for text in self._request.messages]
                     params = self._backend.params(self._request, self._items, tools_allowed)

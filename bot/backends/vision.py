@@ -27,6 +27,12 @@ _REFUSAL = re.compile(
     r"|(does not|doesn't|do not|cannot) support (image|vision|file|multimodal)"
     r"|not a multimodal model", re.IGNORECASE)
 REFUSAL_STATUSES = frozenset({400, 422, 500})  # (vLLM answered 500 to images before it learned to say 400)
+# What OpenAI answers an image it cannot read (seen): "You uploaded an unsupported image. Please make sure
+# your image is valid." (or "… has of one the following formats: ['png', 'jpeg', 'gif', 'webp']."), with
+# code invalid_image_format (or sanitizer_server_error). That image, not the model: this turn only.
+_BAD_IMAGE = re.compile(r"unsupported image|invalid image|image (is )?(invalid|corrupt)|could not (process|decode) "
+                        r"(the )?image", re.IGNORECASE)
+BAD_IMAGE_CODES = frozenset({"invalid_image_format", "invalid_image", "sanitizer_server_error", "image_parse_error"})
 
 
 class VisionMemory(Protocol):
@@ -42,6 +48,18 @@ def refuses_attachments(exc: BaseException) -> bool:
     if not isinstance(exc, openai.APIStatusError) or exc.status_code not in REFUSAL_STATUSES:
         return False
     return bool(_REFUSAL.search(f"{getattr(exc, 'param', None) or ''} {exc.message}"))
+
+
+def rejects_image(exc: BaseException) -> bool:
+    """Is this the server refusing one image it cannot read (not images as such)?"""
+    if not isinstance(exc, openai.BadRequestError):
+        return False
+    return getattr(exc, "code", None) in BAD_IMAGE_CODES or bool(_BAD_IMAGE.search(str(exc.message)))
+
+
+def refuses_files(exc: BaseException) -> bool:
+    """Does this answer make a turn's attachments the problem (a text-only model, or an unreadable image)?"""
+    return refuses_attachments(exc) or rejects_image(exc)
 
 
 class Vision:
@@ -67,6 +85,21 @@ class Vision:
     def learns(self) -> bool:
         """Does a refusal fall back to descriptions (and get remembered) rather than fail the turn?"""
         return self.mode == "auto"
+
+    async def fall_back(self, exc: BaseException) -> bool:
+        """The server refused a turn's attachments (`refuses_files`): send it again with descriptions only?
+        Yes for an image it cannot read (this turn only, in any mode); for a text-only model only in
+        `auto`, which also learns it."""
+        if refuses_attachments(exc):
+            if not self.learns:
+                return False
+            await self.learn_refusal(exc)
+            return True
+        if rejects_image(exc):
+            log.warning("the model server could not read an image (%s); this turn describes it instead",
+                        getattr(exc, "message", exc))
+            return True
+        return False
 
     async def learn_refusal(self, exc: BaseException) -> None:
         """The server refused an image or document: describe files from now on, and remember it."""

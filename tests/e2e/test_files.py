@@ -233,3 +233,17 @@ def test_a_message_s_files_share_one_budget(slack: SlackEmulator, model_api: Ope
     assert "*second.png*" in note["text"] and "together" in note["text"]
     assert "*build.log*" in note["text"] and "first 1.0 KB" in note["text"]
     assert "first.png" not in note["text"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_image_the_model_cannot_read_is_described_that_once(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                               bridge: BridgeProcess, backend: str) -> None:
+    slack.share_file("general", "alice", "broken.png", b"<html>not a png</html>", "image/png", text="look")
+    (reply,) = wait_replies(slack, "general")
+    assert "Sorry" not in reply and "skipped" not in reply
+    (seen,) = turns(model_api)
+    assert file_parts(seen) == [] and input_texts(seen)[0].startswith("[Alice] look\n(attached files: broken.png")
+    image = png()
+    slack.share_file("general", "alice", "fine.png", image, "image/png", text="and this one?")
+    wait_replies(slack, "general", 2)
+    assert image_urls(file_parts(turns(model_api)[1])) == [data_url("image/png", image)]  # nothing was learnt

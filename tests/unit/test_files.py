@@ -9,7 +9,7 @@ import pytest
 from bot.backends.base import IMAGE, Attachment
 from bot.backends.chat import has_images, user_message, without_images
 from bot.backends.chat_window import IMAGE_CHARS, message_chars
-from bot.backends.vision import Vision, refuses_attachments
+from bot.backends.vision import Vision, refuses_attachments, rejects_image
 from bot.conversation.files import (
     FileKind,
     FileLimits,
@@ -166,3 +166,16 @@ def test_chat_keeps_images_out_of_the_store_and_the_budget() -> None:
     (stored,) = without_images([message])
     assert stored == {"role": "user", "content": "[Alice] look", "name": "Alice"}
     assert without_images([{"role": "user", "content": "plain"}]) == [{"role": "user", "content": "plain"}]
+
+
+async def test_an_unreadable_image_is_not_a_text_only_model() -> None:
+    bad = _bad_request("You uploaded an unsupported image. Please make sure your image has of one the following "
+                       "formats: ['png', 'jpeg', 'gif', 'webp'].")
+    assert rejects_image(bad) and not refuses_attachments(bad)
+    for mode in ("auto", "on"):
+        vision = Vision(mode)
+        assert await vision.fall_back(bad)  # this turn describes it …
+        assert vision.allowed  # … and nothing is learnt
+    on = Vision("on")
+    assert not await on.fall_back(_bad_request("Model does not support images."))  # on insists
+    assert not await Vision("auto").fall_back(_bad_request("Unknown parameter: 'name'."))

@@ -201,6 +201,7 @@ async def _checked(platform: Platform, request: web.Request, record: Recorded, h
         model = request[BODY].get("model")
         text_only = model in state.text_only_models or (not model and bool(state.text_only_models))
         vision.check(path, request[BODY], text_only)
+        vision.check_images(path, request[BODY])
     return await handler(request)
 
 

@@ -8,9 +8,15 @@ answers are the same text for their own part types (a reconstruction in the same
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from .errors import ApiError
+
+# What each image format starts with; OpenAI reads png, jpeg, gif and webp and refuses anything else.
+MAGIC = {"image/png": (b"\x89PNG\r\n\x1a\n",), "image/jpeg": (b"\xff\xd8\xff",), "image/gif": (b"GIF87a", b"GIF89a"),
+         "image/webp": (b"RIFF",)}
 
 # Part types that carry an image or a file, per API.
 CHAT_PARTS = frozenset({"image_url", "input_audio", "file"})
@@ -20,6 +26,36 @@ ASSISTANTS_PARTS = frozenset({"image_url", "image_file"})
 
 def refused(part_type: str, param: str) -> ApiError:
     return ApiError(400, f"Invalid content type. {part_type} is only supported by certain models.", param=param)
+
+
+def bad_image() -> ApiError:  # seen (public issue threads)
+    return ApiError(400, "You uploaded an unsupported image. Please make sure your image is valid.",
+                    code="invalid_image_format")
+
+
+def check_images(path: str, body: Any) -> None:
+    """Every inline image (a data URL) must be a PNG, JPEG, GIF or WebP that is what it says it is."""
+    if not isinstance(body, dict) or path not in ("/v1/chat/completions", "/v1/responses"):
+        return
+    items = body.get("messages") if path == "/v1/chat/completions" else body.get("input")
+    for item in items if isinstance(items, list) else ():
+        content = item.get("content") if isinstance(item, dict) else None
+        for part in content if isinstance(content, list) else ():
+            url = part.get("image_url") if isinstance(part, dict) else None
+            url = url.get("url") if isinstance(url, dict) else url
+            if isinstance(url, str) and url.startswith("data:") and not _readable(url):
+                raise bad_image()
+
+
+def _readable(url: str) -> bool:
+    header, _, data = url.partition(",")
+    mimetype = header.removeprefix("data:").split(";")[0]
+    try:
+        content = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    starts = MAGIC.get(mimetype, ())
+    return any(content.startswith(start) for start in starts) and (mimetype != "image/webp" or content[8:12] == b"WEBP")
 
 
 def check(path: str, body: Any, text_only: bool) -> None:
