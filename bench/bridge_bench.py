@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench.caching import caching
 from bench.capacity import many_channels
+from bench.files_scenario import files
 from bench.live import MODES, LiveSetup
 from bench.live_report import live
 from bench.reference import reference
@@ -28,14 +29,14 @@ from bench.throughput import burst, sustained
 from bench.world import BenchError, Setup
 from tests.e2e.harness import MODEL
 
-SCENARIOS = ("latency", "reference", "burst", "sustained", "memory", "live", "caching", "profile")
-DEFAULT_SCENARIOS = SCENARIOS[:7]
+SCENARIOS = ("latency", "reference", "burst", "sustained", "memory", "live", "caching", "files", "profile")
+DEFAULT_SCENARIOS = SCENARIOS[:8]
 FULL = {"messages": 2000, "latency_messages": 200, "latency_channels": 20, "seconds": 5.0,
         "known_channels": 10_000, "drain": 600.0, "memory_drain": 30.0, "live_rounds": 5, "live_reply_length": 3000,
-        "caching_turns": 50}
+        "caching_turns": 50, "file_pairs": 20}
 QUICK = {"messages": 300, "latency_messages": 30, "latency_channels": 10, "seconds": 1.0, "known_channels": 300,
          "drain": 3.0, "memory_drain": 2.0, "live_rounds": 1, "live_reply_length": 1500,
-         "caching_turns": 12}
+         "caching_turns": 12, "file_pairs": 5}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -100,6 +101,9 @@ def _live_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("the 'caching' scenario (prompts the model service can cache)")
     group.add_argument("--caching-turns", type=int, help="turns of the conversation, per backend [50; quick 12]")
     group.add_argument("--caching-reply-length", type=int, default=300, help="characters per answer [300]")
+    group = parser.add_argument_group("the 'files' scenario (what a shared image adds)")
+    group.add_argument("--file-pairs", type=int, help="text messages, and as many with an image [20; quick 5]")
+    group.add_argument("--image-kb", type=int, default=1024, help="size of the image [1024 KB]")
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Section]]]:
@@ -112,6 +116,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Section]]]:
         ("memory", lambda: many_channels(setup, args.known_channels, args.window, args.memory_drain)),
         ("live", lambda: live(live_setup(args))),
         ("caching", lambda: caching(setup, args.caching_turns, args.caching_reply_length)),
+        ("files", lambda: files(setup, args.file_pairs, args.image_kb)),
         ("reference", lambda: reference(setup, args.latency_messages, args.latency_channels, args.gap)),
     ]
     if "profile" in chosen:

@@ -83,7 +83,8 @@ def _from_envelopes(world: World, traces: dict[int, Trace]) -> None:
     users = set(world.user_ids)
     for envelope in world.slack.envelopes("events_api"):
         event = envelope.event or {}
-        if event.get("type") != "message" or event.get("subtype") or event.get("user") not in users:
+        if event.get("type") != "message" or event.get("subtype") not in (None, "file_share") \
+                or event.get("user") not in users:
             continue
         for token in tokens_in(str(event.get("text", ""))):
             trace = traces.get(token)

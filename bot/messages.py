@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class ItemKind(StrEnum):
@@ -13,11 +15,37 @@ class ItemKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class FileNote:
-    """A file attached to a message: the model is told it exists, not (yet) what it contains."""
+    """A file attached to a message, as Slack described it in the event: what it is and where its
+    content is (`url`: url_private_download or url_private, read with the bot token). Never the content
+    itself: that is fetched for each turn and kept in memory only."""
 
     name: str
     mimetype: str = ""
     size: int | None = None
+    id: str = ""  # Slack's file id (F…), for files.info when the event left the details out
+    url: str = ""
+    filetype: str = ""  # Slack's own type word ("png", "pdf", "python", "markdown" …)
+    access: str = ""  # "check_file_info" (ask files.info), "hidden_by_limit", "tombstone" … or ""
+
+
+def file_note(file: Mapping[str, Any]) -> FileNote:
+    """A Slack file object (from an event or files.info) as the inbox keeps it: what it is and where its
+    content is, never the content. A file the event describes only partly (`file_access:
+    check_file_info`) keeps its id, for files.info at turn time."""
+    size, access, mode = file.get("size"), file.get("file_access"), file.get("mode")
+    if access in (None, "", "visible"):
+        access = mode if mode in UNREADABLE_MODES else ""
+    return FileNote(name=str(file.get("name") or file.get("title") or "file"),
+                    mimetype=str(file.get("mimetype") or ""),
+                    size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+                    id=str(file.get("id") or ""),
+                    url=str(file.get("url_private_download") or file.get("url_private") or ""),
+                    filetype=str(file.get("filetype") or ""),
+                    access=str(access))
+
+
+# File `mode`s whose content the bot cannot read: over a free workspace's limit, deleted.
+UNREADABLE_MODES = frozenset({"hidden_by_limit", "tombstone"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,7 @@ def test_slash_command_matches_default() -> None:
 
 def _methods_called_by_the_bot() -> set[str]:
     """Web API methods the bot's code calls through slack_sdk (`client.chat_postMessage(…)` …)."""
-    families = "chat|users|usergroups|conversations|reactions|assistant|apps|auth"
+    families = "chat|users|usergroups|conversations|reactions|assistant|apps|auth|files"
     pattern = re.compile(rf"(?:client|slack)\.((?:{families})_[A-Za-z_]+)\b")
     methods = set()
     for path in (ROOT / "bot").rglob("*.py"):
@@ -69,10 +69,15 @@ def _methods_called_by_the_bot() -> set[str]:
 
 def test_every_method_called_has_a_declared_scope() -> None:
     methods = _methods_called_by_the_bot()
-    assert {"chat.postMessage", "chat.update", "users.info", "conversations.info", "auth.test",
+    assert {"chat.postMessage", "chat.update", "users.info", "conversations.info", "auth.test", "files.info",
             "chat.postEphemeral", "usergroups.users.list"} <= methods
     for method in methods:
         spec = json.loads((SLACK_METHODS_DIR / f"{method}.json").read_text())
         bot_scopes = set(spec.get("scope", {}).get("bot", []))
         if bot_scopes:
             assert bot_scopes & BOT_SCOPES, f"{method} needs one of {bot_scopes}"
+
+
+def test_files_read_is_declared_for_the_downloads() -> None:
+    # url_private / url_private_download are not Web API methods, yet need files:read as files.info does.
+    assert "files:read" in BOT_SCOPES

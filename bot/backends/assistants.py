@@ -22,7 +22,10 @@ from typing import Any
 import httpx2
 import openai
 
+from bot.backends.assistants_images import AttachmentsRefused, ImageUploads
+from bot.backends.assistants_thread import locate_turn, thread_message
 from bot.backends.base import (
+    IMAGE,
     ROUND_SEPARATOR,
     BackendError,
     FailureKind,
@@ -41,8 +44,8 @@ from bot.backends.errors import (
     stream_cut,
     stream_failure,
 )
-from bot.backends.lookup import Entry, locate
 from bot.backends.tool_loop import Round, chat_tool, kept_calling_tools, run_turn
+from bot.backends.vision import Vision, refuses_files
 
 Opener = Callable[[], Awaitable[Any]]  # starts one streamed request (a run, or its tool outputs)
 
@@ -56,7 +59,6 @@ BUSY = frozenset({"queued", "in_progress", "cancelling"})
 UNANSWERED = frozenset({"failed", "cancelled", "expired"})  # ended without an answer; its messages stay
 RUN_FAILURES = {"thread.run.failed": "the model failed to answer", "thread.run.cancelled": "the run was cancelled",
                 "thread.run.expired": "the run expired", "thread.run.incomplete": "the model stopped before finishing"}
-ENDED_MESSAGE = frozenset({"run_failed", "run_cancelled", "run_expired"})  # a message cut by its run's end
 ACTIVE_RUN = re.compile(r"already has an active run|while a run \S+ is active")  # OpenAI's two texts
 
 
@@ -90,23 +92,19 @@ class _Progress:
         return delta
 
 
-@dataclass(frozen=True)
-class TurnInThread:
-    """Where a turn's messages stand in a thread (see `locate_turn`)."""
-
-    present: tuple[str, ...]  # the turn's messages found there: all of them, or the first few
-    complete: bool
-    answer: str  # the assistant's text after them
-    newest_id: str | None
-
-
 class AssistantsBackend:
-    """OpenAI Assistants (threads and runs), legacy: for servers that still implement it."""
+    """OpenAI Assistants (threads and runs), legacy: for servers that still implement it. Images are
+    uploaded (Files API, purpose `vision`) and sent as `image_file` parts — a thread message takes no
+    inline image; PDFs are described (reading one needs file_search and a vector store)."""
 
     name = "assistants"
+    accepts = frozenset({IMAGE})
 
-    def __init__(self, client: openai.AsyncOpenAI, *, assistant_id: str, model: str | None = None) -> None:
+    def __init__(self, client: openai.AsyncOpenAI, *, assistant_id: str, model: str | None = None,
+                 vision: Vision | None = None) -> None:
         self._client = client
+        self.vision = vision or Vision()
+        self._uploads = ImageUploads(client)
         self._assistant_id = assistant_id
         self._model_override = model
         self.model = model or UNKNOWN_MODEL
@@ -124,15 +122,17 @@ class AssistantsBackend:
     async def stream_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         """One streamed run (continued through its tool calls): text deltas, then TurnCompleted."""
         tools = await self._tools(request)
-        opener, in_thread = await self._first_request(request, tools)
-        rounds = _Rounds(self, request.conversation_id, opener, in_thread)
+        opener, in_thread, described = await self._first_request(request, tools)
+        rounds = _Rounds(self, request.conversation_id, opener, in_thread, described)
         async with contextlib.aclosing(run_turn(request, rounds)) as events:
             async for event in events:
                 yield event
 
-    async def _first_request(self, request: TurnRequest, tools: list[dict[str, Any]] | None) -> tuple[Opener, bool]:
+    async def _first_request(self, request: TurnRequest,
+                             tools: list[dict[str, Any]] | None) -> tuple[Opener, bool, Opener | None]:
         """The turn's first request, and whether its messages are in the thread already: tool outputs
-        for the run that waits for them (if it still does), else a run with the messages the thread lacks."""
+        for the run that waits for them (if it still does), else a run with the messages the thread lacks
+        — and, when they carry images, the same run with the images left out (for a text-only model)."""
         thread, outputs = request.conversation_id, request.tool_outputs
         if outputs:
             try:
@@ -140,14 +140,27 @@ class AssistantsBackend:
             except Exception as exc:  # noqa: BLE001
                 raise _sdk_error(exc, in_thread=True) from exc
             if run is not None and {call.call_id for call in _calls(run)} == {out.call_id for out in outputs}:
-                return self._submitter(thread, run.id, outputs), True
+                return self._submitter(thread, run.id, outputs), True, None
         unsent = self._unsent(thread, request.messages)
+        skip = len(request.messages) - len(unsent)
+        attached = [request.attached(skip + i) if self.vision.allowed else () for i in range(len(unsent))]
+        try:
+            contents = [await self._uploads.content(text, files) for text, files in zip(unsent, attached, strict=True)]
+        except AttachmentsRefused as refused:  # the server takes no uploaded images
+            if not self.vision.learns:
+                raise classify(refused.error) from refused.error
+            await self.vision.learn_refusal(refused.error)  # (whatever the answer: no Files API, no images)
+            contents, attached = list(unsent), []
         instructions = f"{request.instructions}\n{request.note}" if request.note else request.instructions
-        optional = {"additional_instructions": instructions, "model": self._model_override, "tools": tools,
-                    "additional_messages": [{"role": "user", "content": text} for text in unsent]}
-        params = {"assistant_id": self._assistant_id, "stream": True, **{k: v for k, v in optional.items() if v}}
-        return (lambda: _quiet(self._client.beta.threads.runs.create, thread, **params),
-                not unsent or len(unsent) < len(request.messages))
+
+        def run_with(messages: Sequence[str | list[dict[str, Any]]]) -> Opener:
+            optional = {"additional_instructions": instructions, "model": self._model_override, "tools": tools,
+                        "additional_messages": [{"role": "user", "content": content} for content in messages]}
+            params = {"assistant_id": self._assistant_id, "stream": True, **{k: v for k, v in optional.items() if v}}
+            return lambda: _quiet(self._client.beta.threads.runs.create, thread, **params)
+
+        described = run_with(unsent) if any(attached) else None
+        return run_with(contents), not unsent or len(unsent) < len(request.messages), described
 
     def _submitter(self, thread: str, run_id: str, outputs: Sequence[ToolOutput]) -> Opener:
         tool_outputs = [{"tool_call_id": output.call_id, "output": output.output} for output in outputs]
@@ -174,6 +187,10 @@ class AssistantsBackend:
                         yield text
             if ended is not None:
                 raise ended
+        except openai.BadRequestError as exc:
+            if not in_thread and refuses_files(exc):
+                raise AttachmentsRefused(exc) from exc
+            raise _sdk_error(exc, in_thread=in_thread) from exc
         except Exception as exc:  # noqa: BLE001 - every SDK failure is classified
             raise _sdk_error(exc, in_thread=in_thread) from exc
         if current.run is None:  # the stream ended without saying how the run did
@@ -243,7 +260,7 @@ class AssistantsBackend:
             return None
         except Exception as exc:  # noqa: BLE001
             raise _sdk_error(exc, in_thread=False) from exc
-        found = locate_turn([_message(m) for m in reversed(page.data)], messages, after_item,
+        found = locate_turn([thread_message(m) for m in reversed(page.data)], messages, after_item,
                             whole_thread=page.has_more is False)
         status = run.status if run is not None else None
         if status == "requires_action":
@@ -285,17 +302,27 @@ class AssistantsBackend:
 class _Rounds:
     """A turn's requests on one run: the run itself, then each round's tool outputs submitted to it."""
 
-    def __init__(self, backend: AssistantsBackend, thread: str, opener: Opener, in_thread: bool) -> None:
+    def __init__(self, backend: AssistantsBackend, thread: str, opener: Opener, in_thread: bool,
+                 described: Opener | None = None) -> None:
         self._backend, self._thread = backend, thread
         self._opener, self._in_thread = opener, in_thread
+        self._described = described  # the first run without its images, for a text-only model
         self._newest: str | None = None  # the thread's newest message, as the streams told
 
     async def send(self, number: int, tools_allowed: bool, current: Round) -> AsyncIterator[str]:
         # `tools_allowed` cannot be honoured: a run keeps its tools (past the limit, see past_limit).
         progress = _Progress(newest=self._newest)
-        async with contextlib.aclosing(self._backend._consume(self._opener, progress, self._in_thread)) as texts:
-            async for text in texts:
-                yield text
+        try:
+            async with contextlib.aclosing(self._backend._consume(self._opener, progress, self._in_thread)) as texts:
+                async for text in texts:
+                    yield text
+        except AttachmentsRefused as refused:  # (before the run existed: nothing is in the thread)
+            if self._described is None or not await self._backend.vision.fall_back(refused.error):
+                raise classify(refused.error) from refused.error
+            self._opener, self._described = self._described, None
+            async with contextlib.aclosing(self._backend._consume(self._opener, progress, self._in_thread)) as texts:
+                async for text in texts:
+                    yield text
         self._in_thread, self._newest = True, progress.newest
         current.text, current.calls, current.response_id = progress.text, progress.calls, progress.run.id
         usage = None if progress.calls else getattr(progress.run, "usage", None)  # the whole run's, at its end
@@ -367,23 +394,3 @@ def _sdk_error(exc: BaseException, *, in_thread: bool) -> BackendError:
     error = classify(exc, streaming=in_thread)  # an `error` event the SDK raised included
     error.outcome_unknown = error.outcome_unknown or in_thread
     return error
-
-
-def _message(message: Any) -> dict[str, Any]:
-    details = getattr(message, "incomplete_details", None)
-    return {"id": message.id, "role": message.role, "status": getattr(message, "status", None),
-            "reason": getattr(details, "reason", None),
-            "text": "".join(part.text.value for part in message.content if part.type == "text")}
-
-
-def locate_turn(items: Sequence[dict[str, Any]], messages: Sequence[str], after_item: str | None, *,
-                whole_thread: bool = False) -> TurnInThread | None:
-    """Find a turn's `messages` in a thread's newest `items` (oldest first: id, role, text, status,
-    reason) after `after_item` (the newest message when the turn before ended). With `after_item`
-    found, the user messages after it must be the turn's; else the newest ones must end with them. The
-    answer: the assistant's text after them, without messages cut short by their run's end. A context
-    turn cut short shows as its first messages alone after `after_item` (or in a `whole_thread`)."""
-    entries = [Entry(item["id"], item["role"], item["text"],
-                     final=item["status"] != "in_progress" and item["reason"] not in ENDED_MESSAGE) for item in items]
-    found = locate(entries, messages, after_item, from_start=whole_thread, partial=True)
-    return None if found is None else TurnInThread(found.present, found.complete, found.answer, found.newest_id)

@@ -8,6 +8,7 @@ request's `run_tools` and sends their results back, for at most `max_tool_rounds
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -19,6 +20,7 @@ ROUND_SEPARATOR = "\n\n"  # between the text the model writes before a tool call
 # The original sample's answer to a function nobody provides (JSON text, as tool results travel).
 NO_FUNCTION = '{"status": "error", "message": "No function found"}'
 CONVERSATION_GONE = "conversation_gone"  # BackendError.code: the conversation no longer exists at the service
+SLACK_FILES_DOWN = "slack_files_down"  # BackendError.code: Slack would not hand over a shared file just now
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,25 @@ class ToolOutput:
     output: str
 
 
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file's content for the model, beside a message's text: an image it can look at, or a PDF
+    it can read. Held in memory for the turn only (the text already names and describes the file, so
+    a backend that drops the attachment loses no words — see `Vision`)."""
+
+    kind: str  # IMAGE or PDF
+    name: str
+    mimetype: str
+    data: bytes = field(repr=False)
+
+    def data_url(self) -> str:
+        """The content as a `data:` URL (what the APIs take inline)."""
+        return f"data:{self.mimetype};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+IMAGE, PDF = "image", "pdf"
+
+
 ToolRunner = Callable[[Sequence[ToolCall]], Awaitable[list[ToolOutput]]]
 
 
@@ -45,9 +66,10 @@ ToolRunner = Callable[[Sequence[ToolCall]], Awaitable[list[ToolOutput]]]
 class TurnRequest:
     """One turn: the channel's new messages (speaker-marked) and the instructions for this turn.
 
-    `tool_outputs` continue a turn whose tool calls were left unanswered (after a crash) instead of
-    sending messages. `tools` are function tools (OpenAI function-tool shape: name, description,
-    parameters); `hosted_tools` are passed through as they are (Responses only).
+    `attachments[i]` are the contents of message i's files the model may look at (images, PDFs); the
+    text itself already names every file. `tool_outputs` continue a turn whose tool calls were left
+    unanswered (after a crash) instead of sending messages. `tools` are function tools (OpenAI
+    function-tool shape: name, description, parameters); `hosted_tools` are passed through as they are (Responses only).
     """
 
     conversation_id: str
@@ -63,6 +85,11 @@ class TurnRequest:
     max_tool_rounds: int = MAX_TOOL_ROUNDS
     tool_outputs: Sequence[ToolOutput] = field(default_factory=tuple)
     safety_identifier: str | None = None  # the addressed speaker, salted and hashed (see conversation/service.py)
+    attachments: Sequence[Sequence[Attachment]] = field(default_factory=tuple)  # per message, as `messages`
+
+    def attached(self, index: int) -> Sequence[Attachment]:
+        """The attachments of message `index` (none when the request carries none)."""
+        return self.attachments[index] if index < len(self.attachments) else ()
 
 
 @dataclass(frozen=True, slots=True)

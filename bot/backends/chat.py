@@ -24,6 +24,8 @@ from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
 from bot.backends.base import (
+    IMAGE,
+    Attachment,
     BackendError,
     FailureKind,
     FoundReply,
@@ -45,6 +47,7 @@ from bot.backends.chat_window import (
 from bot.backends.errors import classify, stream_cut, stream_failure
 from bot.backends.lookup import Entry, content_text, locate
 from bot.backends.tool_loop import Round, chat_tool, kept_calling_tools, run_turn
+from bot.backends.vision import Vision, refuses_files
 from bot.settings import DEFAULT_CONTEXT_TOKENS
 
 log = logging.getLogger(__name__)
@@ -97,13 +100,36 @@ def speaker_of(text: str) -> str:
     return marker.group(1) if marker else ""
 
 
-def user_message(text: str, speaker: str = "") -> dict[str, Any]:
-    """A chat user message; the speaker also goes in `name` when it yields a valid one."""
-    message: dict[str, Any] = {"role": "user", "content": text}
+def user_message(text: str, speaker: str = "", attachments: Sequence[Attachment] = ()) -> dict[str, Any]:
+    """A chat user message; the speaker also goes in `name` when it yields a valid one. Images go as
+    `image_url` parts (data URLs) after the text."""
+    images = [{"type": "image_url", "image_url": {"url": attachment.data_url()}}
+              for attachment in attachments if attachment.kind == IMAGE]
+    content: str | list[dict[str, Any]] = [{"type": "text", "text": text}, *images] if images else text
+    message: dict[str, Any] = {"role": "user", "content": content}
     name = chat_name(speaker or speaker_of(text))
     if name:
         message["name"] = name
     return message
+
+
+def without_images(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with their images left out (their text describes them). What the store keeps: an
+    image is sent in the turn it was shared in, and the history keeps its description and the answer
+    about it — not megabytes of base64 per image in every later prompt, forever."""
+    plain = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list) and any(part.get("type") == "image_url" for part in content):
+            message = {**message, "content": content_text(content)}
+        plain.append(message)
+    return plain
+
+
+def has_images(messages: Sequence[dict[str, Any]]) -> bool:
+    return any(isinstance(message.get("content"), list) and any(part.get("type") == "image_url"
+                                                                for part in message["content"])
+               for message in messages)
 
 
 def reply_after(records: Sequence[ChatRecord], messages: Sequence[str],
@@ -167,10 +193,13 @@ class ChatBackend:
     """Chat Completions, the channel's history in `history` (trimmed to `context_tokens` per request)."""
 
     name = "chat"
+    accepts = frozenset({IMAGE})  # (PDFs are described: `file` parts are OpenAI's alone among these servers)
 
     def __init__(self, client: openai.AsyncOpenAI, *, model: str, history: ChatHistory,
-                 context_tokens: int = DEFAULT_CONTEXT_TOKENS, send_names: bool = True) -> None:
+                 context_tokens: int = DEFAULT_CONTEXT_TOKENS, send_names: bool = True,
+                 vision: Vision | None = None) -> None:
         self._client = client
+        self.vision = vision or Vision()
         self.history = history
         self.model = model
         self.context_tokens = context_tokens
@@ -245,6 +274,8 @@ class ChatBackend:
                     log.warning("the model server refuses the `name` field of chat messages; sending without it "
                                 "(speakers stay marked in the text)")
                     self.send_names = False
+                elif has_images(messages) and refuses_files(exc) and await self.vision.fall_back(exc):
+                    messages = without_images(messages)  # a text-only model (or a bad image): images described
                 else:
                     raise
 
@@ -304,11 +335,13 @@ class _Rounds:
         # The turn's note (stored with the turn) after the history, before the messages: the prompt's
         # prefix — instructions and history — stays what the server saw last time, and cached.
         note = [{"role": "system", "content": request.note}] if request.note and request.messages else []
-        self._added = note + [user_message(text, names[i] if i < len(names) else "")
+        self._added = note + [user_message(text, names[i] if i < len(names) else "", request.attached(i))
                               for i, text in enumerate(request.messages)]
 
     async def send(self, number: int, tools_allowed: bool, current: Round) -> AsyncIterator[str]:
         tools = self._tools if tools_allowed else []
+        if not self._backend.vision.allowed:  # (learnt in an earlier round: the images stay out)
+            self._added = without_images(self._added)
         # Each round's calls and results take room: the history gives way to them.
         history = await self._backend._history(self._conversation, [self._system, *self._added], tools)
         got = _Chunks()
@@ -336,7 +369,7 @@ class _Rounds:
 
     async def finish(self, current: Round, text: str) -> str | None:
         self._added.append({"role": "assistant", "content": current.text})
-        last = await self._backend.history.append_chat(self._conversation, self._added)
+        last = await self._backend.history.append_chat(self._conversation, without_images(self._added))
         return str(last) if last is not None else None
 
 

@@ -25,8 +25,16 @@ class ChatRecord(Protocol):
     def chars(self) -> int: ...
 
 
+IMAGE_CHARS = 3000  # an image part counted as this many characters (~765 tokens: a 1024×1024 image at OpenAI)
+
+
 def message_chars(message: dict[str, Any]) -> int:
-    """A message's size as the store counts it (its JSON text)."""
+    """A message's size as the store counts it (its JSON text); an image as IMAGE_CHARS, not its base64."""
+    content = message.get("content")
+    if isinstance(content, list) and any(part.get("type") == "image_url" for part in content):
+        images = [part for part in content if part.get("type") == "image_url"]
+        rest = {**message, "content": [part for part in content if part.get("type") != "image_url"]}
+        return len(json.dumps(rest, ensure_ascii=False)) + IMAGE_CHARS * len(images)
     return len(json.dumps(message, ensure_ascii=False))
 
 

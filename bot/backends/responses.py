@@ -16,6 +16,9 @@ from typing import Any
 import openai
 
 from bot.backends.base import (
+    IMAGE,
+    PDF,
+    Attachment,
     BackendError,
     FailureKind,
     FoundReply,
@@ -35,6 +38,7 @@ from bot.backends.errors import (
 )
 from bot.backends.lookup import Entry, content_text, locate
 from bot.backends.tool_loop import Round, kept_calling_tools, responses_tool, run_turn
+from bot.backends.vision import Vision, refuses_files
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +59,25 @@ class _DanglingCalls(Exception):
         self.call_ids = call_ids
 
 
+class _AttachmentsRefused(Exception):
+    """The model takes no images or files (a text-only model)."""
+
+    def __init__(self, error: openai.APIStatusError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class ResponsesBackend:
-    """OpenAI (or Azure) Conversations + Responses."""
+    """OpenAI (or Azure) Conversations + Responses. Images go as `input_image`, PDFs as `input_file`,
+    both inline as data URLs (see `_part`)."""
 
     name = "responses"
+    accepts = frozenset({IMAGE, PDF})
 
-    def __init__(self, client: openai.AsyncOpenAI, *, model: str) -> None:
+    def __init__(self, client: openai.AsyncOpenAI, *, model: str, vision: Vision | None = None) -> None:
         self._client = client
         self.model = model
+        self.vision = vision or Vision()
 
     async def create_conversation(self, channel: str) -> str:
         try:
@@ -100,6 +115,8 @@ class ResponsesBackend:
             call_ids = _DANGLING.findall(str(exc.message)) if "No tool output found" in str(exc.message) else []
             if call_ids:
                 raise _DanglingCalls(exc, call_ids) from exc
+            if _has_attachments(params) and refuses_files(exc):
+                raise _AttachmentsRefused(exc) from exc
             raise classify(exc) from exc
         except openai.NotFoundError as exc:
             if "conversation" in str(exc.message).lower():
@@ -211,7 +228,7 @@ class _Rounds:
         self._request = request
         # The turn's note before its messages: after the history, where it leaves the prompt's prefix alone.
         note = [_developer_message(request.note)] if request.note and request.messages else []
-        self._items = note + [_user_message(text) for text in request.messages]
+        self._items = note + [_user_message(text, request.attached(i)) for i, text in enumerate(request.messages)]
         self._items += [_function_output(output) for output in request.tool_outputs]
 
     async def send(self, number: int, tools_allowed: bool, current: Round) -> AsyncIterator[str]:
@@ -221,16 +238,27 @@ class _Rounds:
         committed = number > 0 or bool(self._request.tool_outputs)
         params = self._backend.params(self._request, self._items, tools_allowed)
         try:
-            for attempt in range(2):
+            closed = described = False  # each fix-up once: open tool calls closed, files described
+            while True:
                 try:
                     async with aclosing(self._backend._respond(params, current)) as deltas:
                         async for delta in deltas:
                             yield delta
                     return
                 except _DanglingCalls as dangling:
-                    if attempt:
+                    if closed:
                         raise classify(dangling.error) from dangling.error
+                    closed = True
                     await self._backend.close_calls(self._request.conversation_id, dangling.call_ids)
+                except _AttachmentsRefused as refused:
+                    if described or not await self._backend.vision.fall_back(refused.error):
+                        raise classify(refused.error) from refused.error
+                    # A text-only model (or an unreadable image): the same messages again, their files
+                    # described in words only (the texts are unchanged: the journal knows the turn by them).
+                    described = True
+                    self._items = [item for item in self._items if item.get("role") != "user"] + [
+                        _user_message(text) for text in self._request.messages]
+                    params = self._backend.params(self._request, self._items, tools_allowed)
         except BackendError as error:
             error.outcome_unknown = error.outcome_unknown or committed
             raise
@@ -271,8 +299,26 @@ def _developer_message(text: str) -> dict[str, Any]:
     return {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": text}]}
 
 
-def _user_message(text: str) -> dict[str, Any]:
-    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+def _user_message(text: str, attachments: Sequence[Attachment] = ()) -> dict[str, Any]:
+    content = [{"type": "input_text", "text": text}, *(_part(attachment) for attachment in attachments)]
+    return {"type": "message", "role": "user", "content": content}
+
+
+def _part(attachment: Attachment) -> dict[str, Any]:
+    """An image or PDF as an input part, inline as a data URL rather than uploaded to the Files API first:
+    the conversation stores the item, so the content is kept by OpenAI either way; inline, it is sent
+    in the one request that adds it — nothing is stored unless the response completes (an upload first
+    would be a second write, repeated by every retry and left behind by every failed turn, with no
+    idempotency key), there is no upload's round trip before the first token, and no file to delete
+    later. Later turns read it from the conversation, billed like any other input."""
+    if attachment.kind == IMAGE:
+        return {"type": "input_image", "image_url": attachment.data_url(), "detail": "auto"}
+    return {"type": "input_file", "filename": attachment.name, "file_data": attachment.data_url()}
+
+
+def _has_attachments(params: dict[str, Any]) -> bool:
+    return any(part.get("type") in ("input_image", "input_file") for item in params.get("input") or ()
+               for part in item.get("content") or () if isinstance(item.get("content"), list))
 
 
 def _function_output(output: ToolOutput) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 
+from bot.conversation.files import size_text
 from bot.messages import FileNote
 
 # A speaker marker opens every user message the model sees: "[Alice] hello".
@@ -44,14 +45,18 @@ THREAD_RULES = (
 _SPACES = re.compile(r"\s+")
 
 
-def speaker_text(name: str, text: str, files: Sequence[FileNote] = (), where: str = "") -> str:
+def speaker_text(name: str, text: str, files: Sequence[FileNote] = (), where: str = "",
+                 inline: Sequence[str] = ()) -> str:
     """The text the model sees for one message: the speaker marker, where it was written (`where`: a
-    thread note, empty at the top level), then their words and files. Nothing after the marker can open
-    a line with what looks like another marker."""
+    thread note, empty at the top level), then their words and files — every file described by name,
+    type and size, then the text files' content (`inline`, see files.inlined). Nothing after the marker
+    can open a line with what looks like another marker."""
     body = clean_text(text)
     if files:
         notes = ", ".join(_file_note(f) for f in files)
         body = f"{body}\n(attached files: {notes})" if body else f"(attached files: {notes})"
+    if inline:
+        body = "\n\n".join([body, *inline])
     return SPEAKER_MARKER.format(name=name) + where + (_MARKER_AT_LINE_START.sub(r"\1\\\2", body) or EMPTY_TEXT)
 
 
@@ -91,17 +96,8 @@ def _file_note(note: FileNote) -> str:
     name = " ".join(clean_text(note.name).split()) or "file"  # (a file name is on one line)
     details = [note.mimetype] if note.mimetype else []
     if note.size is not None:
-        details.append(_size(note.size))
+        details.append(size_text(note.size))
     return f"{name} ({', '.join(details)})" if details else name
-
-
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"
 
 
 def build_instructions(base: str, *, channel_name: str | None, is_direct: bool) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backends.base import MAX_TOOL_ROUNDS, Backend, FoundReply, ToolCall, ToolOutput, TurnEvent, TurnRequest
+from bot.conversation.file_reader import FileReader, ReadFiles
 from bot.conversation.prompt import build_instructions, speaker_text, turn_note
 from bot.conversation.threads import TOP_LEVEL, Place, ThreadPlaces
 from bot.conversation.tools import Toolbox, ToolContext
@@ -45,7 +46,8 @@ class ConversationService:
                  channels: ChannelDirectory, instructions: str, toolbox: Toolbox | None = None,
                  hosted_tools: Sequence[Mapping[str, Any]] = (), slack: AsyncWebClient | None = None,
                  max_tool_rounds: int = MAX_TOOL_ROUNDS, today: Callable[[], dt.date] = dt.date.today,
-                 safety_salt: str = "", threads: ThreadPlaces | None = None) -> None:
+                 safety_salt: str = "", threads: ThreadPlaces | None = None,
+                 files: FileReader | None = None) -> None:
         self._map = conversation_map
         self.backend = backend
         self._names = names
@@ -59,6 +61,7 @@ class ConversationService:
         self._today = today
         self._safety_salt = safety_salt  # this installation's (store/installation.py)
         self._threads = threads  # where each message was written (None: every message is top level)
+        self._files = files  # reads shared files (None: they are only described)
         self._known: dict[str, str] = {}  # channel → conversation id (the store has them all)
 
     async def conversation_id(self, channel: str) -> str:
@@ -89,10 +92,13 @@ class ConversationService:
         self._known.pop(channel, None)
         await self._map.forget_conversation(channel, self.backend.name)
 
-    async def build_turn(self, channel: str, items: Sequence[InboxItem], *, with_past: bool = True) -> TurnRequest:
-        """The model request for these messages: speaker-marked texts (each saying where it was written),
-        the channel's instructions and this turn's note. `with_past`: the turn is answered, so a thread
-        the conversation lacks the start of brings its earlier messages (see `ThreadPlaces`)."""
+    async def build_turn(self, channel: str, items: Sequence[InboxItem], *, with_past: bool = True,
+                         attach: bool = True, read_files: bool = True) -> TurnRequest:
+        """The model request for these messages: speaker-marked texts (each saying where it was written;
+        text files inlined), the files the model can look at (unless not `attach`: context added without
+        a turn keeps descriptions), the channel's instructions and this turn's note. `with_past`: the turn
+        is answered, so a thread the conversation lacks the start of brings its earlier messages (see
+        `ThreadPlaces`). Without `read_files`, files are only described."""
         user_ids = [item.user for item in items]
         for item in items:
             user_ids.extend(mentioned_users(item.text))
@@ -100,8 +106,11 @@ class ConversationService:
         info = await self._channels.info(channel)
         places = await self._places(channel, items, with_past=with_past)
         earlier = [text for place in places.values() for text in place.earlier]
-        messages = earlier + [speaker_text(names[item.user], to_readable(item.text, names), item.files,
-                                           places[item.thread_ts].note) for item in items]
+        files = [await self._read_files(channel, item, attach) if read_files else ReadFiles(notes=item.files)
+                 for item in items]
+        messages = earlier + [speaker_text(names[item.user], to_readable(item.text, names), read.notes,
+                                           places[item.thread_ts].note, read.inline)
+                              for item, read in zip(items, files, strict=True)]
         speakers = [names[item.user] for item in items]
         instructions = build_instructions(self._instructions, channel_name=info.name, is_direct=info.is_direct)
         speaker_ids = tuple(item.user for item in items)
@@ -116,7 +125,10 @@ class ConversationService:
                            messages=messages, speaker_ids=speaker_ids,
                            speaker_names=tuple(earlier_names + speakers), tools=self._tools,
                            hosted_tools=self._hosted_tools, run_tools=run_tools, max_tool_rounds=self._max_tool_rounds,
-                           safety_identifier=safety_identifier(self._safety_salt, speaker_ids[-1]) if items else None)
+                           safety_identifier=safety_identifier(self._safety_salt, speaker_ids[-1]) if items else None,
+                           # (per message, as `messages`: the earlier ones of a thread carry none)
+                           attachments=((),) * len(earlier) + tuple(read.attachments for read in files) if any(
+                               read.attachments for read in files) else ())
 
     async def _places(self, channel: str, items: Sequence[InboxItem], *, with_past: bool) -> dict[str | None, Place]:
         """Each thread of the batch (a batch is one place, so usually one) → its Place."""
@@ -142,11 +154,23 @@ class ConversationService:
         """Which of these threads the assistant has answered in (follow-ups there need no mention)."""
         return await self._threads.answered(channel, threads) if self._threads is not None and threads else frozenset()
 
+    async def _read_files(self, channel: str, item: InboxItem, attach: bool) -> ReadFiles:
+        """What the model gets of the message's files (only their descriptions without a reader); the
+        author hears of any it could not look at."""
+        if not item.files or self._files is None:
+            return ReadFiles(notes=item.files)
+        vision = getattr(self.backend, "vision", None)
+        allowed = attach and (vision is None or vision.allowed)
+        accepts = getattr(self.backend, "accepts", frozenset()) if allowed else ()
+        read = await self._files.read(item, accepts)
+        await self._files.tell(channel, item, read.problems)
+        return read
+
     async def build_continuation(self, channel: str, items: Sequence[InboxItem],
                                  calls: Sequence[ToolCall]) -> TurnRequest:
         """A turn interrupted while its tool calls were unanswered: run them, and send their results
         (the messages are already in the conversation)."""
-        request = await self.build_turn(channel, items, with_past=False)
+        request = await self.build_turn(channel, items, with_past=False, read_files=False)
         assert request.run_tools is not None
         outputs = await request.run_tools(calls)
         return dataclasses.replace(request, messages=(), tool_outputs=tuple(outputs))

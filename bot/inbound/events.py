@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from bot.messages import FileNote, IncomingMessage
+from bot.messages import FileNote, IncomingMessage, file_note
 from bot.outbound.markup import mentions_user
 
 # Message subtypes that are a person saying something; every other subtype (edits, deletions, joins,
@@ -31,11 +31,7 @@ def human_message(event: Mapping[str, Any], *, bot_user_id: str | None) -> Incom
     if bot_user_id is not None and user == bot_user_id:
         return None
     text = valid_text(event.get("text") or "")
-    files = tuple(
-        FileNote(name=valid_text(str(f.get("name") or f.get("title") or "file")), mimetype=str(f.get("mimetype") or ""),
-                 size=f.get("size") if isinstance(f.get("size"), int) else None)
-        for f in event.get("files") or () if isinstance(f, Mapping)
-    )
+    files = tuple(_with_valid_name(file_note(f)) for f in event.get("files") or () if isinstance(f, Mapping))
     if not text.strip() and not files:
         return None
     thread_ts = event.get("thread_ts")
@@ -47,6 +43,10 @@ def human_message(event: Mapping[str, Any], *, bot_user_id: str | None) -> Incom
         or (bot_user_id is not None and mentions_user(text, bot_user_id)),
         channel_type=event.get("channel_type") or _channel_type(channel),
     )
+
+
+def _with_valid_name(note: FileNote) -> FileNote:
+    return dataclasses.replace(note, name=valid_text(note.name))
 
 
 def valid_text(text: object) -> str:

@@ -30,7 +30,16 @@ from bot.settings.budgets import (
     budget_settings,
     channel_budget,
 )
+from bot.settings.files import (
+    DEFAULT_FILE_MAX_MB,
+    DEFAULT_MESSAGE_FILES_MAX_MB,
+    DEFAULT_TEXT_FILE_MAX_KB,
+    SHARED_FILE_SETTINGS,
+    file_settings,
+)
 from bot.settings.parsing import (
+    ChannelSettings,
+    channel_tables,
     check_choice,
     hosted_tools,
     is_http_url,
@@ -77,6 +86,7 @@ DEFAULT_CONTEXT_TOKENS = 8000  # the chat backend's prompt budget
 DEFAULT_TOOL_TIMEOUT = 20.0
 DEFAULT_LEASE_SECONDS = 15.0  # several replicas: a dead replica's channels are taken over within this
 DEFAULT_THREAD_FOLLOWUPS = True  # mention-only channels: a reply in a thread the assistant answered in is answered
+FILE_SETTINGS = FILE_SETTINGS | SHARED_FILE_SETTINGS  # files people share (bot/settings/files.py)
 
 
 class ConfigError(Exception):
@@ -126,7 +136,11 @@ class Settings:
     user_messages_per_minute: int = 0
     retention_days: int = 0
     thread_followups: bool = DEFAULT_THREAD_FOLLOWUPS
-    channel_settings: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()  # [channels.C…] in bridge.toml
+    vision: str = "auto"
+    file_max_bytes: int = DEFAULT_FILE_MAX_MB * 1024 * 1024
+    message_files_max_bytes: int = DEFAULT_MESSAGE_FILES_MAX_MB * 1024 * 1024
+    text_file_max_bytes: int = DEFAULT_TEXT_FILE_MAX_KB * 1024
+    channel_settings: ChannelSettings = ()  # [channels.C…] in bridge.toml
     hosted_tools: tuple[dict[str, Any], ...] = ()  # Responses hosted tools from bridge.toml
     config_file: str | None = None
     # Access (bot/settings/access.py): who may talk and reset, broadcast mentions, message length.
@@ -202,7 +216,8 @@ def load_settings(
     values |= budget_settings(get, problems)
     values |= _threads(get, problems)
     values |= access_settings(get, problems)
-    values["channel_settings"] = _channel_tables(tables.get("channels", {}), problems)
+    values |= file_settings(get, problems)
+    values["channel_settings"] = channel_tables(tables.get("channels", {}), CHANNEL_KEYS, problems)
     values["hosted_tools"] = hosted_tools(tables.get("hosted_tools", {}), problems)
     if values["hosted_tools"] and values["assistant_backend"] not in ("auto", "responses"):
         problems.append("[hosted_tools] in the configuration file work only with ASSISTANT_BACKEND=responses.")
@@ -349,33 +364,6 @@ CHANNEL_KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "thread_followups": (_switch, "true or false"),
     **ACCESS_CHANNEL_KEYS,
 }
-
-
-ChannelSettings = tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
-
-
-def _channel_tables(channels: dict[str, Any], problems: list[str]) -> ChannelSettings:
-    """[channels.C0123ABCD] respond_to = "mentions" → (("C0123ABCD", (("respond_to", "mentions"),)),)."""
-    found = []
-    for channel, table in channels.items():
-        if not isinstance(table, dict):
-            problems.append(f"[channels.{channel}] must be a table of per-channel settings "
-                            f"({', '.join(CHANNEL_KEYS)}).")
-            continue
-        values = []
-        for key, raw in table.items():
-            if key not in CHANNEL_KEYS:
-                problems.append(f"[channels.{channel}] has an unknown setting {key!r}; a channel may set "
-                                f"{', '.join(CHANNEL_KEYS)}.")
-                continue
-            parse, takes = CHANNEL_KEYS[key]
-            value = parse(raw)
-            if value is None:
-                problems.append(f"[channels.{channel}] {key} must be {takes}, not {raw!r}.")
-                continue
-            values.append((key, value))
-        found.append((channel, tuple(values)))
-    return tuple(found)
 
 
 def _instructions(env: Mapping[str, str], file_values: Mapping[str, str], problems: list[str]) -> tuple[str, str]:

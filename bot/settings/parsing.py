@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -119,3 +120,31 @@ def port_number(problems: list[str], name: str, text: str) -> int | None:
         problems.append(f"{name} must be a number between 1 and 65535, not {text!r}.")
         return None
     return int(text)
+
+
+ChannelSettings = tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
+
+
+def channel_tables(channels: dict[str, Any], keys: Mapping[str, tuple[Callable[[Any], Any], str]],
+                   problems: list[str]) -> ChannelSettings:
+    """[channels.C0123ABCD] respond_to = "mentions" → (("C0123ABCD", (("respond_to", "mentions"),)),)."""
+    found = []
+    for channel, table in channels.items():
+        if not isinstance(table, dict):
+            problems.append(f"[channels.{channel}] must be a table of per-channel settings "
+                            f"({', '.join(keys)}).")
+            continue
+        values = []
+        for key, raw in table.items():
+            if key not in keys:
+                problems.append(f"[channels.{channel}] has an unknown setting {key!r}; a channel may set "
+                                f"{', '.join(keys)}.")
+                continue
+            parse, takes = keys[key]
+            value = parse(raw)
+            if value is None:
+                problems.append(f"[channels.{channel}] {key} must be {takes}, not {raw!r}.")
+                continue
+            values.append((key, value))
+        found.append((channel, tuple(values)))
+    return tuple(found)

@@ -18,6 +18,7 @@ from bot.store.conversations import ConversationMap
 from bot.store.database import Database, StoreInUse
 from bot.store.inbox import Inbox, ItemState
 from bot.store.journal import OpenTurn, TurnJournal, TurnState
+from bot.store.model_facts import ModelFacts
 from bot.store.postgres import DEFAULT_POOL_SIZE, POSTGRES_ERRORS, PostgresDatabase, is_postgres_url
 from bot.store.retention import erase_text
 from bot.store.sqlite import SqliteDatabase
@@ -27,8 +28,8 @@ from bot.store.usage import Usage
 RETENTION = 7 * 24 * 3600.0  # finished inbox items and turns are kept this long (for operators), then pruned
 
 __all__ = ["AccessNotes", "ChatHistory", "ChatRecord", "ConversationMap", "Database", "Inbox", "ItemState",
-           "open_database", "OPEN_ERRORS", "OpenTurn", "RETENTION", "SpeakerNames", "Store", "StoreInUse",
-           "ThreadLog", "ThreadRecord", "TurnJournal", "TurnState", "Usage"]
+           "ModelFacts", "open_database", "OPEN_ERRORS", "OpenTurn", "RETENTION", "SpeakerNames", "Store",
+           "StoreInUse", "ThreadLog", "ThreadRecord", "TurnJournal", "TurnState", "Usage"]
 
 DAY = 86_400.0
 
@@ -56,6 +57,7 @@ class Store:
     speaker_names: SpeakerNames
     usage: Usage
     threads: ThreadLog
+    model_facts: ModelFacts
     retention_days: int = 0  # BRIDGE_RETENTION_DAYS: message text is erased this long after it was answered
 
     @classmethod
@@ -65,7 +67,7 @@ class Store:
         db = await open_database(target, pool_size=pool_size)
         store = cls(db=db, inbox=Inbox(db), journal=TurnJournal(db), conversations=ConversationMap(db),
                     chat=ChatHistory(db), usage=Usage(db), retention_days=retention_days, threads=ThreadLog(db),
-                    access_notes=AccessNotes(db), speaker_names=SpeakerNames(db))
+                    access_notes=AccessNotes(db), speaker_names=SpeakerNames(db), model_facts=ModelFacts(db))
         try:
             await store.prune()
         except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -35,7 +36,7 @@ class Inbox:
 
     async def add_message(self, message: IncomingMessage) -> bool:
         """Store a message; False if (channel, ts) was already stored (a duplicate delivery)."""
-        files = json.dumps([[f.name, f.mimetype, f.size] for f in message.files]) if message.files else None
+        files = json.dumps([_file_fields(f) for f in message.files]) if message.files else None
         async with self._db.durable():  # Slack is acked once this returns: it must survive a power loss
             added = await self._db.execute(
                 "INSERT INTO inbox (channel, dedupe_key, kind, order_ts, user_id, text, thread_ts, files,"
@@ -111,10 +112,25 @@ class Inbox:
 def item_from_row(row: tuple) -> InboxItem:
     """An InboxItem from the columns of ITEM_COLUMNS."""
     item_id, channel, kind, order_ts, user, text, thread_ts, files, mentions_bot, attempts, received_at = row
-    notes = tuple(FileNote(name, mimetype, size) for name, mimetype, size in json.loads(files)) if files else ()
+    notes = tuple(_file_note(entry) for entry in json.loads(files)) if files else ()
     return InboxItem(id=item_id, channel=channel, kind=ItemKind(kind), order_ts=order_ts, user=user, text=text,
                      thread_ts=thread_ts, files=notes, mentions_bot=bool(mentions_bot), attempts=attempts,
                      received_at=received_at)
+
+
+def _file_fields(note: FileNote) -> dict[str, object]:
+    return {key: value for key, value in dataclasses.asdict(note).items() if value not in ("", None)}
+
+
+def _file_note(entry: list | dict) -> FileNote:
+    """A stored file: [name, mimetype, size] (stored before files were read), or its fields by name."""
+    if isinstance(entry, list):
+        name, mimetype, size = entry
+        return FileNote(name, mimetype, size)
+    return FileNote(**{key: entry[key] for key in FILE_FIELDS if key in entry})
+
+
+FILE_FIELDS = tuple(field.name for field in dataclasses.fields(FileNote))
 
 
 def just_after(ts: str) -> str:

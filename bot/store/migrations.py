@@ -154,4 +154,12 @@ MIGRATIONS: tuple[str, ...] = (
         claimed_at REAL NOT NULL
     );
     """,
+    # 11: what the bridge learned about a model server: a model that refuses images (BRIDGE_VISION=auto).
+    """
+    CREATE TABLE model_facts (
+        fact_key   TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        learned_at REAL NOT NULL
+    );
+    """,
 )

@@ -27,6 +27,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import metrics
 from bot.backends.base import Backend
 from bot.backends.responses import ResponsesBackend
+from bot.backends.vision import Vision
+from bot.conversation.file_reader import FileReader
+from bot.conversation.files import FileLimits
 from bot.conversation.service import ConversationService
 from bot.conversation.threads import ThreadPlaces
 from bot.conversation.tools import Toolbox, ToolError
@@ -40,6 +43,7 @@ from bot.outbound.people import NameDirectory
 from bot.outbound.replies import ReplyFactory
 from bot.outbound.slack_auth import SlackAuthGate
 from bot.outbound.slack_errors import SLACK_FAILURES, reason
+from bot.outbound.slack_files import SlackFiles
 from bot.outbound.thread_reader import ThreadReader
 from bot.outbound.writer import SlackWriter
 from bot.settings import Settings
@@ -125,19 +129,38 @@ async def open_backend(settings: Settings, store: Store | None = None) -> Backen
     name = settings.assistant_backend
     if name == "auto":
         name = await choose_backend(settings, ResponsesBackend(client, model=settings.openai_model), store)
+    vision = await _vision(settings, store, name)
     if name == "chat":
         from bot.backends.chat import ChatBackend
 
         return ChatBackend(client, model=settings.openai_model,
                            history=store.chat if store else None,  # type: ignore[arg-type]
-                           context_tokens=settings.context_tokens)
+                           context_tokens=settings.context_tokens, vision=vision)
     if name == "assistants":
         from bot.backends.assistants import AssistantsBackend
 
         assert settings.openai_assistant_id is not None, "settings validation requires it"
         return AssistantsBackend(client, assistant_id=settings.openai_assistant_id,
-                                 model=settings.openai_model if settings.openai_model_explicit else None)
-    return ResponsesBackend(client, model=settings.openai_model)
+                                 model=settings.openai_model if settings.openai_model_explicit else None,
+                                 vision=vision)
+    return ResponsesBackend(client, model=settings.openai_model, vision=vision)
+
+
+async def _vision(settings: Settings, store: Store | None, backend: str) -> Vision:
+    """BRIDGE_VISION for this backend, server and model, with what an earlier run learned about it."""
+    model = settings.openai_assistant_id if backend == "assistants" else settings.openai_model
+    vision = Vision(settings.vision, memory=store.model_facts if store else None,
+                    key=f"{backend}:{settings.openai_base_url or 'https://api.openai.com/v1'}:{model}")
+    await vision.load()
+    return vision
+
+
+def file_reader(settings: Settings, slack: AsyncWebClient, session: aiohttp.ClientSession | None) -> FileReader:
+    """Reads shared files with the bot's token, within the settings' limits."""
+    limits = FileLimits(file_bytes=settings.file_max_bytes, message_bytes=settings.message_files_max_bytes,
+                        text_bytes=settings.text_file_max_bytes)
+    files = SlackFiles(slack, session=session, api_url=settings.slack_api_url)
+    return FileReader(files, limits=limits, slack=slack)
 
 
 async def choose_backend(settings: Settings, probe: ResponsesBackend, store: Store | None) -> str:
@@ -184,7 +207,8 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                                             instructions=settings.instructions,
                                             toolbox=toolbox, hosted_tools=settings.hosted_tools, slack=slack,
                                             max_tool_rounds=settings.max_tool_rounds,
-                                            safety_salt=await installation_salt(store.db), threads=threads)
+                                            safety_salt=await installation_salt(store.db), threads=threads,
+                                            files=file_reader(settings, slack, session))
         writer = SlackWriter.create(build_slack_client(settings, session=session, retry_rate_limits=False),
                                     team_id=identity.team_id)
         replies = ReplyFactory(writer, stream_in_threads=settings.reply_in == "thread",

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from bot.backends.base import CONVERSATION_GONE, BackendError, FailureKind
+from bot.backends.base import CONVERSATION_GONE, SLACK_FILES_DOWN, BackendError, FailureKind
 from bot.messages import InboxItem, ItemKind
 from bot.outbound import sentences
 from bot.outbound.slack_auth import AUTH_RETRY_DELAY
@@ -22,7 +22,8 @@ from bot.work.retry import CONTINUE, WAIT, RetryPolicy, Step, retry_in
 
 MAX_DELIVERY_ATTEMPTS = 12  # tries to write an answer to Slack (about 20 minutes with backoff) before giving up
 CONVERSATION_GONE_RETRIES = 2  # attempts after which a conversation that keeps vanishing is an ordinary failure
-PATIENT_CODES = frozenset({"conversation_locked"})  # not the messages' fault: wait however long it takes
+# Not the messages' fault: wait however long it takes (a busy conversation; Slack not handing over a file).
+PATIENT_CODES = frozenset({"conversation_locked", SLACK_FILES_DOWN})
 
 Jitter = Callable[[], float]
 
@@ -172,7 +173,7 @@ def after_failure(error: BackendError, batch: Sequence[InboxItem], *, policy: Re
     if silent:
         if error.kind is FailureKind.ACCOUNT:
             return AfterFailure(WAIT, effect)
-        if error.kind is FailureKind.REQUEST or policy.exhausted(attempt):
+        if error.kind is FailureKind.REQUEST or (policy.exhausted(attempt) and error.code not in PATIENT_CODES):
             return AfterFailure(CONTINUE, effect, skip=tuple(batch))
         return AfterFailure(retry_in(delay), effect)
     if error.kind is FailureKind.TRANSIENT:

@@ -46,7 +46,7 @@ class Turns:
         if action.discard is not None:
             await self._effects.discard(action.discard)
         try:
-            request = await parts.conversations.build_turn(channel, batch)
+            request = await parts.conversations.build_turn(channel, batch, attach=False)
         except BackendError as error:
             return await self._effects.failed(None, batch, None, error, silent=True)
         if not parts.auth.open:  # a lookup was refused: the speakers' names are not known now

@@ -46,3 +46,23 @@ def never_overlapping(model_api: OpenAIEmulator, backend: str) -> bool:
     spans = sorted((r.time_received, r.time_done or r.time_received)
                    for r in model_api.requests(ENDPOINTS[backend]) if r.method == "POST")
     return all(end <= next_start + 0.005 for (_, end), (next_start, _) in zip(spans, spans[1:], strict=False))
+
+
+FILE_PARTS = {"responses": ("input_image", "input_file"), "chat": ("image_url", "file"),
+              "assistants": ("image_file", "image_url")}
+
+
+def file_parts(seen: Any) -> list[dict[str, Any]]:
+    """The image and file parts of the new user messages of one request (what the model could look at)."""
+    parts = []
+    for item in seen.input:
+        content = item.get("content") if item.get("role", "user") == "user" else None
+        if isinstance(content, list):
+            parts.extend(part for part in content if part.get("type") in FILE_PARTS.get(seen.endpoint, ()))
+    return parts
+
+
+def context_file_parts(seen: Any) -> list[dict[str, Any]]:
+    """The image and file parts anywhere in what the model had in front of it (history included)."""
+    return [part for item in seen.context if isinstance(item.get("content"), list)
+            for part in item["content"] if part.get("type") in FILE_PARTS.get(seen.endpoint, ())]

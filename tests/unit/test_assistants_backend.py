@@ -14,12 +14,11 @@ import pytest
 
 from bot.backends.assistants import (
     AssistantsBackend,
-    TurnInThread,
     _Progress,
     _sdk_error,
-    locate_turn,
     run_failure,
 )
+from bot.backends.assistants_thread import TurnInThread, locate_turn
 from bot.backends.base import CONVERSATION_GONE, BackendError, FailureKind
 from bot.backends.errors import failure_kind
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.backends.base import CONVERSATION_GONE, BackendError, FailureKind
+from bot.backends.base import CONVERSATION_GONE, SLACK_FILES_DOWN, BackendError, FailureKind
 from bot.messages import InboxItem, ItemKind
 from bot.outbound import sentences
 from bot.outbound.slack_auth import AUTH_RETRY_DELAY
@@ -178,6 +178,10 @@ AFTER_FAILURE = [
                   note=sentences.gave_up(["U1"], "the reason", 3))),
     ("busy conversation: never out of attempts", error(TRANSIENT, "conversation_locked"), [TRIED_TWICE], {},
      AfterFailure(retry_in(8.0), TurnEffect.RETRY, quiet=True)),
+    ("Slack not handing over a file: never out of attempts", error(TRANSIENT, SLACK_FILES_DOWN), [TRIED_TWICE],
+     {"journalled": False}, AfterFailure(retry_in(8.0), None, quiet=True)),
+    ("Slack not handing over a file, silent: never skipped", error(TRANSIENT, SLACK_FILES_DOWN), [TRIED_TWICE],
+     {"silent": True, "journalled": False}, AfterFailure(retry_in(8.0), None)),
     ("refused batch: hunt one message at a time", error(REQUEST), [M1, M2], {},
      AfterFailure(CONTINUE, TurnEffect.RETRY, solo=True, quiet=True)),
     ("refused single message: skip it, stop hunting", error(REQUEST), [M2], {},

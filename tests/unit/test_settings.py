@@ -135,3 +135,22 @@ def test_chat_backend_with_a_local_server_needs_no_key() -> None:
     settings = load({**env, "ASSISTANT_BACKEND": "chat", "OPENAI_BASE_URL": "http://localhost:11434/v1"})
     assert settings.openai_api_key == "not-needed"
     assert problems(env)[0].startswith("OPENAI_API_KEY is not set")
+
+
+def test_file_settings_defaults_and_units() -> None:
+    settings = load(GOOD)
+    assert (settings.vision, settings.file_max_bytes, settings.message_files_max_bytes,
+            settings.text_file_max_bytes) == ("auto", 10 * 1024 * 1024, 20 * 1024 * 1024, 100 * 1024)
+    tuned = load({**GOOD, "BRIDGE_VISION": "OFF", "BRIDGE_FILE_MAX_MB": "2.5", "BRIDGE_TEXT_FILE_MAX_KB": "8"})
+    assert (tuned.vision, tuned.file_max_bytes, tuned.text_file_max_bytes) == ("off", 2621440, 8192)
+
+
+@pytest.mark.parametrize(("name", "value", "needle"), [
+    ("BRIDGE_VISION", "maybe", "BRIDGE_VISION must be one of auto, on, off"),
+    ("BRIDGE_FILE_MAX_MB", "ten", "BRIDGE_FILE_MAX_MB must be a number"),
+    ("BRIDGE_MESSAGE_FILES_MAX_MB", "0", "BRIDGE_MESSAGE_FILES_MAX_MB must be a number"),
+    ("BRIDGE_TEXT_FILE_MAX_KB", "-1", "BRIDGE_TEXT_FILE_MAX_KB must be a number"),
+])
+def test_malformed_file_setting_named(name: str, value: str, needle: str) -> None:
+    (found,) = problems({**GOOD, name: value})
+    assert needle in found

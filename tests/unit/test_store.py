@@ -69,6 +69,28 @@ async def test_files_and_flags_round_trip(store: Store) -> None:
     assert item.mentions_bot
 
 
+async def test_where_a_file_is_round_trips_and_old_rows_still_read(store: Store) -> None:
+    shared = FileNote("a.png", "image/png", 5, id="F1", url="https://files.slack.com/d/a.png", filetype="png")
+    await store.inbox.add_message(msg("1.0", files=(shared, FileNote("b", access="check_file_info", id="F2"))))
+    await store.db.execute("INSERT INTO inbox (channel, dedupe_key, kind, order_ts, user_id, files, received_at)"
+                           " VALUES ('C1', '2.0', 'message', '2.0', 'U1', '[[\"old.txt\", \"text/plain\", 3]]', 0)")
+    first, old = await store.inbox.pending("C1")
+    assert first.files == (shared, FileNote("b", access="check_file_info", id="F2"))
+    assert old.files == (FileNote("old.txt", "text/plain", 3),)  # stored before files were read
+
+
+async def test_model_facts_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "facts.sqlite3"
+    store = await Store.open(path)
+    assert await store.model_facts.fact("vision:chat:x:m") is None
+    await store.model_facts.remember("vision:chat:x:m", "refused")
+    await store.model_facts.remember("vision:chat:x:m", "refused")  # (learnt twice: one row)
+    await store.close()
+    reopened = await Store.open(path)
+    assert await reopened.model_facts.fact("vision:chat:x:m") == "refused"
+    await reopened.close()
+
+
 async def test_turn_lifecycle(store: Store) -> None:
     for ts in ("1.0", "2.0"):
         await store.inbox.add_message(msg(ts))

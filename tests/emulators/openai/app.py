@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
-from . import errors
+from . import errors, vision
 from .errors import ApiError
 from .faults import FaultPlan
 from .model import ScriptedModel
@@ -140,6 +140,10 @@ async def _handle(platform: Platform, request: web.Request, record: Recorded,
                                                "Returning 200 anyway"}, status=200)
         return web.json_response({"detail": "Not Found"}, status=404)
     body: Any = None
+    if request.content_type == "multipart/form-data":  # (file uploads)
+        request[BODY], body = await read_upload(request)
+        record.json = body
+        return await _checked(platform, request, record, handler, body)
     if request.body_exists:
         raw = await request.read()
         try:
@@ -150,7 +154,14 @@ async def _handle(platform: Platform, request: web.Request, record: Recorded,
     record.json = body
     record.stream = bool(isinstance(body, dict) and body.get("stream"))
     request[BODY] = body if isinstance(body, dict) else {}  # other shapes fail the spec check below
+    return await _checked(platform, request, record, handler, body)
 
+
+async def _checked(platform: Platform, request: web.Request, record: Recorded, handler: Handler,
+                   body: Any) -> web.StreamResponse:
+    """The rest of the pipeline, once the body is read: spec check, delay, key, header, faults, handler."""
+    state = platform.state
+    method, path = request.method, request.path
     op, path_known = platform.spec.operation(method, path)
     request[OPERATION] = op
     problems: list[Violation] = []
@@ -186,7 +197,27 @@ async def _handle(platform: Platform, request: web.Request, record: Recorded,
 
     if problems:
         raise _as_error(problems[0])
+    if method == "POST":
+        model = request[BODY].get("model")
+        text_only = model in state.text_only_models or (not model and bool(state.text_only_models))
+        vision.check(path, request[BODY], text_only)
+        vision.check_images(path, request[BODY])
     return await handler(request)
+
+
+async def read_upload(request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A multipart upload: the body handlers get (with the file's bytes) and what the spec check sees."""
+    form = await request.post()
+    body: dict[str, Any] = {}
+    checked: dict[str, Any] = {}
+    for key, value in form.items():
+        if isinstance(value, web.FileField):
+            content = value.file.read()
+            body[key] = {"filename": value.filename, "content": content, "content_type": value.content_type}
+            checked[key] = f"<{len(content)} bytes>"
+        else:
+            body[key] = checked[key] = value
+    return body, checked
 
 
 def _authenticate(state: PlatformState, request: web.Request) -> None:

@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ..server import BackgroundServer, wait_until
-from . import assistants, catalog, chat, conversations, responses, runs
+from . import assistants, catalog, chat, conversations, files, responses, runs
 from .app import API_PATHS, Platform, build_app
 from .faults import ANY_STREAM, Delay, FaultPlan, HttpFault, StreamFault
 from .model import ScriptedModel
@@ -19,7 +19,7 @@ from .state import PlatformState, Recorded
 T = TypeVar("T")
 DEFAULT_MODELS = ("gpt-4.1-mini", "gpt-4.1", "gpt-4.1-nano", "gpt-4o-mini", "gpt-4o", "gpt-5-mini", "gpt-5")
 DEFAULT_API_KEY = "sk-test-key"
-ENDPOINT_MODULES = (catalog, conversations, responses, chat, assistants, runs)
+ENDPOINT_MODULES = (catalog, conversations, responses, chat, assistants, runs, files)
 
 
 class OpenAIEmulator:
@@ -109,6 +109,10 @@ class OpenAIEmulator:
         """Snapshot: Assistants thread id → its messages, oldest first."""
         return self._on_loop(lambda: {tid: copy.deepcopy(t.messages) for tid, t in self._state.threads.items()})
 
+    def uploaded_files(self) -> dict[str, dict[str, Any]]:
+        """Snapshot: file id → the upload (`filename`, `purpose`, `bytes`, and its `content`)."""
+        return self._on_loop(lambda: copy.deepcopy(self._state.files))
+
     def run(self, run_id: str) -> dict[str, Any]:
         return self._on_loop(lambda: copy.deepcopy(self._state.runs[run_id].body))
 
@@ -142,6 +146,14 @@ class OpenAIEmulator:
         def apply() -> None:
             self._state.missing_apis = frozenset(apis)
             self._state.missing_status = status
+        self._on_loop(apply)
+
+    def set_text_only(self, *models: str) -> None:
+        """These models take no images or files: a request showing them one is refused with OpenAI's
+        400 for a text-only model (see vision.py). An Assistants run names no model: while any model is
+        text-only, runs are refused too."""
+        def apply() -> None:
+            self._state.text_only_models = set(models)
         self._on_loop(apply)
 
     def set_models(self, models: tuple[str, ...]) -> None:

@@ -89,6 +89,8 @@ class PlatformState:
         self.api_key: str | None = None
         self.missing_apis: frozenset[str] = frozenset()  # API families this server does not serve (404)
         self.missing_status = 404  # what it answers there (LM Studio: 200 with an error text)
+        self.files: dict[str, dict[str, Any]] = {}  # uploads (POST /v1/files), with their bytes
+        self.text_only_models: set[str] = set()  # models that refuse images and files (see vision.py)
         self.conversations: dict[str, Conversation] = {}
         self.responses: dict[str, StoredResponse] = {}
         self.assistants: dict[str, dict[str, Any]] = {}

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import events as ev
 from .envelopes import Delivery, Envelope
+from .files import FileStore, SharedFile, file_object, partial_file_object
 from .http_events import RETRY_DELAYS_SECONDS, HttpEventSender
 from .methods_chat import post_bot_message
 from .rate_limits import (
@@ -79,6 +80,7 @@ class SlackCore:
         self.ephemerals: list[dict[str, Any]] = []
         self.response_posts: list[dict[str, Any]] = []
         self.statuses: list[dict[str, Any]] = []
+        self.files = FileStore()
         self.command_responses: dict[str, list[dict[str, Any]]] = {}
         self._response_urls: dict[str, dict[str, Any]] = {}
         self.hub = SocketModeHub(app_id=self.ws.app_id, ack_timeout=options.ack_timeout, on_ack=self.on_ack,
@@ -167,8 +169,20 @@ class SlackCore:
         return self.ws.users[user_id]
 
     # -- people doing things ------------------------------------------------------------------
+    def share_files(self, channel_id: str, user_id: str, files: Sequence[tuple[str, bytes, str]], *, text: str,
+                    thread_ts: str | None, partial: bool, filetype: str) -> str:
+        """A person uploads files (name, content, mimetype) into the channel, with or without a comment:
+        one `file_share` message."""
+        described = []
+        for name, content, mimetype in files:
+            shared = SharedFile(id=self.ws.ids.next("F"), name=name, mimetype=mimetype, content=content,
+                                user=user_id, channels=[channel_id], filetype=filetype)
+            self.files.files[shared.id] = shared
+            described.append(partial_file_object(shared) if partial else file_object(self, shared))
+        return self.user_says(channel_id, user_id, text, thread_ts, described, subtype="file_share")
+
     def user_says(self, channel_id: str, user_id: str, text: str, thread_ts: str | None,
-                  files: list[dict[str, Any]] | None) -> str:
+                  files: list[dict[str, Any]] | None, subtype: str | None = None) -> str:
         channel = self.channel(channel_id)
         self._user(user_id)
         if user_id not in channel.members:
@@ -177,6 +191,8 @@ class SlackCore:
         ts = self.ws.clock.next()
         data = ev.user_message(self.ws, channel, user_id, text, ts, parent.ts if parent else None,
                                parent.data.get("user") if parent else None, files)
+        if subtype == "file_share":  # what Slack's clients send for an upload (with the comment as text)
+            data.update({"subtype": "file_share", "upload": True})
         message = Message(data=data)
         self.store(channel, message, parent)
         self.emit(ev.message_event(channel, data), channel=channel)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ..server import BackgroundServer, async_wait_until, wait_until
-from . import methods_chat, methods_read
+from . import files, methods_chat, methods_read
 from .core import STREAM_EXPIRY_SECONDS, EmulatorOptions, SlackCore
 from .envelopes import Envelope
 from .http_events import RETRY_DELAYS_SECONDS
@@ -63,7 +63,8 @@ class SlackEmulator:
             distribution=distribution)
         self._core = SlackCore(self.options, RateLimitPolicy.parse(rate_limits))
         app = web.Application()
-        WebApi(self._core, {**methods_chat.HANDLERS, **methods_read.HANDLERS}).add_routes(app)
+        WebApi(self._core, {**methods_chat.HANDLERS, **methods_read.HANDLERS, **files.HANDLERS}).add_routes(app)
+        files.add_routes(app, self._core)
         self._core.hub.add_routes(app)
         app.router.add_post("/response_url/{key}", self._handle_response_url)
         app.on_shutdown.append(self._on_shutdown)
@@ -165,6 +166,35 @@ class SlackEmulator:
         """A person posts; the app gets `message` (and `app_mention` if the bot is mentioned). Returns ts."""
         cid, uid = self._cid(channel), self._uid(user)
         return self._on_loop(lambda c: c.user_says(cid, uid, text, thread_ts, files))
+
+    def share_file(self, channel: str, user: str, name: str, content: bytes, mimetype: str, text: str = "",
+                   thread_ts: str | None = None, partial: bool = False, filetype: str = "",
+                   more: Sequence[tuple[str, bytes, str]] = ()) -> str:
+        """A person uploads a file (and `more`: name, content, mimetype), optionally with a comment: a
+        `message` event, subtype `file_share`, whose `files` hold the file objects (with `partial`, only
+        `file_access: check_file_info`, as Slack sends for files the app must look up with files.info).
+        Returns the message's ts."""
+        cid, uid = self._cid(channel), self._uid(user)
+        files = [(name, content, mimetype), *more]
+        return self._on_loop(lambda c: c.share_files(cid, uid, files, text=text, thread_ts=thread_ts,
+                                                     partial=partial, filetype=filetype))
+
+    def file_id(self, channel: str, ts: str) -> str:
+        """The id of the (first) file of a message."""
+        return next(m for m in self.messages(channel, "all") if m["ts"] == ts)["files"][0]["id"]
+
+    def file_downloads(self) -> list[files.Download]:
+        """Every request for a file's content, in order."""
+        return self._on_loop(lambda c: copy.deepcopy(c.files.downloads))
+
+    def fail_downloads(self, times: int = 1, status: int = 503) -> None:
+        """Answer the next `times` authenticated downloads with `status` (a files.slack.com outage)."""
+        self._on_loop(lambda c: c.files.failures.extend([status] * times))
+
+    def set_files_readable(self, readable: bool) -> None:
+        """False: the app was installed without files:read (files.info `missing_scope`, downloads go to
+        the sign-in page)."""
+        self._on_loop(lambda c: setattr(c.files, "readable", readable))
 
     def edit_message(self, channel: str, ts: str, new_text: str) -> None:
         cid = self._cid(channel)
