@@ -23,20 +23,24 @@ from bench.files_scenario import files
 from bench.live import MODES, LiveSetup
 from bench.live_report import live
 from bench.reference import reference
+from bench.replicas import replicas
 from bench.report import Section
 from bench.scenarios import latency
 from bench.throughput import burst, sustained
 from bench.world import BenchError, Setup
 from tests.e2e.harness import MODEL
 
-SCENARIOS = ("latency", "reference", "burst", "sustained", "memory", "live", "caching", "files", "profile")
-DEFAULT_SCENARIOS = SCENARIOS[:8]
+SCENARIOS = ("latency", "reference", "burst", "sustained", "memory", "live", "caching", "files", "replicas",
+             "profile")
+DEFAULT_SCENARIOS = SCENARIOS[:9]
 FULL = {"messages": 2000, "latency_messages": 200, "latency_channels": 20, "seconds": 5.0,
         "known_channels": 10_000, "drain": 600.0, "memory_drain": 30.0, "live_rounds": 5, "live_reply_length": 3000,
-        "caching_turns": 50, "file_pairs": 20}
+        "caching_turns": 50, "file_pairs": 20,
+        "replica_messages": 600}
 QUICK = {"messages": 300, "latency_messages": 30, "latency_channels": 10, "seconds": 1.0, "known_channels": 300,
          "drain": 3.0, "memory_drain": 2.0, "live_rounds": 1, "live_reply_length": 1500,
-         "caching_turns": 12, "file_pairs": 5}
+         "caching_turns": 12, "file_pairs": 5,
+         "replica_messages": 100}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -104,6 +108,9 @@ def _live_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("the 'files' scenario (what a shared image adds)")
     group.add_argument("--file-pairs", type=int, help="text messages, and as many with an image [20; quick 5]")
     group.add_argument("--image-kb", type=int, default=1024, help="size of the image [1024 KB]")
+    group = parser.add_argument_group("the 'replicas' scenario (1 process on SQLite, 1-3 replicas on PostgreSQL)")
+    group.add_argument("--replica-messages", type=int, help="messages in each burst [600; quick 100]")
+    group.add_argument("--replica-channels", type=int, default=30, help="channels [30]")
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Section]]]:
@@ -118,6 +125,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Section]]]:
         ("caching", lambda: caching(setup, args.caching_turns, args.caching_reply_length)),
         ("files", lambda: files(setup, args.file_pairs, args.image_kb)),
         ("reference", lambda: reference(setup, args.latency_messages, args.latency_channels, args.gap)),
+        ("replicas", lambda: replicas(setup, args.replica_messages, args.replica_channels, args.drain)),
     ]
     if "profile" in chosen:
         from bench.profile import profile_burst

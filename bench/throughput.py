@@ -38,10 +38,11 @@ class Loaded:
         return min(t.delivered for t in self.traces if t.delivered is not None)
 
 
-def run_loaded(setup: Setup, channels: int, messages: int, rate: float | None, drain: float) -> Loaded:
+def run_loaded(setup: Setup, channels: int, messages: int, rate: float | None, drain: float, *,
+               env: dict[str, str] | None = None, replicas: int = 1) -> Loaded:
     """Warm every channel, send `messages` round-robin (at once, or at `rate`), wait for the answers
-    for at most `drain` seconds after the last one was sent."""
-    with World(channels, setup) as world:
+    for at most `drain` seconds after the last one was sent (`replicas` bridges sharing `env`'s database)."""
+    with World(channels, setup, env=env, replicas=replicas) as world:
         world.warm_up(range(channels), 0)
         tokens = list(range(channels, channels + messages))
         before, start = world.meter.snapshot(), time.time()

@@ -80,8 +80,10 @@ class World:
 
     def __init__(self, channels: int, setup: Setup, *, users: int = 3, rate_limits: str = "off",
                  env: Mapping[str, str] | None = None, model: ScriptedModel | None = None,
-                 program: list[str] | None = None) -> None:
+                 program: list[str] | None = None, replicas: int = 1) -> None:
         self.program = program  # None: the bridge; else the command line of another app (the reference)
+        self.replicas = replicas  # bridge processes on one database (DATABASE_URL in `env`: PostgreSQL)
+        self.others: list[BridgeProcess] = []
         self.setup = setup
         self.rate_limits = rate_limits
         self.env = dict(env or {})
@@ -121,6 +123,10 @@ class World:
         self.bridge = BridgeProcess(self.slack, self.openai, self.workdir, env=self.env, program=self.program)
         self._stack.callback(self._stop_bridge)
         self.bridge.start()
+        for _ in range(self.replicas - 1):
+            other = BridgeProcess(self.slack, self.openai, self.workdir, env=self.env, program=self.program)
+            self._stack.callback(lambda other=other: other.stop() if other.alive else None)
+            self.others.append(other.start())
         assert self.bridge.process is not None
         self.pid = self.bridge.process.pid
         self.meter = Meter(self.pid, {"Slack emulator": slack_thread.native_id or 0,
