@@ -10,6 +10,7 @@ import json
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -28,17 +29,18 @@ def say(slack: SlackEmulator, channel: str, user: str, text: str, sent: list[Sen
     return message
 
 
-def settled(slack: SlackEmulator, model_api: OpenAIEmulator, sent: list[Sent], timeout: float = 30) -> None:
+def settled(slack: SlackEmulator, model_api: OpenAIEmulator, sent: list[Sent], timeout: float = 30,
+            store: Path | None = None) -> None:
     """Wait until every sent message is answered or reported skipped, and Slack is quiet."""
-    eventually(lambda: (t := tally("-", slack, model_api, sent)).answered + t.skipped == len(sent), timeout=timeout,
-               message="every message answered or reported")
+    eventually(lambda: (t := tally("-", slack, model_api, sent, store)).answered + t.skipped == len(sent),
+               timeout=timeout, message="every message answered or reported")
     for channel in {m.channel for m in sent}:
         wait_replies(slack, channel, timeout=timeout)
 
 
 def check(fault_rows: list[Tally], case: str, slack: SlackEmulator, model_api: OpenAIEmulator,
-          sent: list[Sent], *, skipped: int = 0, unanswered: int = 0) -> Tally:
-    row = tally(case, slack, model_api, sent)
+          sent: list[Sent], *, skipped: int = 0, unanswered: int = 0, store: Path | None = None) -> Tally:
+    row = tally(case, slack, model_api, sent, store)
     fault_rows.append(row)
     assert row.acked == row.sent, row
     assert (row.lost, row.duplicated) == (0, 0), row.notes

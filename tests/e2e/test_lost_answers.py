@@ -1,0 +1,92 @@
+"""Writes whose answer is lost: the service stored the write, then answered 5xx or dropped the connection.
+
+One row of the fault table per write endpoint the bridge uses, per backend, in `all` and `mentions`
+channels: a short burst with the first matching write's answer lost. Every row: nothing lost, nothing
+doubled — neither in Slack nor in the conversation the model keeps (the emulator's conversations and
+threads, or the chat backend's history in the bridge's store).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.accounting import Sent
+from tests.e2e.harness import BridgeProcess, eventually
+from tests.e2e.test_faults import TEST_TOOLS, check, say, settled
+from tests.emulators.openai import OpenAIEmulator
+from tests.emulators.slack import SlackEmulator
+
+TURN = {"responses": "/v1/responses", "chat": "/v1/chat/completions", "assistants": "/v1/threads/*/runs"}
+CONTEXT = {"responses": "/v1/conversations/*/items", "assistants": "/v1/threads/*/messages"}
+CREATE = {"responses": "/v1/conversations", "assistants": "/v1/threads"}
+TOOL_OUTPUTS = {"responses": "/v1/responses", "chat": "/v1/chat/completions",
+                "assistants": "/v1/threads/*/runs/*/submit_tool_outputs"}
+
+# (backend, respond_to, endpoint, how): the endpoint whose first write of the burst loses its answer.
+ROWS = [
+    *[(backend, "all", TURN[backend], how) for backend in TURN for how in ("status", "drop")],
+    *[(backend, "mentions", endpoint, how) for backend in TURN
+      for endpoint in (CONTEXT.get(backend), TURN[backend]) if endpoint for how in ("status", "drop")],
+    *[(backend, "all", CREATE[backend], "status") for backend in CREATE],
+]
+
+
+def burst(slack: SlackEmulator, respond_to: str, sent: list[Sent]) -> None:
+    """Three messages from three people; in a mention-only channel the first two are context."""
+    to_bot = f"<@{slack.bot_user_id}> " if respond_to == "mentions" else ""
+    say(slack, "general", "alice", "first of three", sent)
+    say(slack, "general", "bob", "second of three", sent)
+    say(slack, "general", "carol", f"{to_bot}third of three", sent)
+
+
+@pytest.mark.parametrize(("backend", "respond_to", "endpoint", "how"), ROWS)
+def test_a_write_whose_answer_is_lost_is_not_repeated(
+        slack: SlackEmulator, model_api: OpenAIEmulator, bridge_factory: Callable[..., BridgeProcess],
+        fault_rows: list, backend: str, respond_to: str, endpoint: str, how: str) -> None:
+    bridge = bridge_factory(env={"BRIDGE_RESPOND_TO": respond_to})
+    model_api.lose_answer_next(endpoint, how=how)
+    sent: list[Sent] = []
+    burst(slack, respond_to, sent)
+    settled(slack, model_api, sent, timeout=40, store=bridge.workdir / "bridge.sqlite3")
+    check(fault_rows, f"{backend}/{respond_to}: {endpoint} stored, answer lost ({how})", slack, model_api, sent,
+          store=bridge.workdir / "bridge.sqlite3")
+    assert not model_api.faults.pending, "the fault never fired"
+
+
+@pytest.mark.parametrize("backend", list(TOOL_OUTPUTS))
+@pytest.mark.parametrize("how", ["status", "drop"])
+def test_tool_outputs_whose_answer_is_lost_are_not_repeated(
+        slack: SlackEmulator, model_api: OpenAIEmulator, bridge_factory: Callable[..., BridgeProcess],
+        fault_rows: list, backend: str, how: str) -> None:
+    bridge = bridge_factory(env=TEST_TOOLS)
+    model_api.model.enqueue(tool_calls=[{"name": "sleepy", "arguments": {"seconds": 0.5}}])
+    sent: list[Sent] = []
+    say(slack, "general", "alice", "use the tool please", sent)
+    model_api.wait_for(lambda: len(model_api.model.seen) == 1, message="the round that calls the tool")
+    model_api.lose_answer_next(TOOL_OUTPUTS[backend], how=how)  # the tool's result: stored, answer lost
+    eventually(lambda: not model_api.faults.pending, timeout=20, message="the fault to fire")
+    say(slack, "general", "bob", "and then a question", sent)
+    settled(slack, model_api, sent, timeout=40, store=bridge.workdir / "bridge.sqlite3")
+    check(fault_rows, f"{backend}: tool results stored, answer lost ({how})", slack, model_api, sent,
+          store=bridge.workdir / "bridge.sqlite3")
+    if backend != "assistants":  # (a run takes a call's output once: a second submission is refused)
+        stored = tool_results(model_api, bridge.workdir / "bridge.sqlite3")
+        assert stored and set(stored.values()) == {1}, stored  # each tool call's result stored once
+
+
+def tool_results(model_api: OpenAIEmulator, store: Path) -> Counter[str]:
+    """How often each tool call's result is in a stored conversation (Responses, or the chat history)."""
+    found: Counter[str] = Counter(item["call_id"] for items in model_api.conversations.values() for item in items
+                                  if item.get("type") == "function_call_output")
+    if store.exists():
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+            rows = db.execute("SELECT message FROM chat_messages").fetchall()
+        found.update(message["tool_call_id"] for message in (json.loads(raw) for raw, in rows)
+                     if message.get("role") == "tool")
+    return found
