@@ -93,6 +93,11 @@ class Turns:
                 completed = await self._stream(request, reply, timing)
         except BackendError as error:
             return await self._effects.failed(turn_id, batch, reply, error)
+        except BaseException:
+            # Not a model failure (a store error, a bug, a shutdown): nobody will feed or finish this reply,
+            # so its writer must not wait forever. What it posted is journalled: the next attempt rewrites it.
+            await reply.cancel()
+            raise
         # The answer goes to Slack while it is journalled: if we crash in between, the turn is still
         # `started`, and the answer is found in the conversation and written into the same message.
         writing = asyncio.ensure_future(reply.finish(completed.text))
