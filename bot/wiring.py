@@ -19,6 +19,7 @@ from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -35,6 +36,7 @@ from bot.inbound.listeners import register
 from bot.inbound.slash_command import SlashCommands
 from bot.outbound.channels import ChannelDirectory
 from bot.outbound.people import NameDirectory
+from bot.outbound.posted import UnlessItAdds
 from bot.outbound.replies import ReplyFactory
 from bot.outbound.slack_auth import SlackAuthGate
 from bot.outbound.slack_errors import SLACK_FAILURES, reason
@@ -83,8 +85,10 @@ def build_slack_client(settings: Settings, *, session: aiohttp.ClientSession | N
     """The Web API client. With a `session`, connections to Slack are kept open and reused (without
     one, slack_sdk opens a connection — a TLS handshake — per call). Replies use a client without the
     429 retry: their pacers wait for Retry-After."""
-    handlers = [AsyncConnectionErrorRetryHandler(),
-                AsyncServerErrorRetryHandler(max_retry_count=SLACK_SERVER_ERROR_RETRIES)]
+    # (a post, a stream's start or append is never resent blindly after a lost answer: see outbound/posted.py)
+    handlers: list[AsyncRetryHandler] = [
+        UnlessItAdds(AsyncConnectionErrorRetryHandler()),
+        UnlessItAdds(AsyncServerErrorRetryHandler(max_retry_count=SLACK_SERVER_ERROR_RETRIES))]
     if retry_rate_limits:
         handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=SLACK_RATE_LIMIT_RETRIES))
     return AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=handlers,

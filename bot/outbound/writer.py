@@ -51,9 +51,12 @@ class SlackWriter:
         )
 
     async def post(self, channel: str, markdown: str, *, thread_ts: str | None, priority: Priority,
-                   unless: asyncio.Event | None = None) -> str | None:
-        """Post a message; None if skipped (rate limited, or `unless` was set while waiting)."""
-        kwargs = {"thread_ts": thread_ts} if thread_ts else {}
+                   unless: asyncio.Event | None = None, metadata: dict[str, Any] | None = None) -> str | None:
+        """Post a message (with message `metadata`, if given); None if skipped (rate limited, or `unless`
+        was set while waiting)."""
+        kwargs: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+        if metadata:
+            kwargs["metadata"] = metadata
         response = await self._call(self.posts(channel), priority, self.client.chat_postMessage, unless,
                                     channel=channel, markdown_text=markdown, **kwargs)
         return response["ts"] if response else None

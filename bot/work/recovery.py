@@ -31,7 +31,7 @@ class Recovery:
     async def deliver(self, turn: OpenTurn) -> Step:
         """Write a reply the model gave before (Slack failed, or the process stopped, in between)."""
         reply = self._turns.reply(turn.channel, turn.id, turn.thread_ts, recipient=None, messages=turn.messages,
-                                  stream=False)
+                                  stream=False, conversation_id=turn.conversation_id, look_first=True)
         return await self._turns.finish(reply, turn.id, turn.reply_text or "")
 
     async def resolve(self, turn: OpenTurn) -> Step | None:

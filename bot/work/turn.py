@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.backends.base import BackendError, FailureKind, TextDelta, ToolCall, ToolsRunning, TurnCompleted, TurnRequest
 from bot.conversation.tools import tool_status
-from bot.outbound.replies import Reply
+from bot.outbound.replies import PostTag, Reply
 from bot.outbound.slack_auth import AUTH_RETRY_DELAY
 from bot.outbound.slack_errors import SLACK_FAILURES, reason, refused_token
 from bot.work.decisions import Action, Undelivered, after_undelivered
@@ -85,7 +85,8 @@ class Turns:
             input_texts=reuse.input_texts if continue_with and reuse else request.messages,
             messages=reuse.messages if reuse else (), turn_id=reuse.id if reuse else None)
         reply = self.reply(channel, turn_id, thread_ts, recipient=batch[-1].user,
-                           messages=reuse.messages if reuse else ())
+                           messages=reuse.messages if reuse else (), conversation_id=request.conversation_id,
+                           look_first=reuse is not None)
         try:
             async with self._model_slots:
                 timing.sent = time.monotonic()
@@ -113,13 +114,17 @@ class Turns:
         return step
 
     def reply(self, channel: str, turn_id: int, thread_ts: str | None, *, recipient: str | None,
-              messages: Sequence[str], stream: bool = True) -> Reply:
-        """A reply for the turn whose every posted message is journalled as it is posted."""
+              messages: Sequence[str], stream: bool = True, conversation_id: str | None = None,
+              look_first: bool = False) -> Reply:
+        """A reply for the turn whose every posted message is journalled as it is posted, and tagged with
+        the turn. `look_first`: an earlier attempt may have posted messages whose answer was lost (or
+        that a crash kept from the journal): find them in Slack before posting anything."""
         async def remember(ts: str) -> None:
             await self._parts.journal.add_turn_message(turn_id, ts)
 
+        tag = PostTag(turn_id, conversation_id, look_first=look_first)
         return self._parts.replies.create(channel=channel, thread_ts=thread_ts, recipient=recipient,
-                                          messages=messages, on_post=remember, stream=stream)
+                                          messages=messages, on_post=remember, stream=stream, tag=tag)
 
     async def _stream(self, request: TurnRequest, reply: Reply, timing: _Timing) -> TurnCompleted:
         """The model turn, its text fed to the live reply as it arrives; abandoned past the deadline."""

@@ -90,3 +90,23 @@ def tool_results(model_api: OpenAIEmulator, store: Path) -> Counter[str]:
         found.update(message["tool_call_id"] for message in (json.loads(raw) for raw, in rows)
                      if message.get("role") == "tool")
     return found
+
+
+# --- our own Slack writes ----------------------------------------------------------------------------
+
+# (method, BRIDGE_REPLY_IN): chat.update and chat.delete are the same when made twice — the SDK's
+# retries may resend them — so the rows are the calls that add something each time.
+SLACK_ROWS = [("chat.postMessage", "channel", how) for how in ("status", "drop")]
+
+
+@pytest.mark.parametrize(("method", "reply_in", "how"), SLACK_ROWS)
+def test_a_slack_post_whose_answer_is_lost_is_not_posted_twice(
+        slack: SlackEmulator, model_api: OpenAIEmulator, bridge_factory: Callable[..., BridgeProcess],
+        fault_rows: list, method: str, reply_in: str, how: str) -> None:
+    bridge_factory(env={"BRIDGE_REPLY_IN": reply_in})
+    slack.lose_answer_next(method, how=how, channel="general")
+    sent: list[Sent] = []
+    burst(slack, "all", sent)
+    settled(slack, model_api, sent, timeout=60)
+    check(fault_rows, f"slack {method} ({reply_in}) done, answer lost ({how})", slack, model_api, sent)
+    assert [c for c in slack.calls(method) if c.injected], "the fault never fired"
