@@ -6,10 +6,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 import openai
 import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.emulators.openai import OpenAIEmulator
+from tests.emulators.slack import SlackEmulator
 
 MODEL = "gpt-4.1-mini"
 LOST = {"status": openai.InternalServerError, "drop": openai.APIConnectionError}
@@ -87,3 +91,23 @@ async def test_assistants_writes_are_stored_though_their_answers_are_lost(
                 pass
     messages = emu.threads[thread.id]
     assert [m["role"] for m in messages] == ["user", "user", "assistant"]  # the run went on to the end
+
+
+# --- Slack -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["status", "drop"])
+async def test_a_slack_post_is_made_though_its_answer_is_lost(slack: SlackEmulator, how: str) -> None:
+    # (retry_handlers=[]: by default slack_sdk resends a call once after a connection error)
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.base_url, retry_handlers=[])
+    slack.lose_answer_next("chat.postMessage", how=how)
+    metadata = {"event_type": "test_event", "event_payload": {"turn": "7"}}
+    with pytest.raises(SlackApiError if how == "status" else aiohttp.ClientError):
+        await client.chat_postMessage(channel=slack.channels["general"], text="hello", metadata=metadata)
+    (posted,) = [m for m in slack.messages("general") if m.get("bot_id")]
+    assert posted["text"] == "hello"
+    plain = await client.conversations_history(channel=slack.channels["general"])
+    assert all("metadata" not in m for m in plain["messages"])  # only when asked for
+    full = await client.conversations_history(channel=slack.channels["general"], include_all_metadata=True)
+    assert [m["metadata"] for m in full["messages"] if m.get("bot_id")] == [metadata]
+    await client.chat_postMessage(channel=slack.channels["general"], text="again")  # one use only
+    assert len([m for m in slack.messages("general") if m.get("bot_id")]) == 2

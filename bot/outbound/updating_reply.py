@@ -24,6 +24,7 @@ UPDATE_INTERVAL = 1.0  # at most one progress update of a message per second
 STATUS_ROOM = 200  # characters kept free in a growing message for a status line ("Using a tool…")
 # Slack errors meaning a message to update is gone.
 MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message"})
+STILL_STREAMING = "streaming_state_conflict"  # chat.update on a message that is still a native stream
 
 OnPost = Callable[[str], Awaitable[None]]  # told the ts of every message a reply posts, when it posts it
 
@@ -163,6 +164,11 @@ class UpdatingReply:
             return await self._writer.update(self.channel, self.timestamps[index], piece, priority=level,
                                              unless=unless)
         except SlackApiError as exc:
+            if exc.response.get("error") == STILL_STREAMING:
+                # An earlier attempt's stream was left open (its append's answer was lost): end it, then edit.
+                await self._writer.stop_stream(self.channel, self.timestamps[index])
+                return await self._writer.update(self.channel, self.timestamps[index], piece, priority=level,
+                                                 unless=unless)
             if exc.response.get("error") not in MESSAGE_GONE:
                 raise
         # Someone deleted the message (or it is not ours any more): post the text anew in its place.
