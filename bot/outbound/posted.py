@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
@@ -109,3 +110,31 @@ class UnlessItAdds(AsyncRetryHandler):
 def api_method(url: str) -> str:
     """`chat.postMessage` from https://slack.com/api/chat.postMessage?…"""
     return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """Could Slack have carried out the call although it failed? A 5xx, a timeout or a lost connection
+    say nothing either way (an `ok: false` answer says it did not)."""
+    if isinstance(exc, SlackApiError):
+        return exc.response.status_code >= 500
+    return isinstance(exc, SLACK_FAILURES)
+
+
+async def find_stream(client: AsyncWebClient, channel: str, thread_ts: str, markdown: str) -> str | None:
+    """The ts of the native stream a `chat.startStream` whose answer was lost may have started: a stream's
+    message cannot carry metadata, so it is the newest untagged bot message in the thread after its
+    newest human message that shows exactly what the stream was started with (nothing was appended
+    yet). None if there is none, or Slack could not be asked."""
+    try:
+        response = await client.conversations_replies(channel=channel, ts=thread_ts, limit=LOOKUP_PAGE,
+                                                      include_all_metadata=True)
+    except SLACK_FAILURES as exc:
+        log.warning("channel %s: could not look for a stream whose start went unanswered (%s)", channel, reason(exc))
+        return None
+    messages = list(response.get("messages") or ())
+    humans = [index for index, message in enumerate(messages) if not message.get("bot_id")]
+    after = humans[-1] + 1 if humans else 0
+    for message in reversed(messages[after:]):
+        if message.get("bot_id") and not message.get("metadata") and (message.get("text") or "") == markdown:
+            return str(message["ts"])
+    return None

@@ -14,7 +14,8 @@ from slack_sdk.errors import SlackApiError
 from bot.outbound.formatting import MARKDOWN_TEXT_LIMIT, open_fence_at_end
 from bot.outbound.live_text import INDICATOR_DELAY, WORKING_TEXT, LiveText, cancel_task, failure_text
 from bot.outbound.pacing import Priority
-from bot.outbound.posted import PostTag
+from bot.outbound.posted import PostTag, find_stream, outcome_unknown
+from bot.outbound.slack_errors import SLACK_FAILURES
 from bot.outbound.updating_reply import OnPost, UpdatingReply
 from bot.outbound.writer import SlackWriter
 
@@ -135,8 +136,15 @@ class StreamingReply:
 
     async def _open_stream(self, first: str) -> None:
         markdown = self._prefix + first
-        ts = await self._writer.start_stream(self.channel, thread_ts=self.thread_ts, recipient=self._recipient,
-                                             markdown=markdown)
+        try:
+            ts = await self._writer.start_stream(self.channel, thread_ts=self.thread_ts,
+                                                 recipient=self._recipient, markdown=markdown)
+        except SLACK_FAILURES as exc:  # the stream may have started all the same: find it, never start two
+            found = await find_stream(self._writer.client, self.channel, self.thread_ts, markdown) \
+                if outcome_unknown(exc) else None
+            if found is None:
+                raise
+            ts = found
         if ts is None:  # streams are rate limited: finish in an ordinary message instead
             metadata = self._tag.metadata(len(self.timestamps)) if self._tag is not None else None
             ts = await self._writer.post(self.channel, markdown or WORKING_TEXT, thread_ts=self.thread_ts,

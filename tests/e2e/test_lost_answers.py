@@ -96,7 +96,10 @@ def tool_results(model_api: OpenAIEmulator, store: Path) -> Counter[str]:
 
 # (method, BRIDGE_REPLY_IN): chat.update and chat.delete are the same when made twice — the SDK's
 # retries may resend them — so the rows are the calls that add something each time.
-SLACK_ROWS = [("chat.postMessage", "channel", how) for how in ("status", "drop")]
+SLACK_ROWS = [(method, reply_in, how) for method, reply_in in (("chat.postMessage", "channel"),
+                                                               ("chat.startStream", "thread"),
+                                                               ("chat.appendStream", "thread"))
+              for how in ("status", "drop")]
 
 
 @pytest.mark.parametrize(("method", "reply_in", "how"), SLACK_ROWS)
