@@ -38,11 +38,13 @@ LOOKUP_PAGES = 5  # how far back (in pages) to look for a reply's messages
 class PostTag:
     """Which turn a reply belongs to. `turn`: the journal's id; `conversation`: the channel's
     conversation id (hashed into the tag, so a new database's turn 1 is not an old database's);
-    `look_first`: an earlier attempt (or process) may have posted messages it never heard back about."""
+    `look_first`: an earlier attempt (or process) may have posted messages it never heard back about;
+    `since`: the lookup reads only messages after it (one page, as a rule)."""
 
     turn: int
     conversation: str | None = None
     look_first: bool = False
+    since: str | None = None  # the ts of the turn's first message: its reply can only be newer
 
     @property
     def key(self) -> str:
@@ -62,6 +64,8 @@ async def find_posted(client: AsyncWebClient, channel: str, thread_ts: str | Non
     try:
         for _page in range(LOOKUP_PAGES):
             kwargs: dict[str, Any] = {"channel": channel, "limit": LOOKUP_PAGE, "include_all_metadata": True}
+            if tag.since:
+                kwargs["oldest"] = tag.since
             if cursor:
                 kwargs["cursor"] = cursor
             response = await (client.conversations_replies(ts=thread_ts, **kwargs) if thread_ts

@@ -86,7 +86,7 @@ class Turns:
             messages=reuse.messages if reuse else (), turn_id=reuse.id if reuse else None)
         reply = self.reply(channel, turn_id, thread_ts, recipient=batch[-1].user,
                            messages=reuse.messages if reuse else (), conversation_id=request.conversation_id,
-                           look_first=reuse is not None)
+                           look_first=reuse is not None, since=batch[0].ts)
         try:
             async with self._model_slots:
                 timing.sent = time.monotonic()
@@ -115,14 +115,15 @@ class Turns:
 
     def reply(self, channel: str, turn_id: int, thread_ts: str | None, *, recipient: str | None,
               messages: Sequence[str], stream: bool = True, conversation_id: str | None = None,
-              look_first: bool = False) -> Reply:
+              look_first: bool = False, since: str | None = None) -> Reply:
         """A reply for the turn whose every posted message is journalled as it is posted, and tagged with
         the turn. `look_first`: an earlier attempt may have posted messages whose answer was lost (or
-        that a crash kept from the journal): find them in Slack before posting anything."""
+        that a crash kept from the journal): find them in Slack (after `since`, the turn's first message)
+        before posting anything."""
         async def remember(ts: str) -> None:
             await self._parts.journal.add_turn_message(turn_id, ts)
 
-        tag = PostTag(turn_id, conversation_id, look_first=look_first)
+        tag = PostTag(turn_id, conversation_id, look_first=look_first, since=since)
         return self._parts.replies.create(channel=channel, thread_ts=thread_ts, recipient=recipient,
                                           messages=messages, on_post=remember, stream=stream, tag=tag)
 
