@@ -61,7 +61,8 @@ class ReplyFactory:
                on_post: OnPost | None = None, stream: bool = True, tag: PostTag | None = None) -> Reply:
         """A new reply; or, given the `messages` an earlier attempt posted, one that rewrites those.
         `stream=False`: never a native stream (an answer known in full is simply written). `tag`: the
-        turn on every message posted, and whether to look for ones posted before (see posted.py)."""
+        turn on every message posted, and whether to look for ones posted before (see posted.py) — such a
+        reply is written as an ordinary message: it may have to edit one found."""
         if stream and self._stream_in_threads and thread_ts and not messages and recipient \
                 and not (tag is not None and tag.look_first):
             return StreamingReply(self.writer, channel=channel, thread_ts=thread_ts, recipient=recipient,
