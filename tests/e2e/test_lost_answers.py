@@ -18,6 +18,7 @@ import pytest
 
 from tests.e2e.accounting import Sent
 from tests.e2e.harness import BridgeProcess, eventually
+from tests.e2e.replies import bot_messages
 from tests.e2e.test_faults import TEST_TOOLS, check, say, settled
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
@@ -113,3 +114,22 @@ def test_a_slack_post_whose_answer_is_lost_is_not_posted_twice(
     settled(slack, model_api, sent, timeout=60)
     check(fault_rows, f"slack {method} ({reply_in}) done, answer lost ({how})", slack, model_api, sent)
     assert [c for c in slack.calls(method) if c.injected], "the fault never fired"
+
+
+def test_a_kill_after_a_post_whose_ts_was_never_journalled(
+        slack: SlackEmulator, model_api: OpenAIEmulator, bridge: BridgeProcess, fault_rows: list) -> None:
+    """What a kill between a post and journalling its ts leaves (test_kill_mid_stream_then_restart's rare
+    case), made certain: the post is in the channel, its answer never reached the bridge, and the bridge
+    is killed before the turn goes on. The restarted bridge finds the message instead of posting another."""
+    model_api.model.reply_length = 600
+    model_api.model.chunk_delay = 0.1
+    slack.lose_answer_next("chat.postMessage", how="drop", channel="general")
+    sent: list[Sent] = []
+    say(slack, "general", "alice", "long answer please", sent)
+    eventually(lambda: [c for c in slack.calls("chat.postMessage") if c.injected], message="the post, unanswered")
+    bridge.kill()
+    model_api.model.chunk_delay = 0.0
+    bridge.start()
+    settled(slack, model_api, sent)
+    check(fault_rows, "kill -9 after a post whose ts was never journalled", slack, model_api, sent)
+    assert len(bot_messages(slack, "general")) == 1  # the unjournalled message was completed, not doubled
