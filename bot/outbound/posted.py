@@ -56,16 +56,27 @@ class PostTag:
         return {"event_type": REPLY_EVENT, "event_payload": {"turn": self.key, "part": part}}
 
 
+def notice_metadata(key: str) -> dict[str, Any]:
+    """The metadata of a notice (a failure, a reset): `key` is the notice's own, made up when it is sent."""
+    return {"event_type": REPLY_EVENT, "event_payload": {"turn": key, "part": 0}}
+
+
 async def find_posted(client: AsyncWebClient, channel: str, thread_ts: str | None, tag: PostTag) -> dict[int, str]:
     """part → ts of the messages of `tag`'s reply already in the channel (or thread), newest pages first;
     {} if none, or if Slack could not be asked (logged)."""
+    return await find_tagged(client, channel, thread_ts, tag.key, tag.since)
+
+
+async def find_tagged(client: AsyncWebClient, channel: str, thread_ts: str | None, key: str,
+                      since: str | None = None) -> dict[int, str]:
+    """part → ts of the messages whose metadata carries `key`, after `since` (see `find_posted`)."""
     found: dict[int, str] = {}
     cursor: str | None = None
     try:
         for _page in range(LOOKUP_PAGES):
             kwargs: dict[str, Any] = {"channel": channel, "limit": LOOKUP_PAGE, "include_all_metadata": True}
-            if tag.since:
-                kwargs["oldest"] = tag.since
+            if since:
+                kwargs["oldest"] = since
             if cursor:
                 kwargs["cursor"] = cursor
             response = await (client.conversations_replies(ts=thread_ts, **kwargs) if thread_ts
@@ -73,7 +84,7 @@ async def find_posted(client: AsyncWebClient, channel: str, thread_ts: str | Non
             for message in response.get("messages") or ():
                 metadata = message.get("metadata") or {}
                 payload = metadata.get("event_payload") or {}
-                if metadata.get("event_type") == REPLY_EVENT and payload.get("turn") == tag.key:
+                if metadata.get("event_type") == REPLY_EVENT and payload.get("turn") == key:
                     found.setdefault(int(payload.get("part", 0)), str(message["ts"]))
             cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
             if cursor is None:

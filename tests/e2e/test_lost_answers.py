@@ -133,3 +133,21 @@ def test_a_kill_after_a_post_whose_ts_was_never_journalled(
     settled(slack, model_api, sent)
     check(fault_rows, "kill -9 after a post whose ts was never journalled", slack, model_api, sent)
     assert len(bot_messages(slack, "general")) == 1  # the unjournalled message was completed, not doubled
+
+
+@pytest.mark.parametrize("how", ["status", "drop"])
+def test_a_notice_whose_answer_is_lost_is_posted_once(slack: SlackEmulator, bridge: BridgeProcess, how: str) -> None:
+    slack.lose_answer_next("chat.postMessage", how=how, channel="general")
+    slack.slash_command("general", "alice", "/assistant", "reset")
+    eventually(lambda: [c for c in slack.calls("chat.postMessage") if c.injected], message="the notice, unanswered")
+    eventually(lambda: "reset channel=" in bridge.log, message="the reset done")
+    announced = [m for m in bot_messages(slack, "general") if "started a new conversation" in m["text"]]
+    assert len(announced) == 1  # found by its tag, not posted again
+
+
+def test_a_notice_refused_before_it_was_made_is_sent_again(slack: SlackEmulator, bridge: BridgeProcess) -> None:
+    slack.fail_next("chat.postMessage", status=503, channel="general")  # a 5xx with nothing posted
+    slack.slash_command("general", "alice", "/assistant", "reset")
+    eventually(lambda: "reset channel=" in bridge.log, message="the reset done")
+    announced = [m for m in bot_messages(slack, "general") if "started a new conversation" in m["text"]]
+    assert len(announced) == 1  # not found by its tag, so posted again
