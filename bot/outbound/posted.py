@@ -131,7 +131,8 @@ def outcome_unknown(exc: BaseException) -> bool:
     """Could Slack have carried out the call although it failed? A 5xx, a timeout or a lost connection
     say nothing either way (an `ok: false` answer says it did not)."""
     if isinstance(exc, SlackApiError):
-        return exc.response.status_code >= 500
+        status = getattr(exc.response, "status_code", None)  # (one we raise ourselves carries a plain dict)
+        return isinstance(status, int) and status >= 500
     return isinstance(exc, SLACK_FAILURES)
 
 
