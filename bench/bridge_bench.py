@@ -22,6 +22,7 @@ from bench.capacity import many_channels
 from bench.files_scenario import files
 from bench.live import MODES, LiveSetup
 from bench.live_report import live
+from bench.long_channel import long_channel
 from bench.reference import reference
 from bench.replicas import replicas
 from bench.report import Section
@@ -31,8 +32,8 @@ from bench.world import BenchError, Setup
 from tests.e2e.harness import MODEL
 
 SCENARIOS = ("latency", "reference", "burst", "sustained", "memory", "live", "caching", "files", "replicas",
-             "profile")
-DEFAULT_SCENARIOS = SCENARIOS[:9]
+             "long_channel", "profile")
+DEFAULT_SCENARIOS = SCENARIOS[:10]
 FULL = {"messages": 2000, "latency_messages": 200, "latency_channels": 20, "seconds": 5.0,
         "known_channels": 10_000, "drain": 600.0, "memory_drain": 30.0, "live_rounds": 5, "live_reply_length": 3000,
         "caching_turns": 50, "file_pairs": 20,
@@ -102,6 +103,10 @@ def _live_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--live-chunk-delay", type=float, default=0.02, help="delay between chunks [0.02 s]")
     group.add_argument("--live-chunk-size", type=int, default=20, help="characters per chunk [20]")
     group.add_argument("--live-reply-length", type=int, help="characters per answer [3000; quick 1500]")
+    group = parser.add_argument_group("the 'long_channel' scenario (a channel with a long stored history)")
+    group.add_argument("--stored-messages", type=int, default=100_000,
+                       help="messages already in the long channel's history [100000]")
+    group.add_argument("--long-turns", type=int, default=20, help="turns measured per channel [20]")
     group = parser.add_argument_group("the 'caching' scenario (prompts the model service can cache)")
     group.add_argument("--caching-turns", type=int, help="turns of the conversation, per backend [50; quick 12]")
     group.add_argument("--caching-reply-length", type=int, default=300, help="characters per answer [300]")
@@ -124,6 +129,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Section]]]:
         ("live", lambda: live(live_setup(args))),
         ("caching", lambda: caching(setup, args.caching_turns, args.caching_reply_length)),
         ("files", lambda: files(setup, args.file_pairs, args.image_kb)),
+        ("long_channel", lambda: long_channel(setup, args.stored_messages, args.long_turns)),
         ("reference", lambda: reference(setup, args.latency_messages, args.latency_channels, args.gap)),
         ("replicas", lambda: replicas(setup, args.replica_messages, args.replica_channels, args.drain)),
     ]

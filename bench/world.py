@@ -80,7 +80,9 @@ class World:
 
     def __init__(self, channels: int, setup: Setup, *, users: int = 3, rate_limits: str = "off",
                  env: Mapping[str, str] | None = None, model: ScriptedModel | None = None,
-                 program: list[str] | None = None, replicas: int = 1) -> None:
+                 program: list[str] | None = None, replicas: int = 1,
+                 before_start: Callable[[World], None] | None = None) -> None:
+        self.before_start = before_start  # run once the emulators and work dir exist, before the bridge starts
         self.program = program  # None: the bridge; else the command line of another app (the reference)
         self.replicas = replicas  # bridge processes on one database (DATABASE_URL in `env`: PostgreSQL)
         self.others: list[BridgeProcess] = []
@@ -122,6 +124,8 @@ class World:
         self.workdir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="bridge-bench-")))
         self.bridge = BridgeProcess(self.slack, self.openai, self.workdir, env=self.env, program=self.program)
         self._stack.callback(self._stop_bridge)
+        if self.before_start is not None:
+            self.before_start(self)
         self.bridge.start()
         for _ in range(self.replicas - 1):
             other = BridgeProcess(self.slack, self.openai, self.workdir, env=self.env, program=self.program)

@@ -46,6 +46,7 @@ from bot.backends.errors import (
 )
 from bot.backends.tool_loop import Round, chat_tool, kept_calling_tools, run_turn
 from bot.backends.vision import Vision, refuses_files
+from bot.backends.writes import answer_lost, once, send
 
 Opener = Callable[[], Awaitable[Any]]  # starts one streamed request (a run, or its tool outputs)
 
@@ -102,9 +103,10 @@ class AssistantsBackend:
 
     def __init__(self, client: openai.AsyncOpenAI, *, assistant_id: str, model: str | None = None,
                  vision: Vision | None = None) -> None:
-        self._client = client
+        self._client = client  # reads, and creating a thread (an orphan harms nothing: see writes.py)
+        self._writes = once(client)  # messages, runs, tool outputs: never resent blindly
         self.vision = vision or Vision()
-        self._uploads = ImageUploads(client)
+        self._uploads = ImageUploads(client)  # (an upload whose answer is lost leaves an unused file: harmless)
         self._assistant_id = assistant_id
         self._model_override = model
         self.model = model or UNKNOWN_MODEL
@@ -157,15 +159,15 @@ class AssistantsBackend:
             optional = {"additional_instructions": instructions, "model": self._model_override, "tools": tools,
                         "additional_messages": [{"role": "user", "content": content} for content in messages]}
             params = {"assistant_id": self._assistant_id, "stream": True, **{k: v for k, v in optional.items() if v}}
-            return lambda: _quiet(self._client.beta.threads.runs.create, thread, **params)
+            return lambda: send(lambda: _quiet(self._writes.beta.threads.runs.create, thread, **params))
 
         described = run_with(unsent) if any(attached) else None
         return run_with(contents), not unsent or len(unsent) < len(request.messages), described
 
     def _submitter(self, thread: str, run_id: str, outputs: Sequence[ToolOutput]) -> Opener:
         tool_outputs = [{"tool_call_id": output.call_id, "output": output.output} for output in outputs]
-        return lambda: _quiet(self._client.beta.threads.runs.submit_tool_outputs, run_id, thread_id=thread,
-                              tool_outputs=tool_outputs, stream=True)
+        return lambda: send(lambda: _quiet(self._writes.beta.threads.runs.submit_tool_outputs, run_id,
+                                           thread_id=thread, tool_outputs=tool_outputs, stream=True))
 
     async def _consume(self, opener: Opener, current: _Progress, in_thread: bool) -> AsyncIterator[str]:
         """One streamed request; fills `current`. `in_thread`: the turn's messages are in the thread
@@ -237,8 +239,8 @@ class AssistantsBackend:
         in_thread, last = len(unsent) < len(messages), None
         for text in unsent:
             try:
-                created = await _quiet(self._client.beta.threads.messages.create, conversation_id, role="user",
-                                       content=text)
+                created = await send(lambda text=text: _quiet(self._writes.beta.threads.messages.create,
+                                                              conversation_id, role="user", content=text))
             except Exception as exc:  # noqa: BLE001
                 raise _sdk_error(exc, in_thread=in_thread) from exc
             in_thread, last = True, created.id
@@ -392,5 +394,6 @@ def _sdk_error(exc: BaseException, *, in_thread: bool) -> BackendError:
     if isinstance(exc, httpx2.TransportError):  # the SDK lets a connection lost mid-stream out as it is
         return stream_cut()
     error = classify(exc, streaming=in_thread)  # an `error` event the SDK raised included
-    error.outcome_unknown = error.outcome_unknown or in_thread
+    # A write whose answer was lost (5xx, timeout, dropped connection) may have stored its messages or run.
+    error.outcome_unknown = error.outcome_unknown or in_thread or answer_lost(exc)
     return error

@@ -39,6 +39,7 @@ from bot.backends.errors import (
 from bot.backends.lookup import Entry, content_text, locate
 from bot.backends.tool_loop import Round, kept_calling_tools, responses_tool, run_turn
 from bot.backends.vision import Vision, refuses_files
+from bot.backends.writes import classify_write, once, send
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ class ResponsesBackend:
     accepts = frozenset({IMAGE, PDF})
 
     def __init__(self, client: openai.AsyncOpenAI, *, model: str, vision: Vision | None = None) -> None:
-        self._client = client
+        self._client = client  # reads, and the conversation's creation (an orphan harms nothing: writes.py)
+        self._writes = once(client)  # what adds to a conversation: never resent blindly
         self.model = model
         self.vision = vision or Vision()
 
@@ -93,7 +95,7 @@ class ResponsesBackend:
         """One streamed response; fills `current` with its text, tool calls, usage and final object."""
         streaming = False
         try:
-            stream = await self._client.responses.create(**params)
+            stream = await send(lambda: self._writes.responses.create(**params))
             ended: BackendError | None = None
             async with stream:
                 async for event in stream:
@@ -123,7 +125,8 @@ class ResponsesBackend:
                 raise conversation_gone() from exc
             raise classify(exc) from exc
         except Exception as exc:  # noqa: BLE001 - every SDK failure is classified
-            raise classify(exc, streaming=streaming) from exc
+            # (a 5xx or a lost connection: the response may have run, adding the turn to the conversation)
+            raise classify_write(exc, streaming=streaming) from exc
         if current.response_id is None:
             raise stream_cut()
 
@@ -152,18 +155,18 @@ class ResponsesBackend:
         on the conversation until they have one: give them an error result."""
         log.warning("conversation %s: closing %d tool call(s) an earlier turn left open", conversation_id,
                     len(call_ids))
-        try:
-            await self._client.conversations.items.create(conversation_id, items=[
-                _function_output(ToolOutput(call_id, INTERRUPTED)) for call_id in call_ids])
+        try:  # (if its answer is lost, the next request tells whether the calls are still open)
+            await send(lambda: self._writes.conversations.items.create(conversation_id, items=[
+                _function_output(ToolOutput(call_id, INTERRUPTED)) for call_id in call_ids]))
         except Exception as exc:  # noqa: BLE001
-            raise classify(exc) from exc
+            raise classify_write(exc) from exc
 
     async def add_context(self, conversation_id: str, messages: Sequence[str]) -> str | None:
-        try:
-            created = await self._client.conversations.items.create(
-                conversation_id, items=[_user_message(text) for text in messages])
+        try:  # a lost answer leaves the turn to the journal's lookup (find_reply), never a blind resend
+            created = await send(lambda: self._writes.conversations.items.create(
+                conversation_id, items=[_user_message(text) for text in messages]))
         except Exception as exc:  # noqa: BLE001
-            raise classify(exc) from exc
+            raise classify_write(exc) from exc
         return created.data[-1].id if created.data else None
 
     async def find_reply(self, conversation_id: str, messages: Sequence[str],

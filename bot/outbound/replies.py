@@ -19,12 +19,13 @@ from typing import Protocol
 
 from bot.outbound.live_text import INDICATOR_DELAY, WORKING_TEXT
 from bot.outbound.mentions import MentionGuard, escape_broadcasts
+from bot.outbound.posted import PostTag
 from bot.outbound.streaming_reply import APPEND_INTERVAL, StreamingReply
 from bot.outbound.updating_reply import FIRST_GATHER, UPDATE_INTERVAL, OnPost, UpdatingReply
 from bot.outbound.writer import SlackWriter
 
 __all__ = ["APPEND_INTERVAL", "FIRST_GATHER", "INDICATOR_DELAY", "UPDATE_INTERVAL", "WORKING_TEXT", "OnPost",
-           "QuietReply", "Reply", "ReplyFactory", "StreamingReply", "UpdatingReply"]
+           "PostTag", "QuietReply", "Reply", "ReplyFactory", "StreamingReply", "UpdatingReply"]
 
 
 class Reply(Protocol):
@@ -59,18 +60,21 @@ class ReplyFactory:
         self._allow_broadcast_mentions = allow_broadcast_mentions
 
     def create(self, *, channel: str, thread_ts: str | None, recipient: str | None, messages: Sequence[str] = (),
-               on_post: OnPost | None = None, stream: bool = True) -> Reply:
+               on_post: OnPost | None = None, stream: bool = True, tag: PostTag | None = None) -> Reply:
         """A new reply; or, given the `messages` an earlier attempt posted, one that rewrites those.
-        `stream=False`: never a native stream (an answer known in full is simply written). Every reply
-        the model's text reaches Slack through is made here, so here its broadcast mentions are defused
-        (unless BRIDGE_ALLOW_BROADCAST_MENTIONS)."""
+        `stream=False`: never a native stream (an answer known in full is simply written). `tag`: the
+        turn on every message posted, and whether to look for ones posted before (see posted.py) — such a
+        reply is written as an ordinary message: it may have to edit one found. Every reply the model's
+        text reaches Slack through is made here, so here its broadcast mentions are defused (unless
+        BRIDGE_ALLOW_BROADCAST_MENTIONS)."""
         reply: Reply
-        if stream and self._stream_in_threads and thread_ts and not messages and recipient:
+        if stream and self._stream_in_threads and thread_ts and not messages and recipient \
+                and not (tag is not None and tag.look_first):
             reply = StreamingReply(self.writer, channel=channel, thread_ts=thread_ts, recipient=recipient,
-                                   on_post=on_post)
+                                   on_post=on_post, tag=tag)
         else:
             reply = UpdatingReply(self.writer, channel=channel, thread_ts=thread_ts, messages=messages,
-                                  on_post=on_post)
+                                  on_post=on_post, tag=tag)
         return reply if self._allow_broadcast_mentions else QuietReply(reply)
 
 

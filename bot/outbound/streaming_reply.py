@@ -14,6 +14,8 @@ from slack_sdk.errors import SlackApiError
 from bot.outbound.formatting import MARKDOWN_TEXT_LIMIT, open_fence_at_end
 from bot.outbound.live_text import INDICATOR_DELAY, WORKING_TEXT, LiveText, cancel_task, failure_text
 from bot.outbound.pacing import Priority
+from bot.outbound.posted import PostTag, find_stream, outcome_unknown
+from bot.outbound.slack_errors import SLACK_FAILURES
 from bot.outbound.updating_reply import OnPost, UpdatingReply
 from bot.outbound.writer import SlackWriter
 
@@ -30,9 +32,10 @@ class StreamingReply:
     """A reply streamed natively in a thread, falling back to `UpdatingReply` when the stream ends early."""
 
     def __init__(self, writer: SlackWriter, *, channel: str, thread_ts: str, recipient: str | None,
-                 limit: int = MARKDOWN_TEXT_LIMIT, on_post: OnPost | None = None) -> None:
+                 limit: int = MARKDOWN_TEXT_LIMIT, on_post: OnPost | None = None, tag: PostTag | None = None) -> None:
         self._writer = writer
         self.on_post = on_post
+        self._tag = tag  # on the messages posted (a stream's own message cannot carry metadata)
         self.channel = channel
         self.thread_ts = thread_ts
         self._recipient = recipient
@@ -105,7 +108,8 @@ class StreamingReply:
                      exc.response.get("error"))
             self._fallback = UpdatingReply(self._writer, channel=self.channel, thread_ts=self.thread_ts,
                                            messages=self.timestamps[-1:], limit=self._limit, shown=self._content,
-                                           on_post=self.on_post)
+                                           on_post=self.on_post, tag=self._tag,
+                                           first_part=len(self.timestamps) - 1)
             self._fallback.feed(self._prefix + self._live.text[self._stream_start:])
             self._fallback.start()
 
@@ -132,11 +136,19 @@ class StreamingReply:
 
     async def _open_stream(self, first: str) -> None:
         markdown = self._prefix + first
-        ts = await self._writer.start_stream(self.channel, thread_ts=self.thread_ts, recipient=self._recipient,
-                                             markdown=markdown)
+        try:
+            ts = await self._writer.start_stream(self.channel, thread_ts=self.thread_ts,
+                                                 recipient=self._recipient, markdown=markdown)
+        except SLACK_FAILURES as exc:  # the stream may have started all the same: find it, never start two
+            found = await find_stream(self._writer.client, self.channel, self.thread_ts, markdown) \
+                if outcome_unknown(exc) else None
+            if found is None:
+                raise
+            ts = found
         if ts is None:  # streams are rate limited: finish in an ordinary message instead
+            metadata = self._tag.metadata(len(self.timestamps)) if self._tag is not None else None
             ts = await self._writer.post(self.channel, markdown or WORKING_TEXT, thread_ts=self.thread_ts,
-                                         priority=Priority.FINAL)
+                                         priority=Priority.FINAL, metadata=metadata)
             self.timestamps.append(str(ts))
             if self.on_post is not None:
                 await self.on_post(str(ts))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
 from bot.outbound.formatting import MARKDOWN_TEXT_LIMIT, split_markdown
 from bot.outbound.live_text import INDICATOR_DELAY, WORKING_TEXT, LiveText, balanced, cancel_task, failure_text
 from bot.outbound.pacing import Priority
+from bot.outbound.posted import PostTag, find_posted
 from bot.outbound.writer import SlackWriter
 
 FIRST_GATHER = 0.25  # after the first text, wait this long for more (or the end) before posting it
@@ -22,6 +24,7 @@ UPDATE_INTERVAL = 1.0  # at most one progress update of a message per second
 STATUS_ROOM = 200  # characters kept free in a growing message for a status line ("Using a tool…")
 # Slack errors meaning a message to update is gone.
 MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message"})
+STILL_STREAMING = "streaming_state_conflict"  # chat.update on a message that is still a native stream
 
 OnPost = Callable[[str], Awaitable[None]]  # told the ts of every message a reply posts, when it posts it
 
@@ -31,7 +34,7 @@ class UpdatingReply:
 
     def __init__(self, writer: SlackWriter, *, channel: str, thread_ts: str | None,
                  messages: Sequence[str] = (), limit: int = MARKDOWN_TEXT_LIMIT, shown: str | None = None,
-                 on_post: OnPost | None = None) -> None:
+                 on_post: OnPost | None = None, tag: PostTag | None = None, first_part: int = 0) -> None:
         self._writer = writer
         self.channel = channel
         self.thread_ts = thread_ts
@@ -40,6 +43,8 @@ class UpdatingReply:
         self.timestamps: list[str] = list(messages)  # messages already posted (a resumed reply) and new ones
         self._shown: list[str | None] = [shown] + [None] * (len(messages) - 1) if messages else []  # None: rewrite
         self.on_post = on_post
+        self._tag = tag  # every message posted carries it (see posted.py); `first_part`: this reply's first
+        self._first_part = first_part  # message's place among its turn's (a stream's fallback goes on from it)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -78,6 +83,8 @@ class UpdatingReply:
 
     async def _run(self) -> None:
         live = self._live
+        if self._tag is not None and self._tag.look_first:  # an earlier attempt may have posted unheard of
+            await self._adopt(await find_posted(self._writer.client, self.channel, self.thread_ts, self._tag))
         await live.wait(0 if self.timestamps else INDICATOR_DELAY)
         if live.final is None and not self.timestamps:
             if live.text:
@@ -98,6 +105,20 @@ class UpdatingReply:
                 await live.changed.wait()
         final = split_markdown(live.final.strip() or "_(no answer)_", self._limit - STATUS_ROOM)
         await self._show(final, Priority.FINAL)
+
+    async def _adopt(self, found: dict[int, str]) -> None:
+        """Take the messages an earlier attempt posted but never journalled (part → ts) as this reply's."""
+        index = len(self.timestamps)
+        while self._first_part + index in found:
+            ts = found[self._first_part + index]
+            self.timestamps.append(ts)
+            self._shown.append(None)  # rewritten with this attempt's text
+            if self.on_post is not None:
+                await self.on_post(ts)
+            index += 1
+
+    def _metadata(self, index: int) -> dict[str, Any] | None:
+        return self._tag.metadata(self._first_part + index) if self._tag is not None else None
 
     async def _show_progress(self) -> None:
         live = self._live
@@ -121,7 +142,7 @@ class UpdatingReply:
                     self._shown[index] = piece
             else:
                 ts = await self._writer.post(self.channel, piece, thread_ts=self.thread_ts, priority=level,
-                                             unless=unless)
+                                             unless=unless, metadata=self._metadata(index))
                 if ts is None:
                     return  # rate limited: the next write posts it
                 self.timestamps.append(ts)
@@ -143,10 +164,16 @@ class UpdatingReply:
             return await self._writer.update(self.channel, self.timestamps[index], piece, priority=level,
                                              unless=unless)
         except SlackApiError as exc:
+            if exc.response.get("error") == STILL_STREAMING:
+                # An earlier attempt's stream was left open (its append's answer was lost): end it, then edit.
+                await self._writer.stop_stream(self.channel, self.timestamps[index])
+                return await self._writer.update(self.channel, self.timestamps[index], piece, priority=level,
+                                                 unless=unless)
             if exc.response.get("error") not in MESSAGE_GONE:
                 raise
         # Someone deleted the message (or it is not ours any more): post the text anew in its place.
-        ts = await self._writer.post(self.channel, piece, thread_ts=self.thread_ts, priority=Priority.FINAL)
+        ts = await self._writer.post(self.channel, piece, thread_ts=self.thread_ts, priority=Priority.FINAL,
+                                     metadata=self._metadata(index))
         if ts is None:
             return False
         self.timestamps[index] = ts

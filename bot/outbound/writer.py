@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +13,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.outbound.pacing import ChannelPacers, Pacer, Priority
+from bot.outbound.posted import find_tagged, notice_metadata, outcome_unknown
+from bot.outbound.slack_errors import SLACK_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +26,8 @@ START_PER_MINUTE, START_BURST = 15, 5  # chat.startStream and (separately) chat.
 POST_PER_MINUTE, POST_BURST = 55, 3  # chat.postMessage, 1/s per channel (Slack counts arrivals: headroom)
 DEFAULT_RETRY_AFTER = 1.0
 MAX_FINAL_ATTEMPTS = 20  # a final write retried after this many 429s in a row is given up (and logged)
+NOTICE_TRIES = 3  # a notice whose post went unanswered (and is not in the channel) is sent at most this often
+NOTICE_CLOCK_SLACK = 300.0  # seconds: how far before sending a notice its lookup starts (clocks differ)
 
 
 @dataclass
@@ -57,9 +63,12 @@ class SlackWriter:
         )
 
     async def post(self, channel: str, markdown: str, *, thread_ts: str | None, priority: Priority,
-                   unless: asyncio.Event | None = None) -> str | None:
-        """Post a message; None if skipped (rate limited, or `unless` was set while waiting)."""
-        kwargs = {"thread_ts": thread_ts} if thread_ts else {}
+                   unless: asyncio.Event | None = None, metadata: dict[str, Any] | None = None) -> str | None:
+        """Post a message (with message `metadata`, if given); None if skipped (rate limited, or `unless`
+        was set while waiting)."""
+        kwargs: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+        if metadata:
+            kwargs["metadata"] = metadata
         response = await self._call(self.posts(channel), priority, self.client.chat_postMessage, unless,
                                     channel=channel, markdown_text=markdown, **kwargs)
         return response["ts"] if response else None
@@ -125,11 +134,24 @@ class SlackWriter:
         raise SlackApiError("rate limited too many times in a row", {"ok": False, "error": "ratelimited"})
 
     async def notice(self, channel: str, text: str, *, thread_ts: str | None = None) -> str | None:
-        """Post a plain-text notice (a failure, a reset), paced with the replies as a final write."""
-        kwargs = {"thread_ts": thread_ts} if thread_ts else {}
-        response = await self._call(self.posts(channel), Priority.FINAL, self.client.chat_postMessage, None,
-                                    channel=channel, text=text, **kwargs)
-        return response["ts"] if response else None
+        """Post a plain-text notice (a failure, a reset), paced with the replies as a final write. A post
+        whose answer is lost is looked for (by its own tag) and sent again only if it is not there."""
+        kwargs: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+        key = f"notice-{secrets.token_hex(8)}"
+        since = f"{time.time() - NOTICE_CLOCK_SLACK:.6f}"  # (the lookup reads only the newest messages)
+        for attempt in range(NOTICE_TRIES):
+            try:
+                response = await self._call(self.posts(channel), Priority.FINAL, self.client.chat_postMessage, None,
+                                            channel=channel, text=text, metadata=notice_metadata(key), **kwargs)
+            except SLACK_FAILURES as exc:
+                if attempt == NOTICE_TRIES - 1 or not outcome_unknown(exc):
+                    raise
+                found = await find_tagged(self.client, channel, thread_ts, key, since)
+                if found:
+                    return found[0]
+                continue
+            return response["ts"] if response else None
+        return None
 
 
 def _retry_after(exc: SlackApiError) -> float:

@@ -40,6 +40,7 @@ from bot.inbound.slash_command import SlashCommands
 from bot.outbound.channels import ChannelDirectory
 from bot.outbound.groups import UserGroups
 from bot.outbound.people import NameDirectory
+from bot.outbound.posted import UnlessItAdds
 from bot.outbound.replies import ReplyFactory
 from bot.outbound.slack_auth import SlackAuthGate
 from bot.outbound.slack_errors import SLACK_FAILURES, reason
@@ -101,8 +102,10 @@ def build_slack_client(settings: Settings, *, session: aiohttp.ClientSession | N
     """The Web API client. With a `session`, connections to Slack are kept open and reused (without
     one, slack_sdk opens a connection — a TLS handshake — per call). Replies use a client without the
     429 retry: their pacers wait for Retry-After."""
-    handlers: list[AsyncRetryHandler] = [CountRateLimits(), AsyncConnectionErrorRetryHandler(),
-                AsyncServerErrorRetryHandler(max_retry_count=SLACK_SERVER_ERROR_RETRIES)]
+    # (a post, a stream's start or append is never resent blindly after a lost answer: see outbound/posted.py)
+    handlers: list[AsyncRetryHandler] = [
+        CountRateLimits(), UnlessItAdds(AsyncConnectionErrorRetryHandler()),
+        UnlessItAdds(AsyncServerErrorRetryHandler(max_retry_count=SLACK_SERVER_ERROR_RETRIES))]
     if retry_rate_limits:
         handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=SLACK_RATE_LIMIT_RETRIES))
     return AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=handlers,

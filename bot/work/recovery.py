@@ -30,8 +30,10 @@ class Recovery:
 
     async def deliver(self, turn: OpenTurn) -> Step:
         """Write a reply the model gave before (Slack failed, or the process stopped, in between)."""
+        items = await self._parts.journal.turn_items(turn.id)  # (pending until the reply is delivered; oldest first)
         reply = self._turns.reply(turn.channel, turn.id, turn.thread_ts, recipient=None, messages=turn.messages,
-                                  stream=False)
+                                  stream=False, conversation_id=turn.conversation_id, look_first=True,
+                                  since=items[0].ts if items else None)
         return await self._turns.finish(reply, turn.id, turn.reply_text or "", thread_ts=turn.thread_ts)
 
     async def resolve(self, turn: OpenTurn) -> Step | None:

@@ -20,7 +20,7 @@ from bot import metrics
 from bot.backends.base import BackendError, FailureKind, TextDelta, ToolCall, ToolsRunning, TurnCompleted, TurnRequest
 from bot.conversation.tools import tool_status
 from bot.messages import InboxItem
-from bot.outbound.replies import Reply
+from bot.outbound.replies import PostTag, Reply
 from bot.outbound.slack_auth import AUTH_RETRY_DELAY
 from bot.outbound.slack_errors import SLACK_FAILURES, reason, refused_token
 from bot.work.decisions import Action, Undelivered, after_undelivered
@@ -90,7 +90,8 @@ class Turns:
             input_texts=reuse.input_texts if continue_with and reuse else request.messages,
             messages=reuse.messages if reuse else (), turn_id=reuse.id if reuse else None)
         reply = self.reply(channel, turn_id, thread_ts, recipient=batch[-1].user,
-                           messages=reuse.messages if reuse else ())
+                           messages=reuse.messages if reuse else (), conversation_id=request.conversation_id,
+                           look_first=reuse is not None, since=batch[0].ts)
         try:
             async with self._model_slots:
                 timing.sent = time.monotonic()
@@ -99,6 +100,11 @@ class Turns:
                 completed = await self._stream(request, reply, timing)
         except BackendError as error:
             return await self._effects.failed(turn_id, batch, reply, error)
+        except BaseException:
+            # Not a model failure (a store error, a bug, a shutdown): nobody will feed or finish this reply,
+            # so its writer must not wait forever. What it posted is journalled: the next attempt rewrites it.
+            await reply.cancel()
+            raise
         timing.done = time.monotonic()
         parts.model_refusal = None
         # The answer goes to Slack while it is journalled: if we crash in between, the turn is still
@@ -120,13 +126,18 @@ class Turns:
         return step
 
     def reply(self, channel: str, turn_id: int, thread_ts: str | None, *, recipient: str | None,
-              messages: Sequence[str], stream: bool = True) -> Reply:
-        """A reply for the turn whose every posted message is journalled as it is posted."""
+              messages: Sequence[str], stream: bool = True, conversation_id: str | None = None,
+              look_first: bool = False, since: str | None = None) -> Reply:
+        """A reply for the turn whose every posted message is journalled as it is posted, and tagged with
+        the turn. `look_first`: an earlier attempt may have posted messages whose answer was lost (or
+        that a crash kept from the journal): find them in Slack (after `since`, the turn's first message)
+        before posting anything."""
         async def remember(ts: str) -> None:
             await self._parts.journal.add_turn_message(turn_id, ts)
 
+        tag = PostTag(turn_id, conversation_id, look_first=look_first, since=since)
         return self._parts.replies.create(channel=channel, thread_ts=thread_ts, recipient=recipient,
-                                          messages=messages, on_post=remember, stream=stream)
+                                          messages=messages, on_post=remember, stream=stream, tag=tag)
 
     async def _stream(self, request: TurnRequest, reply: Reply, timing: _Timing) -> TurnCompleted:
         """The model turn, its text fed to the live reply as it arrives; abandoned past the deadline."""

@@ -128,8 +128,10 @@ def test_sdk_errors() -> None:
     assert (in_stream.kind, in_stream.code, in_stream.outcome_unknown) == (FailureKind.REQUEST, "invalid_prompt", True)
     cut = _sdk_error(httpx2.RemoteProtocolError("peer closed connection", request=REQUEST), in_thread=True)
     assert (cut.code, cut.outcome_unknown) == ("stream_cut", True)
-    refused = status_error(openai.InternalServerError, 500, "The server had an error")
-    assert _sdk_error(refused, in_thread=False).outcome_unknown is False
+    refused = status_error(openai.BadRequestError, 400, "Invalid value")
+    assert _sdk_error(refused, in_thread=False).outcome_unknown is False  # turned away: nothing stored
+    lost = status_error(openai.InternalServerError, 500, "The server had an error")
+    assert _sdk_error(lost, in_thread=False).outcome_unknown is True  # a 5xx may come after the write
     assert _sdk_error(refused, in_thread=True).outcome_unknown is True  # its messages may be in the thread
     same = BackendError("x", kind=FailureKind.REQUEST)
     assert _sdk_error(same, in_thread=True) is same

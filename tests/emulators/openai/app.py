@@ -2,7 +2,8 @@
 
 Every request goes through, in order: record it → check it against the spec (violations are noted
 now, answered later) → injected delay → API key → the Assistants beta header → injected error →
-400 for an invalid body → the endpoint. Every answer carries `x-request-id`.
+400 for an invalid body → the endpoint (→ its answer lost, when a fault says so). Every answer carries
+`x-request-id`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from aiohttp.client_exceptions import ClientConnectionResetError
 
 from . import errors, vision
 from .errors import ApiError
-from .faults import FaultPlan
+from .faults import FaultPlan, LostAnswer
 from .model import ScriptedModel
 from .spec_check import SpecChecker, Violation
-from .sse import SSEWriter
+from .sse import DISCARD, SSEWriter
 from .state import PlatformState, Recorded, new_id
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -202,7 +203,23 @@ async def _checked(platform: Platform, request: web.Request, record: Recorded, h
         text_only = model in state.text_only_models or (not model and bool(state.text_only_models))
         vision.check(path, request[BODY], text_only)
         vision.check_images(path, request[BODY])
-    return await handler(request)
+    lost = platform.faults.take_lost(method, path)
+    if lost is None:
+        return await handler(request)
+    request[DISCARD] = True
+    await handler(request)  # carried out: whatever it writes is stored (an error it raises is answered)
+    return _lose_answer(request, lost)
+
+
+def _lose_answer(request: web.Request, lost: LostAnswer) -> web.StreamResponse:
+    """After the write: answer an error instead of the result, or drop the connection without a word."""
+    if lost.how == "drop":
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=200)  # never reaches the client (aiohttp ignores the closed socket)
+    key = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    model = request[BODY].get("model") if isinstance(request[BODY], dict) else None
+    raise errors.for_fault(lost.status, None, None, model or "gpt-4.1-mini", None, None, key)
 
 
 async def read_upload(request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from ..server import BackgroundServer, wait_until
 from . import assistants, catalog, chat, conversations, files, responses, runs
 from .app import API_PATHS, Platform, build_app
-from .faults import ANY_STREAM, Delay, FaultPlan, HttpFault, StreamFault
+from .faults import ANY_STREAM, Delay, FaultPlan, HttpFault, LostAnswer, StreamFault
 from .model import ScriptedModel
 from .spec_check import spec_checker
 from .state import PlatformState, Recorded
@@ -181,6 +181,17 @@ class OpenAIEmulator:
         """The next streamed answer reports a failure (Responses: `error` + `response.failed`;
         Chat: an in-band error chunk; Assistants: `thread.run.failed`) after about `after_chars`."""
         self.faults.add_stream(StreamFault("fail", after_chars, code, message or "", path, times))
+
+    def lose_answer_next(self, path: str, *, how: str = "status", status: int = 502, method: str = "POST",
+                         times: int = 1) -> None:
+        """The next `times` requests whose whole path matches `path` (a pattern: `*` stands for an id,
+        e.g. "/v1/conversations/*/items") are carried out — what they write is stored, a streamed
+        response or run goes on to its end — and then their answer is lost: `how="status"` answers
+        `status` instead (a proxy's 502 after the backend committed), `how="drop"` closes the
+        connection without an answer. The client cannot tell whether anything was stored."""
+        if how not in ("status", "drop"):
+            raise ValueError(f"how must be 'status' or 'drop', not {how!r}")
+        self.faults.add_lost(LostAnswer(how, status, path, method, times))
 
     def delay_next(self, seconds: float, *, times: int = 1, path: str = "/v1/") -> None:
         """Hold the next `times` requests to `path` (prefix) for `seconds` before answering."""

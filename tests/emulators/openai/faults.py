@@ -1,12 +1,14 @@
-"""Faults the tests inject: error answers, delays, streams that break or fail.
+"""Faults the tests inject: error answers, delays, streams that break or fail, answers lost after the write.
 
 Each fault applies to the next `times` requests whose path starts with its `path` (and, for stream
-faults, that are streamed). Tests add faults from their own thread while the emulator loop takes
-them, so the plan is guarded by a lock.
+faults, that are streamed); a lost answer to the next `times` requests whose whole path matches its
+pattern. Tests add faults from their own thread while the emulator loop takes them, so the plan is
+guarded by a lock.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import threading
 from dataclasses import dataclass
 
@@ -37,6 +39,19 @@ class StreamFault:
 
 
 @dataclass
+class LostAnswer:
+    """The request is carried out — whatever it writes is stored — and then its answer is lost: `how`
+    "status" answers `status` instead (a proxy's 502 after the backend committed), "drop" closes the
+    connection without a word. `path` is a pattern over the whole path (`*` for an id)."""
+
+    how: str
+    status: int
+    path: str
+    method: str
+    times: int
+
+
+@dataclass
 class Delay:
     seconds: float
     path: str
@@ -51,6 +66,7 @@ class FaultPlan:
         self._http: list[HttpFault] = []
         self._streams: list[StreamFault] = []
         self._delays: list[Delay] = []
+        self._lost: list[LostAnswer] = []
 
     def add_http(self, fault: HttpFault) -> None:
         with self._lock:
@@ -64,11 +80,16 @@ class FaultPlan:
         with self._lock:
             self._delays.append(delay)
 
+    def add_lost(self, fault: LostAnswer) -> None:
+        with self._lock:
+            self._lost.append(fault)
+
     def clear(self) -> None:
         with self._lock:
             self._http.clear()
             self._streams.clear()
             self._delays.clear()
+            self._lost.clear()
 
     def take_http(self, method: str, path: str) -> HttpFault | None:
         with self._lock:
@@ -83,10 +104,14 @@ class FaultPlan:
             found = _take(self._delays, lambda d: path.startswith(d.path))
         return found.seconds if found else 0.0
 
+    def take_lost(self, method: str, path: str) -> LostAnswer | None:
+        with self._lock:
+            return _take(self._lost, lambda f: f.method == method and fnmatch.fnmatchcase(path, f.path))
+
     @property
     def pending(self) -> int:
         with self._lock:
-            return len(self._http) + len(self._streams) + len(self._delays)
+            return len(self._http) + len(self._streams) + len(self._delays) + len(self._lost)
 
 
 def _take(queue: list, applies) -> object | None:  # type: ignore[type-arg]

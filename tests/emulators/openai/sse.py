@@ -1,7 +1,9 @@
 """Server-sent events the way OpenAI writes them: `event: <type>\\ndata: <json>\\n\\n`.
 
 `SSEWriter` also carries the stream faults: `cut` drops the TCP connection mid-body (the client sees
-an incomplete chunked body), and it tells handlers when the client went away (`ClientGone`).
+an incomplete chunked body), and it tells handlers when the client went away (`ClientGone`). On a
+request whose answer is to be lost (`DISCARD`) it writes nothing: the stream runs to its end on the
+server, and the client gets whatever the fault answers instead.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+
+DISCARD = web.RequestKey("discard_answer", bool)  # the request is carried out, its answer thrown away
 
 
 class ClientGone(Exception):
@@ -25,8 +29,12 @@ class SSEWriter:
         self._check = check
         self._response: web.StreamResponse | None = None
         self.closed = False
+        self._discard = bool(request.get(DISCARD))
 
     async def open(self) -> None:
+        if self._discard:
+            self._response = web.StreamResponse(status=200)  # never sent
+            return
         response = web.StreamResponse(status=200, headers={
             "Content-Type": "text/event-stream; charset=utf-8",
             "Cache-Control": "no-cache",
@@ -46,6 +54,8 @@ class SSEWriter:
         await self._write(f"{head}data: {payload}\n\n".encode())
 
     async def _write(self, raw: bytes) -> None:
+        if self._discard and self._response is not None:
+            return
         if self.closed or self._response is None:
             raise ClientGone()
         try:
@@ -56,7 +66,7 @@ class SSEWriter:
 
     async def finish(self) -> web.StreamResponse:
         assert self._response is not None
-        if not self.closed:
+        if not self.closed and not self._discard:
             try:
                 await self._response.write_eof()
             except (ConnectionError, RuntimeError):
@@ -67,7 +77,7 @@ class SSEWriter:
         """Drop the connection without ending the chunked body."""
         self.closed = True
         transport = self.request.transport
-        if transport is not None:
+        if transport is not None and not self._discard:
             transport.abort()
 
     @property

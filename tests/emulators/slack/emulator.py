@@ -245,6 +245,18 @@ class SlackEmulator:
                       channel=self._cid(channel) if channel else None)
         self._on_loop(lambda c: c.faults.append(fault))
 
+    def lose_answer_next(self, method: str, *, how: str = "status", status: int = 503, times: int = 1,
+                         channel: str | None = None) -> None:
+        """The next `times` calls of `method` (optionally in one channel) take effect — a message is
+        posted, a stream started — and then their answer is lost: `how="status"` answers `status`
+        (`internal_error`), `how="drop"` closes the connection without an answer. Slack has no
+        idempotency key: a client that sends the call again makes it twice."""
+        if how not in ("status", "drop"):
+            raise ValueError(f"how must be 'status' or 'drop', not {how!r}")
+        fault = Fault(method=method, status=status, times=times, channel=self._cid(channel) if channel else None,
+                      lose=how)
+        self._on_loop(lambda c: c.faults.append(fault))
+
     def set_rate_limits(self, rate_limits: str | RateLimitPolicy) -> None:
         """Replace the rate limit policy (and forget the calls counted so far)."""
         limiter = RateLimiter(RateLimitPolicy.parse(rate_limits))

@@ -121,7 +121,8 @@ def conversations_history(core: SlackCore, args: dict[str, Any]) -> dict[str, An
     top_level = [m.to_slack() for m in reversed(channel.sorted_messages())
                  if m.data.get("thread_ts") in (None, m.ts) or m.data.get("subtype") == "thread_broadcast"]
     selected = [m for m in top_level if _within(m["ts"], latest, oldest, inclusive)]
-    chunk, cursor = page(selected, args, **_read_page(core, default=HISTORY_LIMIT[0], maximum=HISTORY_LIMIT[1]))
+    chunk, cursor = page(_metadata_if_asked(selected, args), args,
+                         **_read_page(core, default=HISTORY_LIMIT[0], maximum=HISTORY_LIMIT[1]))
     return {"messages": chunk, "has_more": bool(cursor), "pin_count": 0, "channel_actions_ts": None,
             "channel_actions_count": 0, "response_metadata": {"next_cursor": cursor}}
 
@@ -136,8 +137,16 @@ def conversations_replies(core: SlackCore, args: dict[str, Any]) -> dict[str, An
     thread = [m.to_slack() for m in channel.sorted_messages()
               if m.ts == thread_ts or m.data.get("thread_ts") == thread_ts]
     selected = [m for m in thread if m["ts"] == thread_ts or _within(m["ts"], latest, oldest, inclusive)]
-    chunk, cursor = page(selected, args, **_read_page(core, default=REPLIES_LIMIT[0], maximum=REPLIES_LIMIT[1]))
+    chunk, cursor = page(_metadata_if_asked(selected, args), args,
+                         **_read_page(core, default=REPLIES_LIMIT[0], maximum=REPLIES_LIMIT[1]))
     return {"messages": chunk, "has_more": bool(cursor), "response_metadata": {"next_cursor": cursor}}
+
+
+def _metadata_if_asked(messages: list[dict[str, Any]], args: dict[str, Any]) -> list[dict[str, Any]]:
+    """Message metadata is returned only with `include_all_metadata` (it defaults to false)."""
+    if truthy(args.get("include_all_metadata")):
+        return messages
+    return [{key: value for key, value in message.items() if key != "metadata"} for message in messages]
 
 
 def _reaction_target(core: SlackCore, args: dict[str, Any]) -> tuple[Any, str]:

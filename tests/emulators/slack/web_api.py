@@ -62,6 +62,7 @@ class Fault:
     retry_after: int | None = None
     times: int = 1
     channel: str | None = None
+    lose: str | None = None  # "status" / "drop": the method is carried out, then its answer is lost
 
     def matches(self, method: str, args: dict[str, Any]) -> bool:
         if self.method != method or self.times <= 0:
@@ -109,7 +110,7 @@ class WebApi:
                 raise ApiError("invalid_arguments", response_metadata={
                     "messages": [f"[ERROR] missing required field: {name}" for name in missing]})
             fault = self._take_fault(method, args)
-            if fault is not None:
+            if fault is not None and fault.lose is None:
                 return self._fault_answer(request, method, args, fault)
             wait = self.core.read_limiter.check(method, None, None) if self.core.read_limiter else None
             wait = wait if wait is not None else self.core.limiter.check(method, spec.rate_limit, _rate_channel(args))
@@ -121,6 +122,8 @@ class WebApi:
                 self.core.violation(f"{method}: a real Slack method the emulator does not implement")
                 raise ApiError("not_implemented_by_emulator")
             body = {"ok": True, **handler(self.core, args)}
+            if fault is not None:  # done (a message posted is in the channel), but the answer is lost
+                return self._lose_answer(request, method, args, body, fault)
         except ApiError as exc:
             body = {"ok": False, "error": exc.error, **exc.extra}
         except Exception as exc:  # a bug in the emulator: make it loud, answer like a Slack outage
@@ -172,6 +175,20 @@ class WebApi:
                                 429, retry_after=fault.retry_after or 1, injected=True)
         body = {"ok": False, "error": fault.error}
         return self._answer(request, method, args, body, fault.status, retry_after=fault.retry_after,
+                            injected=True)
+
+    def _lose_answer(self, request: web.Request, method: str, args: dict[str, Any], body: dict[str, Any],
+                     fault: Fault) -> web.Response:
+        """The call took effect; the client gets a 5xx (a load balancer's, after Slack did the work) or a
+        connection closed without an answer."""
+        if fault.lose == "drop":
+            self.core.calls.append(Call(method=method, args=copy.deepcopy(args), status=0, ok=True, error=None,
+                                        time=time.time(), response=copy.deepcopy(body), http_method=request.method,
+                                        injected=True))
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=200)  # never reaches the client
+        return self._answer(request, method, args, {"ok": False, "error": fault.error}, fault.status,
                             injected=True)
 
     def _answer(self, request: web.Request, method: str, args: dict[str, Any], body: dict[str, Any],
