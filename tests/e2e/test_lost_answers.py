@@ -38,11 +38,16 @@ ROWS = [
 ]
 
 
-def burst(slack: SlackEmulator, respond_to: str, sent: list[Sent]) -> None:
-    """Three messages from three people; in a mention-only channel the first two are context."""
+def burst(slack: SlackEmulator, respond_to: str, sent: list[Sent],
+          context_written: Callable[[], bool] | None = None) -> None:
+    """Three messages from three people; in a mention-only channel the first two are context (with
+    `context_written`, the mention waits until it says they were written as context: sent at once, all
+    three would go in the mention's turn, and no context write would happen)."""
     to_bot = f"<@{slack.bot_user_id}> " if respond_to == "mentions" else ""
     say(slack, "general", "alice", "first of three", sent)
     say(slack, "general", "bob", "second of three", sent)
+    if context_written is not None:
+        eventually(context_written, timeout=20, message="the context written")
     say(slack, "general", "carol", f"{to_bot}third of three", sent)
 
 
@@ -53,7 +58,7 @@ def test_a_write_whose_answer_is_lost_is_not_repeated(
     bridge = bridge_factory(env={"BRIDGE_RESPOND_TO": respond_to})
     model_api.lose_answer_next(endpoint, how=how)
     sent: list[Sent] = []
-    burst(slack, respond_to, sent)
+    burst(slack, respond_to, sent, (lambda: not model_api.faults.pending) if endpoint in CONTEXT.values() else None)
     settled(slack, model_api, sent, timeout=40, store=bridge.workdir / "bridge.sqlite3")
     check(fault_rows, f"{backend}/{respond_to}: {endpoint} stored, answer lost ({how})", slack, model_api, sent,
           store=bridge.workdir / "bridge.sqlite3")
