@@ -16,6 +16,7 @@ import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
 
 import asyncpg
 
@@ -30,8 +31,8 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0  # seconds to reach the server before giving up (asyncpg's default is 60)
 MIGRATION_LOCK = 0x5AB_B41D6E  # the advisory lock key every replica takes to migrate ("slack bridge")
 # What failing to reach or use the server raises (OSError: refused, unknown host; TimeoutError: no answer).
-POSTGRES_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError,
-                                                   TimeoutError)
+POSTGRES_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError,
+                                                   asyncpg.InternalClientError, OSError, TimeoutError)
 
 
 def is_postgres_url(target: object) -> bool:
@@ -94,34 +95,38 @@ class PostgresDatabase(Database):
             finally:
                 self._connection.reset(token)
 
-    @contextlib.asynccontextmanager
-    async def _using(self) -> AsyncIterator[asyncpg.Connection]:
-        """The transaction's connection, or one borrowed from the pool for one statement."""
+    async def _call(self, run: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+        """`run` on the transaction's connection, or on one borrowed from the pool for one statement. A
+        pooled session the server ended at the wrong moment can be left half-closed, refusing any new
+        statement before sending it (InternalClientError): that one is dropped, the statement sent again."""
         connection = self._connection.get()
         if connection is not None:
-            yield connection
-        else:
+            return await run(connection)
+        for attempt in range(2):
             async with self._pool.acquire() as borrowed:
-                yield borrowed
+                try:
+                    return await run(borrowed)
+                except asyncpg.InternalClientError:
+                    borrowed.terminate()  # (the pool replaces it)
+                    if attempt:
+                        raise
+        raise AssertionError("unreachable")
 
     async def execute(self, sql: str, params: Iterable[object] = ()) -> int:
-        async with self._using() as connection:
-            return rows_changed(await connection.execute(postgres_placeholders(sql), *params))
+        status = await self._call(lambda connection: connection.execute(postgres_placeholders(sql), *params))
+        return rows_changed(status)
 
     async def fetchone(self, sql: str, params: Iterable[object] = ()) -> tuple | None:
-        async with self._using() as connection:
-            row = await connection.fetchrow(postgres_placeholders(sql), *params)
+        row = await self._call(lambda connection: connection.fetchrow(postgres_placeholders(sql), *params))
         return None if row is None else tuple(row)
 
     async def fetchall(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
-        async with self._using() as connection:
-            rows = await connection.fetch(postgres_placeholders(sql), *params)
+        rows = await self._call(lambda connection: connection.fetch(postgres_placeholders(sql), *params))
         return [tuple(row) for row in rows]
 
     async def copy_rows(self, table: str, columns: list[str], rows: list[tuple]) -> None:
         """Bulk-load rows (PostgreSQL's COPY; each value already of its column's type)."""
-        async with self._using() as connection:
-            await connection.copy_records_to_table(table, records=rows, columns=columns)
+        await self._call(lambda connection: connection.copy_records_to_table(table, records=rows, columns=columns))
 
     def json_append(self, column: str) -> str:
         return f"(coalesce({column}, '[]')::jsonb || to_jsonb(?::text))::text"

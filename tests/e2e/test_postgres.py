@@ -170,3 +170,21 @@ def test_two_replicas_share_the_channels_and_a_killed_one_loses_nothing(postgres
 def say(slack: SlackEmulator, channel: str, user: str, text: str) -> Sent:
     names = {"alice": "Alice", "bob": "Bob Builder", "carol": "Carol"}
     return Sent(slack.channels.get(channel, channel), slack.user_says(channel, user, text), names[user], text)
+
+
+def test_lost_database_sessions_are_survived(postgres_url: str, postgres_server, slack: SlackEmulator,
+                                             model_api: OpenAIEmulator,
+                                             bridge_factory: Callable[..., BridgeProcess]) -> None:
+    """The server ends every session of the bridge (a failover, a restart, an idle timeout): the next
+    message is still answered, and the log says nothing worse than a warning."""
+    from tests.postgres.fixtures import admin_sql
+
+    bridge = bridge_factory(env={"DATABASE_URL": postgres_url})
+    slack.user_says("general", "alice", "before")
+    wait_replies(slack, "general")
+    database = postgres_url.rsplit("/", 1)[1]
+    admin_sql(postgres_server, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
+    slack.user_says("general", "alice", "after")
+    texts = wait_replies(slack, "general", 2, timeout=30)
+    assert "[Alice] after" in texts[1]
+    assert bridge.alive
