@@ -173,7 +173,7 @@ async def _open_store(settings: Settings) -> Store:
     """The SQLite file or the PostgreSQL database DATABASE_URL names (its password never printed)."""
     target = settings.sqlite_path or settings.database_url
     try:
-        return await Store.open(target, pool_size=settings.database_pool_size)
+        return await Store.open(target, pool_size=settings.database_pool_size, lease_timeout=settings.lease_timeout)
     except StoreInUse as exc:
         raise StartupError(f"{exc}; one process per SQLite database (DATABASE_URL).", config=True) from exc
     except STORE_OPEN_ERRORS as exc:

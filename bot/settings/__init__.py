@@ -32,6 +32,7 @@ DEFAULT_INSTRUCTIONS_FILE = Path("config/instructions.md")
 DEFAULT_DATABASE_URL = "sqlite:///data/bridge.sqlite3"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_DATABASE_POOL_SIZE = 5  # PostgreSQL connections per replica: its turns and the intake at once
+DEFAULT_LEASE_TIMEOUT = 15.0  # seconds until a replica cut off from PostgreSQL has lost its channels
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_MODEL = "gpt-5.4-mini"
 DEFAULT_COMMAND = "/assistant"
@@ -55,7 +56,7 @@ FILE_SETTINGS = frozenset({
     "BRIDGE_CHANNELS", "BRIDGE_RESPOND_TO", "BRIDGE_REPLY_IN", "BRIDGE_COMMAND", "BRIDGE_TOOLS_MODULE",
     "DATABASE_URL", "SLACK_API_URL", "LOG_LEVEL", "LOG_FORMAT", "PORT", "BRIDGE_MAX_ATTEMPTS", "BRIDGE_TURN_TIMEOUT",
     "BRIDGE_MAX_TOOL_ROUNDS", "BRIDGE_TOOL_TIMEOUT", "BRIDGE_CONTEXT_TOKENS",
-    "DATABASE_POOL_SIZE",
+    "DATABASE_POOL_SIZE", "BRIDGE_LEASE_TIMEOUT",
 })
 DEFAULT_MAX_TOOL_ROUNDS = 5
 DEFAULT_CONTEXT_TOKENS = 8000  # the chat backend's prompt budget
@@ -93,6 +94,7 @@ class Settings:
     tools_module: str | None = None
     database_url: str = DEFAULT_DATABASE_URL
     database_pool_size: int = DEFAULT_DATABASE_POOL_SIZE
+    lease_timeout: float = DEFAULT_LEASE_TIMEOUT
     log_level: str = "INFO"
     log_format: str = "text"
     port: int = DEFAULT_PORT
@@ -254,7 +256,8 @@ def _service_settings(get: Lookup, problems: list[str]) -> dict[str, Any]:
 
 
 def _database(get: Lookup, problems: list[str]) -> dict[str, Any]:
-    """DATABASE_URL (a SQLite file, or PostgreSQL for several replicas) and the PostgreSQL pool's size."""
+    """DATABASE_URL (a SQLite file, or PostgreSQL for several replicas), the PostgreSQL pool's size and how
+    soon a replica cut off from it loses its channels."""
     database_url = get("DATABASE_URL", DEFAULT_DATABASE_URL)
     if database_url.startswith(POSTGRES_SCHEMES):
         try:
@@ -265,7 +268,8 @@ def _database(get: Lookup, problems: list[str]) -> dict[str, Any]:
         problems.append(f"DATABASE_URL must look like sqlite:///relative/path, sqlite:////absolute/path or "
                         f"postgresql://user:password@host:5432/database, not {redact_url(database_url)!r}.")
     pool_size = number(problems, "DATABASE_POOL_SIZE", get("DATABASE_POOL_SIZE"), DEFAULT_DATABASE_POOL_SIZE, 1, 100)
-    return {"database_url": database_url, "database_pool_size": int(pool_size)}
+    lease_timeout = number(problems, "BRIDGE_LEASE_TIMEOUT", get("BRIDGE_LEASE_TIMEOUT"), DEFAULT_LEASE_TIMEOUT, 3, 600)
+    return {"database_url": database_url, "database_pool_size": int(pool_size), "lease_timeout": lease_timeout}
 
 
 def _limits(get: Lookup, problems: list[str]) -> dict[str, Any]:

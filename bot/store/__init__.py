@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.settings import DEFAULT_LEASE_TIMEOUT
 from bot.store.chat_history import ChatHistory, ChatRecord
 from bot.store.conversations import ConversationMap
 from bot.store.database import Database, StoreInUse
@@ -48,12 +49,14 @@ class Store:
     leases: LocalLeases | PostgresLeases = field(default_factory=LocalLeases)  # who works on which channel
 
     @classmethod
-    async def open(cls, target: str | Path, *, pool_size: int = DEFAULT_POOL_SIZE) -> Store:
+    async def open(cls, target: str | Path, *, pool_size: int = DEFAULT_POOL_SIZE,
+                   lease_timeout: float = DEFAULT_LEASE_TIMEOUT) -> Store:
         """Open a SQLite file or a PostgreSQL URL (creating and upgrading the schema as needed). Raises
         StoreInUse if another process has the SQLite file, one of OPEN_ERRORS if it cannot be opened."""
         db = await open_database(target, pool_size=pool_size)
         try:
-            leases = await PostgresLeases.open(str(target)) if db.dialect == "postgresql" else LocalLeases()
+            leases = (await PostgresLeases.open(str(target), lease_timeout) if db.dialect == "postgresql"
+                      else LocalLeases())
         except BaseException:
             await db.close()
             raise

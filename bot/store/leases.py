@@ -4,7 +4,8 @@ On SQLite there is one process, so every claim is granted (`LocalLeases`). On Po
 holds a session-level advisory lock per channel it works on (`PostgresLeases`), on a connection of its
 own: a second replica's claim fails at once (pg_try_advisory_lock, no waiting), and a replica that
 dies loses its leases with its session — at once when the process is killed (its socket closes), and
-within LEASE_TIMEOUT when it vanishes from the network (the server's TCP keepalive on that session).
+within the lease timeout (BRIDGE_LEASE_TIMEOUT) when it vanishes from the network (the server's TCP
+keepalive on that session).
 The replica watches the connection too: when a heartbeat fails, it takes itself to hold nothing, so it
 stops starting turns on channels that another replica may be taking over.
 """
@@ -17,12 +18,12 @@ import logging
 
 import asyncpg
 
+from bot.settings import DEFAULT_LEASE_TIMEOUT
 from bot.store.postgres import CONNECT_TIMEOUT, POSTGRES_ERRORS
 
 log = logging.getLogger(__name__)
 
-LEASE_TIMEOUT = 15.0  # seconds after which a replica cut off from the database has lost its channels
-HEARTBEAT = LEASE_TIMEOUT / 5  # seconds between checks that the lease connection is alive
+HEARTBEATS = 5  # checks that the lease connection is alive per lease timeout
 LEASE_SPACE = 0x5AB_C4A1  # first key of every channel lease (the second is the channel's hash)
 
 
@@ -49,16 +50,18 @@ class PostgresLeases:
 
     shared = True
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, lease_timeout: float = DEFAULT_LEASE_TIMEOUT) -> None:
         self._url = url
+        self._timeout = lease_timeout
+        self.heartbeat = lease_timeout / HEARTBEATS  # seconds between checks that the session is alive
         self._connection: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()  # (one connection runs one statement at a time)
         self._held: set[str] = set()
         self._heartbeat: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, url: str) -> PostgresLeases:
-        leases = cls(url)
+    async def open(cls, url: str, lease_timeout: float = DEFAULT_LEASE_TIMEOUT) -> PostgresLeases:
+        leases = cls(url, lease_timeout)
         await leases._connect()
         leases._heartbeat = asyncio.create_task(leases._watch(), name="lease-heartbeat")
         return leases
@@ -101,14 +104,15 @@ class PostgresLeases:
         async with self._lock:
             connection = self._connection if self._connection is not None and not self._connection.is_closed() \
                 else await self._connect()
-            return await connection.fetchval(sql, LEASE_SPACE, channel, timeout=HEARTBEAT)
+            return await connection.fetchval(sql, LEASE_SPACE, channel, timeout=self.heartbeat)
 
     async def _connect(self) -> asyncpg.Connection:
         """A new session: whatever the old one held is gone with it."""
         self._lost()
-        keepalive = {"tcp_keepalives_idle": str(int(LEASE_TIMEOUT / 3)),
-                     "tcp_keepalives_interval": str(int(LEASE_TIMEOUT / 10) or 1), "tcp_keepalives_count": "3",
-                     "tcp_user_timeout": str(int(LEASE_TIMEOUT * 1000 * 2 / 3)),
+        # The server ends a silent session within the timeout: idle/3, then 3 probes timeout/10 apart.
+        keepalive = {"tcp_keepalives_idle": str(max(1, int(self._timeout / 3))),
+                     "tcp_keepalives_interval": str(max(1, int(self._timeout / 10))), "tcp_keepalives_count": "3",
+                     "tcp_user_timeout": str(int(self._timeout * 1000 * 2 / 3)),
                      "application_name": "assistant-bridge leases"}
         self._connection = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT, server_settings=keepalive)
         return self._connection
@@ -124,11 +128,11 @@ class PostgresLeases:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT)
+            await asyncio.sleep(self.heartbeat)
             try:
                 async with self._lock:
                     if self._connection is not None and not self._connection.is_closed():
-                        await self._connection.fetchval("SELECT 1", timeout=HEARTBEAT)
+                        await self._connection.fetchval("SELECT 1", timeout=self.heartbeat)
                     elif self._held:
                         self._lost()
             except POSTGRES_ERRORS:

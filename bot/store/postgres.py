@@ -96,9 +96,15 @@ class PostgresDatabase(Database):
                 self._connection.reset(token)
 
     async def _call(self, run: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
-        """`run` on the transaction's connection, or on one borrowed from the pool for one statement. A
-        pooled session the server ended at the wrong moment can be left half-closed, refusing any new
-        statement before sending it (InternalClientError): that one is dropped, the statement sent again."""
+        """`run` on the transaction's connection, or on one borrowed from the pool for one statement.
+
+        A pooled session the server has just ended (a failover, a restart, pg_terminate_backend) fails the
+        next statement sent on it before asyncpg has noticed: half-closed, it refuses it unsent
+        (InternalClientError), or the statement meets the closed socket (ConnectionDoesNotExistError).
+        Outside a transaction that statement is sent once more on a new connection: a session the
+        server ends takes its unfinished statement with it (rolled back), and the store's single
+        statements are safe to repeat in the rare case of a reply lost after it committed (states set
+        to a value, inserts that ignore a duplicate, a counter of attempts)."""
         connection = self._connection.get()
         if connection is not None:
             return await run(connection)
@@ -106,10 +112,11 @@ class PostgresDatabase(Database):
             async with self._pool.acquire() as borrowed:
                 try:
                     return await run(borrowed)
-                except asyncpg.InternalClientError:
-                    borrowed.terminate()  # (the pool replaces it)
+                except (asyncpg.InternalClientError, asyncpg.ConnectionDoesNotExistError):
                     if attempt:
                         raise
+                    borrowed.terminate()
+                    await self._pool.expire_connections()  # (its other sessions were most likely ended too)
         raise AssertionError("unreachable")
 
     async def execute(self, sql: str, params: Iterable[object] = ()) -> int:

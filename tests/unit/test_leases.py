@@ -46,12 +46,10 @@ async def test_a_dead_replicas_channels_are_free_at_once_and_it_knows(replicas: 
 
 
 async def test_a_replica_cut_off_stops_holding(replicas: list[Store]) -> None:
-    from bot.store.leases import HEARTBEAT
-
     a, b = replicas
     assert await a.leases.claim("C1") and await b.leases.claim("C2")
     await kill_session(b)  # every lease session but the one running this … is a's and b's: both ended
-    async with asyncio.timeout(HEARTBEAT * 3):
+    async with asyncio.timeout(a.leases.heartbeat * 3):
         await until(lambda: not a.leases.holds("C1") and not b.leases.holds("C2"))
     assert await b.leases.claim("C1")  # a new session, and the channel free
 
@@ -133,3 +131,15 @@ async def until(predicate) -> bool:  # type: ignore[no-untyped-def]
             return True
         await asyncio.sleep(POLL)
     raise AssertionError(f"still not true after {PATIENCE} s")
+
+
+async def test_the_server_ends_a_silent_replicas_session_within_the_lease_timeout(postgres_url: str) -> None:
+    store = await Store.open(postgres_url, lease_timeout=6.0)
+    try:
+        session = store.leases._connection
+        shown = [await session.fetchval(f"SHOW {name}") for name in
+                 ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout")]
+        assert shown == ["2", "1", "3", "4000"]  # 2 s idle + 3 probes 1 s apart < 6 s; unacknowledged data: 4 s
+        assert store.leases.heartbeat == 6.0 / 5
+    finally:
+        await store.close()
