@@ -18,16 +18,19 @@ from bot.store.database import Database, StoreInUse
 from bot.store.inbox import Inbox, ItemState
 from bot.store.journal import OpenTurn, TurnJournal, TurnState
 from bot.store.leases import LocalLeases, PostgresLeases
-from bot.store.postgres import DEFAULT_POOL_SIZE, POSTGRES_ERRORS, PostgresDatabase, is_postgres_url
+from bot.store.postgres import DEFAULT_POOL_SIZE, DRIVER_ERRORS, POSTGRES_ERRORS, PostgresDatabase, is_postgres_url
 from bot.store.sqlite import SqliteDatabase
 
 RETENTION = 7 * 24 * 3600.0  # finished inbox items and turns are kept this long (for operators), then pruned
 
 __all__ = ["ChatHistory", "ChatRecord", "ConversationMap", "Database", "Inbox", "ItemState", "OpenTurn", "Store",
-           "StoreInUse", "TurnJournal", "TurnState", "RETENTION", "OPEN_ERRORS", "open_database"]
+           "StoreInUse", "TurnJournal", "TurnState", "RETENTION", "OPEN_ERRORS", "DATABASE_ERRORS",
+           "open_database"]
 
 # What opening a store raises when the database cannot be reached or used (besides StoreInUse).
 OPEN_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, *POSTGRES_ERRORS)
+# What a store call raises when the database fails under it (not OSError: too wide to name the database).
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, *DRIVER_ERRORS)
 
 
 async def open_database(target: str | Path, *, pool_size: int = DEFAULT_POOL_SIZE) -> Database:

@@ -29,10 +29,13 @@ from bot.store.migrations import MIGRATIONS
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0  # seconds to reach the server before giving up (asyncpg's default is 60)
+CLOSE_TIMEOUT = 3.0  # seconds a shutdown waits for statements still out before cutting the connections
 MIGRATION_LOCK = 0x5AB_B41D6E  # the advisory lock key every replica takes to migrate ("slack bridge")
+# What the driver raises when the server refuses or fails a statement, or the session is lost.
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError,
+                                                 asyncpg.InternalClientError)
 # What failing to reach or use the server raises (OSError: refused, unknown host; TimeoutError: no answer).
-POSTGRES_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError,
-                                                   asyncpg.InternalClientError, OSError, TimeoutError)
+POSTGRES_ERRORS: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, OSError, TimeoutError)
 
 
 def is_postgres_url(target: object) -> bool:
@@ -81,7 +84,10 @@ class PostgresDatabase(Database):
             self._background.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._background
-        await self._pool.close()
+        try:
+            await asyncio.wait_for(self._pool.close(), CLOSE_TIMEOUT)
+        except TimeoutError:  # a statement still out (a stuck network): do not hold up the shutdown
+            self._pool.terminate()
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
