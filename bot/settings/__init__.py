@@ -305,7 +305,8 @@ def _service_settings(get: Lookup, problems: list[str]) -> dict[str, Any]:
 
 
 def _database(get: Lookup, problems: list[str]) -> dict[str, Any]:
-    """DATABASE_URL (a SQLite file, or PostgreSQL for several replicas) and the PostgreSQL pool's size."""
+    """DATABASE_URL (a SQLite file, or PostgreSQL for several replicas), the PostgreSQL pool's size and how
+    soon a replica cut off from it loses its channels."""
     database_url = get("DATABASE_URL", DEFAULT_DATABASE_URL)
     if database_url.startswith(POSTGRES_SCHEMES):
         try:

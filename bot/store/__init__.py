@@ -19,7 +19,7 @@ from bot.store.database import Database, StoreInUse
 from bot.store.inbox import Inbox, ItemState
 from bot.store.journal import OpenTurn, TurnJournal, TurnState
 from bot.store.model_facts import ModelFacts
-from bot.store.postgres import DEFAULT_POOL_SIZE, POSTGRES_ERRORS, PostgresDatabase, is_postgres_url
+from bot.store.postgres import DEFAULT_POOL_SIZE, DRIVER_ERRORS, POSTGRES_ERRORS, PostgresDatabase, is_postgres_url
 from bot.store.retention import erase_text
 from bot.store.sqlite import SqliteDatabase
 from bot.store.threads import THREAD_RETENTION, ThreadLog, ThreadRecord
@@ -27,14 +27,16 @@ from bot.store.usage import Usage
 
 RETENTION = 7 * 24 * 3600.0  # finished inbox items and turns are kept this long (for operators), then pruned
 
-__all__ = ["AccessNotes", "ChatHistory", "ChatRecord", "ConversationMap", "Database", "Inbox", "ItemState",
-           "ModelFacts", "open_database", "OPEN_ERRORS", "OpenTurn", "RETENTION", "SpeakerNames", "Store",
+__all__ = ["AccessNotes", "ChatHistory", "ChatRecord", "ConversationMap", "Database", "DATABASE_ERRORS", "Inbox",
+           "ItemState", "ModelFacts", "open_database", "OPEN_ERRORS", "OpenTurn", "RETENTION", "SpeakerNames", "Store",
            "StoreInUse", "ThreadLog", "ThreadRecord", "TurnJournal", "TurnState", "Usage"]
 
 DAY = 86_400.0
 
 # What opening a store raises when the database cannot be reached or used (besides StoreInUse).
 OPEN_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, *POSTGRES_ERRORS)
+# What a store call raises when the database fails under it (not OSError: too wide to name the database).
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, *DRIVER_ERRORS)
 
 
 async def open_database(target: str | Path, *, pool_size: int = DEFAULT_POOL_SIZE) -> Database:

@@ -16,6 +16,7 @@ import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
 
 import asyncpg
 
@@ -29,10 +30,13 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0  # seconds to reach the server before giving up (asyncpg's default is 60)
 LISTEN_RETRY = 2.0  # seconds between tries to (re)connect the listening connection
+CLOSE_TIMEOUT = 3.0  # seconds a shutdown waits for statements still out before cutting the connections
 MIGRATION_LOCK = 0x5AB_B41D6E  # the advisory lock key every replica takes to migrate ("slack bridge")
+# What the driver raises when the server refuses or fails a statement, or the session is lost.
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError,
+                                                 asyncpg.InternalClientError)
 # What failing to reach or use the server raises (OSError: refused, unknown host; TimeoutError: no answer).
-POSTGRES_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError,
-                                                   TimeoutError)
+POSTGRES_ERRORS: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, OSError, TimeoutError)
 
 
 def is_postgres_url(target: object) -> bool:
@@ -134,7 +138,10 @@ class PostgresDatabase(Database):
             self._background.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._background
-        await self._pool.close()
+        try:
+            await asyncio.wait_for(self._pool.close(), CLOSE_TIMEOUT)
+        except TimeoutError:  # a statement still out (a stuck network): do not hold up the shutdown
+            self._pool.terminate()
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -148,34 +155,45 @@ class PostgresDatabase(Database):
             finally:
                 self._connection.reset(token)
 
-    @contextlib.asynccontextmanager
-    async def _using(self) -> AsyncIterator[asyncpg.Connection]:
-        """The transaction's connection, or one borrowed from the pool for one statement."""
+    async def _call(self, run: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+        """`run` on the transaction's connection, or on one borrowed from the pool for one statement.
+
+        A pooled session the server has just ended (a failover, a restart, pg_terminate_backend) fails the
+        next statement sent on it before asyncpg has noticed: half-closed, it refuses it unsent
+        (InternalClientError), or the statement meets the closed socket (ConnectionDoesNotExistError).
+        Outside a transaction that statement is sent once more on a new connection: a session the
+        server ends takes its unfinished statement with it (rolled back), and the store's single
+        statements are safe to repeat in the rare case of a reply lost after it committed (states set
+        to a value, inserts that ignore a duplicate, a counter of attempts)."""
         connection = self._connection.get()
         if connection is not None:
-            yield connection
-        else:
+            return await run(connection)
+        for attempt in range(2):
             async with self._pool.acquire() as borrowed:
-                yield borrowed
+                try:
+                    return await run(borrowed)
+                except (asyncpg.InternalClientError, asyncpg.ConnectionDoesNotExistError):
+                    if attempt:
+                        raise
+                    borrowed.terminate()
+                    await self._pool.expire_connections()  # (its other sessions were most likely ended too)
+        raise AssertionError("unreachable")
 
     async def execute(self, sql: str, params: Iterable[object] = ()) -> int:
-        async with self._using() as connection:
-            return rows_changed(await connection.execute(postgres_placeholders(sql), *params))
+        status = await self._call(lambda connection: connection.execute(postgres_placeholders(sql), *params))
+        return rows_changed(status)
 
     async def fetchone(self, sql: str, params: Iterable[object] = ()) -> tuple | None:
-        async with self._using() as connection:
-            row = await connection.fetchrow(postgres_placeholders(sql), *params)
+        row = await self._call(lambda connection: connection.fetchrow(postgres_placeholders(sql), *params))
         return None if row is None else tuple(row)
 
     async def fetchall(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
-        async with self._using() as connection:
-            rows = await connection.fetch(postgres_placeholders(sql), *params)
+        rows = await self._call(lambda connection: connection.fetch(postgres_placeholders(sql), *params))
         return [tuple(row) for row in rows]
 
     async def copy_rows(self, table: str, columns: list[str], rows: list[tuple]) -> None:
         """Bulk-load rows (PostgreSQL's COPY; each value already of its column's type)."""
-        async with self._using() as connection:
-            await connection.copy_records_to_table(table, records=rows, columns=columns)
+        await self._call(lambda connection: connection.copy_records_to_table(table, records=rows, columns=columns))
 
     def json_append(self, column: str) -> str:
         return f"(coalesce({column}, '[]')::jsonb || to_jsonb(?::text))::text"

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 
 from bot import metrics
 from bot.outbound.pacing import ChannelPacers
-from bot.store import Inbox
+from bot.store import DATABASE_ERRORS, Inbox
 from bot.store.leases import ChannelLeases, Claim
 from bot.work.retry import Next
 from bot.work.runner import TurnRunner
@@ -147,6 +147,11 @@ class ChannelWorkers:
             self._dirty.discard(channel)
             try:
                 step = await self._runner.step(channel)
+            except DATABASE_ERRORS as exc:  # (PostgreSQL away for a moment: a failover, a restart)
+                log.warning("channel %s: the database failed (%s); its messages stay queued", channel,
+                            str(exc) or type(exc).__name__)
+                await self._sleep(CRASH_BACKOFF)
+                continue
             except Exception:  # a bug must not kill the channel silently; its items stay pending
                 log.exception("channel %s: unexpected error; its messages stay queued", channel)
                 await self._sleep(CRASH_BACKOFF)

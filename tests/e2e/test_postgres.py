@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -170,3 +171,50 @@ def test_two_replicas_share_the_channels_and_a_killed_one_loses_nothing(postgres
 def say(slack: SlackEmulator, channel: str, user: str, text: str) -> Sent:
     names = {"alice": "Alice", "bob": "Bob Builder", "carol": "Carol"}
     return Sent(slack.channels.get(channel, channel), slack.user_says(channel, user, text), names[user], text)
+
+
+def test_lost_database_sessions_are_survived(postgres_url: str, postgres_server, slack: SlackEmulator,
+                                             model_api: OpenAIEmulator,
+                                             bridge_factory: Callable[..., BridgeProcess]) -> None:
+    """The server ends every session of the bridge (a failover, a restart, an idle timeout): the next
+    message is still answered, and the log says nothing worse than a warning."""
+    from tests.postgres.fixtures import admin_sql
+
+    bridge = bridge_factory(env={"DATABASE_URL": postgres_url})
+    slack.user_says("general", "alice", "before")
+    wait_replies(slack, "general")
+    database = postgres_url.rsplit("/", 1)[1]
+    admin_sql(postgres_server, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
+    slack.user_says("general", "alice", "after")
+    texts = wait_replies(slack, "general", 2, timeout=30)
+    assert "[Alice] after" in texts[1]
+    assert bridge.alive
+
+
+def test_a_replica_stopped_mid_turn_hands_its_channel_over(postgres_url: str, slack: SlackEmulator,
+                                                           model_api: OpenAIEmulator, tmp_path: Path) -> None:
+    """SIGTERM on one replica (a rolling deploy): it stops within the grace period, exit 0, and the other
+    finishes the turn it left, once."""
+    def replica(name: str) -> BridgeProcess:
+        (tmp_path / name).mkdir()
+        return BridgeProcess(slack, model_api, tmp_path / name,
+                             env={"DATABASE_URL": postgres_url, "ASSISTANT_BACKEND": "responses"}).start()
+
+    first = replica("a")
+    model_api.model.ttft = 12.0  # longer than the grace period: the turn cannot finish before the exit
+    sent = [say(slack, "general", "alice", "a slow question")]
+    model_api.wait_for(lambda: model_api.requests("/v1/responses"), message="the first replica's turn")
+    second = replica("b")  # (started after: the channel is the first one's)
+    try:
+        started = time.monotonic()
+        assert first.stop() == 0, first.log
+        assert time.monotonic() - started < 10
+        model_api.model.ttft = 0.0
+        sent.append(say(slack, "general", "bob", "and a quick one"))
+        eventually(lambda: tally("-", slack, model_api, sent).answered == len(sent), timeout=40,
+                   message="both answered by the replica left")
+        row = tally("SIGTERM one of two replicas", slack, model_api, sent)
+        assert (row.lost, row.duplicated) == (0, 0), row
+        assert "outcome=answered" in second.log and "Traceback" not in first.log + second.log
+    finally:
+        assert second.stop() == 0, second.log

@@ -1,6 +1,6 @@
 """pytest fixtures: `postgres_server` (one cluster for the session) and `postgres_url` (a fresh,
-empty database per test, dropped afterwards). Without PostgreSQL installed they skip, saying how to
-get it."""
+empty database per test, dropped afterwards). Without PostgreSQL installed the tests that need it
+(they use these fixtures, or carry the `postgresql` mark) skip, with one line saying how to get it."""
 
 from __future__ import annotations
 
@@ -15,6 +15,18 @@ import pytest
 from .server import HOW_TO_GET_IT, PostgresServer, find_binaries, running_server
 
 _names = itertools.count(1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "postgresql: needs the PostgreSQL server the test suite starts")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if (item.get_closest_marker("postgresql") or "postgres_server" in item.fixturenames) and find_binaries() is None:
+        # Raised here, not in the fixture: every such test skips from this one place, so the summary
+        # says it in one line rather than once per test.
+        raise pytest.skip.Exception(HOW_TO_GET_IT)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ is never used.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import os
 import pwd
@@ -37,6 +38,7 @@ class PostgresServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
 
+@functools.cache
 def find_binaries() -> Path | None:
     """The newest installed server's bin directory (Debian: /usr/lib/postgresql/<major>/bin)."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),

@@ -59,6 +59,7 @@ def test_serve_needs_signing_secret_not_app_token() -> None:
         ("DATABASE_URL", "mysql://x", "DATABASE_URL must look like sqlite:///"),
         ("DATABASE_URL", "postgresql://u:secretpw@h:port/db", "DATABASE_URL has a port that is not a number"),
         ("DATABASE_POOL_SIZE", "0", "DATABASE_POOL_SIZE"),
+        ("BRIDGE_LEASE_SECONDS", "1", "BRIDGE_LEASE_SECONDS"),
         ("SLACK_API_URL", "slack.example", "SLACK_API_URL must be an http(s) URL"),
         ("OPENAI_BASE_URL", "localhost:11434", "OPENAI_BASE_URL must be an http(s) URL"),
         ("PORT", "http", "PORT must be a number"),

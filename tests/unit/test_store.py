@@ -11,7 +11,7 @@ from bot.store.migrations import MIGRATIONS
 from bot.work.decisions import next_batch as _next_batch
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
     """A SQLite file's path, or an empty PostgreSQL database's URL."""
     return tmp_path / "db" / "bridge.sqlite3" if request.param == "sqlite" else request.getfixturevalue("postgres_url")

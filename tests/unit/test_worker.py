@@ -89,3 +89,19 @@ async def test_an_unexpected_error_does_not_kill_the_channel(caplog) -> None:
     await settle_loop()
     assert "unexpected error" in caplog.text
     await workers.stop(grace=1.0)
+
+
+async def test_a_database_failure_is_one_line_and_the_channel_carries_on(caplog) -> None:
+    import asyncpg
+
+    class LosingTheDatabase(ScriptedRunner):
+        async def step(self, channel: str):
+            self.calls += 1
+            raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+
+    workers = ChannelWorkers(inbox=NoStore(), runner=LosingTheDatabase([]))
+    workers.notify("C1")
+    await settle_loop()
+    assert "channel C1: the database failed (connection was closed in the middle of operation)" in caplog.text
+    assert "Traceback" not in caplog.text and workers.active_channels == 1  # waiting to try again
+    await workers.stop(grace=1.0)
