@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,6 +16,7 @@ import pytest
 from .server import HOW_TO_GET_IT, PostgresServer, find_binaries, running_server
 
 _names = itertools.count(1)
+REQUIRE = "REQUIRE_POSTGRES"  # set (by .ci/run): a missing PostgreSQL fails these tests instead of skipping them
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,7 +27,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if (item.get_closest_marker("postgresql") or "postgres_server" in item.fixturenames) and find_binaries() is None:
         # Raised here, not in the fixture: every such test skips from this one place, so the summary
-        # says it in one line rather than once per test.
+        # says it in one line rather than once per test. CI (REQUIRE_POSTGRES=1) never skips them.
+        if os.environ.get(REQUIRE):
+            pytest.fail(f"{REQUIRE} is set but {HOW_TO_GET_IT[0].lower()}{HOW_TO_GET_IT[1:]}")
         raise pytest.skip.Exception(HOW_TO_GET_IT)
 
 
