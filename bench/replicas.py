@@ -42,5 +42,8 @@ def replicas(setup: Setup, messages: int, channels: int, drain: float) -> Sectio
                  "2-core machine the replicas, PostgreSQL and both emulators share two cores, so more replicas "
                  "cannot add throughput here: the figures show what the database round trips and the lease "
                  "hand-overs cost. On separate machines each replica brings its own cores; the bound is then "
-                 "the model service and Slack's per-workspace limits (divided among the replicas).")
+                 "the model service and Slack's per-workspace limits, divided among the replicas. Under a "
+                 "burst the tail of 'model done → answer' is that limit: replies finished by chat.update queue "
+                 "for the workspace's ~40 a minute (each of n replicas keeps 1/n of it), so that tail, and "
+                 "messages/s (counted to the last answer), swing from run to run with how the burst is batched.")
     return section

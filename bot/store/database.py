@@ -30,6 +30,11 @@ class Database:
     shared = False  # several replicas may use it at once (then: leases, notifications between them)
     now_sql = "0"  # an SQL expression: the database's clock, in Unix seconds
 
+    async def priority(self) -> Database:
+        """The same database through connections of its own, for the few statements that must not wait
+        behind a burst of others (lease renewals: a renewal starved past the lease's time loses channels)."""
+        return self
+
     async def publish(self, topic: str, payload: str) -> None:
         """Tell the other replicas on `topic` (a database only one process uses has nobody to tell)."""
 

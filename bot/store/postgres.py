@@ -29,6 +29,7 @@ from bot.store.migrations import MIGRATIONS
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0  # seconds to reach the server before giving up (asyncpg's default is 60)
+PRIORITY_POOL_SIZE = 1  # connections for lease renewals and heartbeats, beside the pool (see priority())
 LISTEN_RETRY = 2.0  # seconds between tries to (re)connect the listening connection
 CLOSE_TIMEOUT = 3.0  # seconds a shutdown waits for statements still out before cutting the connections
 MIGRATION_LOCK = 0x5AB_B41D6E  # the advisory lock key every replica takes to migrate ("slack bridge")
@@ -59,6 +60,15 @@ class PostgresDatabase(Database):
         self._connection: contextvars.ContextVar[asyncpg.Connection | None] = contextvars.ContextVar(
             "transaction_connection", default=None)
         self._background: asyncio.Task[None] | None = None
+        self._priority: PostgresDatabase | None = None
+
+    async def priority(self) -> Database:
+        if self._priority is None:
+            pool = await asyncpg.create_pool(self._url, min_size=1, max_size=PRIORITY_POOL_SIZE,
+                                             timeout=CONNECT_TIMEOUT,
+                                             server_settings={"application_name": "assistant-bridge leases"})
+            self._priority = PostgresDatabase(pool, self._url)
+        return self._priority
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> PostgresDatabase:
@@ -130,6 +140,8 @@ class PostgresDatabase(Database):
             log.warning("lost the connection that hears other replicas; reconnecting")
 
     async def close(self) -> None:
+        if self._priority is not None:
+            await self._priority.close()
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

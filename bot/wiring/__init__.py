@@ -245,7 +245,8 @@ async def _workers(store: Store, runner: TurnRunner, writer: SlackWriter, settin
         workers = ChannelWorkers(inbox=store.inbox, runner=runner)
         return workers, workers.notify
     replica_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-    presence = ReplicaPresence(Replicas(store.db, replica_id=replica_id), writer)
+    control = await store.db.priority()  # (leases and heartbeats never wait behind a burst of inserts)
+    presence = ReplicaPresence(Replicas(control, replica_id=replica_id), writer)
     await presence.start()
     stack.push_async_callback(presence.stop)
 
@@ -253,7 +254,7 @@ async def _workers(store: Store, runner: TurnRunner, writer: SlackWriter, settin
         await store.db.publish(INBOX_TOPIC, channel)
 
     workers = ChannelWorkers(inbox=store.inbox, runner=runner, hand_over=hand_over, post_budget=writer.posts,
-                             leases=ChannelLeases(store.db, owner=replica_id, ttl=settings.lease_seconds))
+                             leases=ChannelLeases(control, owner=replica_id, ttl=settings.lease_seconds))
     await store.db.subscribe(INBOX_TOPIC, workers.notify)
     announcing: set[asyncio.Task[None]] = set()
 
