@@ -4,15 +4,20 @@ delivered, exactly once, when the token works again, or after a restart with a n
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 
+from tests.e2e.accounting import Sent, Tally
 from tests.e2e.harness import BridgeProcess, eventually, settle
 from tests.e2e.model_view import input_texts, turns
 from tests.e2e.replies import replies, wait_replies
+from tests.e2e.test_faults import NAMES, check, say, settled
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
 
 TOLD = "Slack refuses the bot's token (token_revoked)"
+OUTAGE = 30.0  # seconds the token is refused in the burst test
 
 
 def refused_writes(slack: SlackEmulator) -> int:
@@ -48,14 +53,16 @@ def test_an_outage_keeps_every_answer_and_delivers_it_when_the_token_works_again
 
 
 def test_a_restart_with_a_new_token_delivers_what_waited(
-        slack: SlackEmulator, model_api: OpenAIEmulator, bridge_factory: Callable[..., BridgeProcess]) -> None:
+        slack: SlackEmulator, model_api: OpenAIEmulator, bridge_factory: Callable[..., BridgeProcess],
+        fault_rows: list[Tally]) -> None:
     first = bridge_factory()
-    slack.user_says("general", "bob", "a first message")  # (names are cached from here on)
+    sent: list[Sent] = []
+    say(slack, "general", "bob", "a first message", sent)  # (names are cached from here on)
     wait_replies(slack, "general")
     slack.revoke_bot_token()
-    slack.user_says("general", "bob", "a message whose answer is paid for")
+    say(slack, "general", "bob", "a message whose answer is paid for", sent)
     eventually(lambda: refused_writes(slack) >= 1, timeout=20, message="the reply refused")
-    slack.user_says("general", "alice", "while the app was uninstalled")  # not even sent to the model
+    say(slack, "general", "alice", "while the app was uninstalled", sent)  # not even sent to the model
     eventually(lambda: TOLD in first.log, message="the operator told")
     settle(1.0)
     assert len(turns(model_api)) == 2
@@ -68,3 +75,27 @@ def test_a_restart_with_a_new_token_delivers_what_waited(
     said = [text for seen in turns(model_api) for text in input_texts(seen)]
     assert said == ["[Bob Builder] a first message", "[Bob Builder] a message whose answer is paid for",
                     "[Alice] while the app was uninstalled"]  # the answer paid for is not asked again
+    check(fault_rows, "Slack token revoked, restart with a new one", slack, model_api, sent)
+
+
+def test_a_30_second_outage_in_a_50_message_burst(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                  bridge: BridgeProcess, fault_rows: list[Tally]) -> None:
+    """Slack refuses the token for 30 s in the middle of a burst over five channels, then takes it again:
+    every message is answered once, nothing is skipped."""
+    users = [slack.users[name] for name in NAMES]
+    channels = [slack.add_channel(f"outage-{i}", members=users) for i in range(5)]
+    model_api.model.ttft = 0.05
+    rng = random.Random(5)
+    sent: list[Sent] = []
+    revoked = 0.0
+    for index in range(50):
+        say(slack, rng.choice(channels), rng.choice(list(NAMES)), f"burst {index:02d}", sent)
+        time.sleep(0.05)
+        if index == 20:
+            slack.revoke_bot_token()
+            revoked = time.monotonic()
+    time.sleep(max(0.0, OUTAGE - (time.monotonic() - revoked)))
+    slack.restore_bot_token()
+    settled(slack, model_api, sent, timeout=90)
+    check(fault_rows, "Slack token refused for 30 s during 50 msgs / 5 channels", slack, model_api, sent)
+    assert bridge.log.count(TOLD) == 1 and "skipped" not in bridge.log
