@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bot import __version__
 from bot.settings import DEFAULT_DATABASE_URL, DEFAULT_PORT, ConfigError, Settings, load_settings
+from bot.settings.parsing import port_number
 
 EXIT_CONFIG = 2
 
@@ -52,9 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise argparse.ArgumentTypeError(f"must be a number between 1 and 65535, not {text!r}")
-    return int(text)
+    problems: list[str] = []
+    port = port_number(problems, "the port", text)  # (the same rule as PORT's)
+    if port is None:
+        raise argparse.ArgumentTypeError(problems[0].removeprefix("the port ").rstrip("."))
+    return port
 
 
 def main(argv: Sequence[str] | None = None) -> int:

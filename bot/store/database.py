@@ -9,6 +9,7 @@ placeholders and the migrations' few type names, see bot/store/dialect.py).
 from __future__ import annotations
 
 import contextlib
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
 MAINTENANCE_INTERVAL = 3600.0  # seconds between runs of the store's maintenance (pruning)
@@ -18,7 +19,7 @@ class StoreInUse(RuntimeError):
     """Another process has the database open (SQLite serves one bridge process)."""
 
 
-class Database:
+class Database(ABC):
     """The statements, transactions and maintenance every part of the store shares.
 
     The API is async (`await db.execute(…)`, `async with db.transaction()`): SQLite runs each call at
@@ -37,20 +38,25 @@ class Database:
 
     async def publish(self, topic: str, payload: str) -> None:
         """Tell the other replicas on `topic` (a database only one process uses has nobody to tell)."""
+        return None  # (a default, not an abstract method: SQLite keeps it)
 
     async def subscribe(self, topic: str, callback: Callable[[str], None]) -> None:
         """Hear what the replicas `publish` on `topic`, until closed (nothing to hear when not shared)."""
+        return None
 
+    @abstractmethod
     def start_maintenance(self, maintain: Callable[[], Awaitable[None]]) -> None:
         """Call `maintain` about once an hour (and whatever upkeep the database itself needs)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     async def close(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Every statement inside commits together, or not at all."""
-        raise NotImplementedError
+        ...
 
     @contextlib.asynccontextmanager
     async def durable(self) -> AsyncIterator[None]:
@@ -58,15 +64,18 @@ class Database:
         acknowledged for. PostgreSQL's commits always are (synchronous_commit=on, its default)."""
         yield
 
+    @abstractmethod
     async def execute(self, sql: str, params: Iterable[object] = ()) -> int:
         """Run one statement; the number of rows it changed (for `INSERT … RETURNING`, use fetchone)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     async def fetchone(self, sql: str, params: Iterable[object] = ()) -> tuple | None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     async def fetchall(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
-        raise NotImplementedError
+        ...
 
     def json_append(self, column: str) -> str:
         """An SQL expression: the JSON array in `column` (NULL as empty) with the bound value `?` added."""
