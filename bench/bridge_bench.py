@@ -35,11 +35,11 @@ SCENARIOS = ("latency", "reference", "burst", "sustained", "memory", "live", "ca
              "long_channel", "profile")
 DEFAULT_SCENARIOS = SCENARIOS[:10]
 FULL = {"messages": 2000, "latency_messages": 200, "latency_channels": 20, "seconds": 5.0,
-        "known_channels": 10_000, "drain": 600.0, "memory_drain": 30.0, "live_rounds": 5, "live_reply_length": 3000,
-        "caching_turns": 50, "file_pairs": 20,
+        "known_channels": 10_000, "drain": 600.0, "memory_drain": 30.0, "live_rounds": 5, "live_wide": 20,
+        "live_reply_length": 3000, "caching_turns": 50, "file_pairs": 20,
         "replica_messages": 600}
 QUICK = {"messages": 300, "latency_messages": 30, "latency_channels": 10, "seconds": 1.0, "known_channels": 300,
-         "drain": 3.0, "memory_drain": 2.0, "live_rounds": 1, "live_reply_length": 1500,
+         "drain": 3.0, "memory_drain": 2.0, "live_rounds": 1, "live_wide": 0, "live_reply_length": 1500,
          "caching_turns": 12, "file_pairs": 5,
          "replica_messages": 100}
 
@@ -97,10 +97,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _live_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("the 'live' scenario (live replies under Slack's real rate limits)")
     group.add_argument("--live-rounds", type=int, help="rounds of one message per channel at once [5; quick 1]")
-    group.add_argument("--live-channels", type=int, default=6, help="channels, one message each per round [6]")
+    group.add_argument("--live-channels", type=int, default=10, help="channels, one message each per round [10]")
+    group.add_argument("--live-wide", type=int, help="then again with this many channels (0: not) [20; quick 0]")
     group.add_argument("--live-modes", default=",".join(MODES), help=f"BRIDGE_REPLY_IN modes [{','.join(MODES)}]")
     group.add_argument("--live-ttft", type=float, default=0.3, help="the model's time to first token [0.3 s]")
-    group.add_argument("--live-chunk-delay", type=float, default=0.02, help="delay between chunks [0.02 s]")
+    group.add_argument("--live-chunk-delay", type=float, default=0.04, help="delay between chunks [0.04 s]")
     group.add_argument("--live-chunk-size", type=int, default=20, help="characters per chunk [20]")
     group.add_argument("--live-reply-length", type=int, help="characters per answer [3000; quick 1500]")
     group = parser.add_argument_group("the 'long_channel' scenario (a channel with a long stored history)")
@@ -141,7 +142,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Section]]]:
 
 
 def live_setup(args: argparse.Namespace) -> LiveSetup:
-    return LiveSetup(rounds=args.live_rounds, channels=args.live_channels, ttft=args.live_ttft,
+    return LiveSetup(rounds=args.live_rounds, channels=args.live_channels, wide=args.live_wide, ttft=args.live_ttft,
                      chunk_delay=args.live_chunk_delay, chunk_size=args.live_chunk_size,
                      reply_length=args.live_reply_length, timeout=args.timeout,
                      modes=tuple(args.live_modes.split(",")))

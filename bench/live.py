@@ -4,7 +4,9 @@ For each mode (`BRIDGE_REPLY_IN=channel`, then `thread`) a fresh world: the Slac
 tier limits on, a scripted model that streams at a human pace, `channels` channels, and rounds of one
 message per channel sent at once (the next round once every reply of this one shows the model's whole
 text). Each reply is traced through the emulators' records: the model's first text delta, the first
-Slack write for it (an indicator or text) and the first one that made text of it visible.
+Slack write for it (an indicator or text), the first one that made text of it visible, and the first
+one after which the model's whole text was visible (the final text: an edit, a new message replacing
+the partial one, or the stop of a native stream).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tests.emulators.slack.web_api import Call
 
 MODES = ("channel", "thread")
 FIRST_TEXT_TARGET_MS = {"channel": 1000.0, "thread": 300.0}
+FINAL_TEXT_TARGET_MS = {"p95": 2000.0, "max": 4000.0}  # model done → final text, with ten replies at once
 STARTS = ("chat.postMessage", "chat.startStream")  # writes that create a message: its ts is in the answer
 WRITES = (*STARTS, "chat.update", "chat.appendStream", "chat.stopStream", "chat.delete")
 
@@ -31,9 +34,10 @@ WRITES = (*STARTS, "chat.update", "chat.appendStream", "chat.stopStream", "chat.
 @dataclass(frozen=True)
 class LiveSetup:
     rounds: int = 5
-    channels: int = 6
+    channels: int = 10
+    wide: int = 20  # then the same with this many channels at once (0: not run)
     ttft: float = 0.3
-    chunk_delay: float = 0.02
+    chunk_delay: float = 0.04  # 3,000 characters in 20-character chunks: six seconds of streaming
     chunk_size: int = 20
     reply_length: int = 3000
     timeout: float = 900.0
@@ -77,7 +81,9 @@ class LiveTrace:
     first_write_text: str = ""
     first_text: float | None = None  # the first Slack write that made text of the reply visible
     first_text_method: str = ""
-    complete: float | None = None  # the reply's last Slack write
+    final_text: float | None = None  # the first Slack write after which the model's whole text showed
+    complete: float | None = None  # the reply's last Slack write (a replaced partial's delete included)
+    replaced: bool = False  # the final text went out as a new message (the partial one deleted)
     messages: int = 0  # Slack messages the reply used
     exact: bool = False  # the reply ended showing exactly the model's text
 
@@ -95,11 +101,12 @@ class ModeRun:
     ttft: float = 0.0
 
 
-def run_mode(setup: LiveSetup, mode: str) -> ModeRun:
+def run_mode(setup: LiveSetup, mode: str, channels: int | None = None) -> ModeRun:
+    channels = channels or setup.channels
     model = TimedModel(ttft=setup.ttft, chunk_size=setup.chunk_size, chunk_delay=setup.chunk_delay)
     model.reply_fn = lambda request: live_reply(request, setup.reply_length)
     world_setup = Setup(ttft=setup.ttft, chunk_delay=setup.chunk_delay, timeout=setup.timeout)
-    with World(setup.channels, world_setup, rate_limits="real", env={"BRIDGE_REPLY_IN": mode},
+    with World(channels, world_setup, rate_limits="real", env={"BRIDGE_REPLY_IN": mode},
                model=model) as world:
         before, start = world.meter.snapshot(), time.time()
         rounds = [_round(world, index, mode) for index in range(setup.rounds)]
@@ -188,7 +195,13 @@ def _from_writes(trace: LiveTrace, writes: list[Call]) -> None:
         return
     trace.first_write, trace.first_write_text = writes[0].time, _text(writes[0]).strip()
     trace.complete = writes[-1].time
-    trace.messages = sum(1 for c in writes if c.method in STARTS)
+    trace.messages = sum(1 for c in writes if c.method in STARTS) - sum(1 for c in writes if c.method == "chat.delete")
+    # The answer ends with the end marker: the first write carrying it made the whole text visible (an edit
+    # or post holds the whole text; a stream's last append or stop adds its end).
+    final = next((c for c in writes if c.method != "chat.delete" and END in _text(c)), None)
+    if final is not None:
+        trace.final_text = final.time
+        trace.replaced = final.method == "chat.postMessage" and any(c.method == "chat.delete" for c in writes)
     for call in writes:
         text = _text(call).strip()
         if text and text != WORKING_TEXT:

@@ -95,6 +95,20 @@ class Pacer:
         else:
             future.cancel()
 
+    def put_back(self) -> None:
+        """A turn taken with `try_acquire` and not used after all (no call was made) goes back."""
+        self._refill()
+        self._tokens = min(self._capacity, self._tokens + 1)
+        self._schedule(reschedule=True)
+
+    def delay(self, priority: Priority) -> float:
+        """Seconds until a call of `priority` asked for now would get its turn, if no call of the same or a
+        higher priority asks meanwhile (lower ones wait behind it)."""
+        self._refill()
+        ahead = sum(1 for level, _, future in self._waiters if level <= priority and not future.done())
+        needed = ahead + 1 - self._tokens
+        return max(needed / self._rate if needed > 0 else 0.0, self._paused_until - self._clock())
+
     @property
     def tokens(self) -> float:
         """Calls that could go out at once now."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,16 +62,28 @@ def notice_metadata(key: str) -> dict[str, Any]:
     return {"event_type": REPLY_EVENT, "event_payload": {"turn": key, "part": 0}}
 
 
-async def find_posted(client: AsyncWebClient, channel: str, thread_ts: str | None, tag: PostTag) -> dict[int, str]:
-    """part → ts of the messages of `tag`'s reply already in the channel (or thread), newest pages first;
-    {} if none, or if Slack could not be asked (logged)."""
-    return await find_tagged(client, channel, thread_ts, tag.key, tag.since)
+async def find_posted(client: AsyncWebClient, channel: str, thread_ts: str | None,
+                      tag: PostTag) -> dict[int, list[str]]:
+    """part → the ts of every message of `tag`'s reply already in the channel (or thread), oldest first
+    (a part is in Slack twice when a replacement's stale message was not deleted yet, or a post whose
+    answer was lost was sent again); {} if none, or if Slack could not be asked (logged)."""
+    return await _find_all(client, channel, thread_ts, tag.key, tag.since)
 
 
 async def find_tagged(client: AsyncWebClient, channel: str, thread_ts: str | None, key: str,
                       since: str | None = None) -> dict[int, str]:
-    """part → ts of the messages whose metadata carries `key`, after `since` (see `find_posted`)."""
-    found: dict[int, str] = {}
+    """part → ts of the newest message whose metadata carries `key`, after `since` (see `find_posted`)."""
+    return {part: found[-1] for part, found in (await _find_all(client, channel, thread_ts, key, since)).items()}
+
+
+def newest(timestamps: Iterable[str]) -> str:
+    """The newest of some message timestamps (Slack's ts are seconds.micro: compared as numbers)."""
+    return max(timestamps, key=lambda ts: (float(ts), ts))
+
+
+async def _find_all(client: AsyncWebClient, channel: str, thread_ts: str | None, key: str,
+                    since: str | None) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
     cursor: str | None = None
     try:
         for _page in range(LOOKUP_PAGES):
@@ -85,7 +98,7 @@ async def find_tagged(client: AsyncWebClient, channel: str, thread_ts: str | Non
                 metadata = message.get("metadata") or {}
                 payload = metadata.get("event_payload") or {}
                 if metadata.get("event_type") == REPLY_EVENT and payload.get("turn") == key:
-                    found.setdefault(int(payload.get("part", 0)), str(message["ts"]))
+                    found.setdefault(int(payload.get("part", 0)), []).append(str(message["ts"]))
             cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
             if cursor is None:
                 break
@@ -93,7 +106,7 @@ async def find_tagged(client: AsyncWebClient, channel: str, thread_ts: str | Non
         log.warning("channel %s: could not look for the messages an earlier attempt posted (%s); posting anew",
                     channel, reason(exc))
         return {}
-    return found
+    return {part: sorted(set(timestamps), key=lambda ts: (float(ts), ts)) for part, timestamps in found.items()}
 
 
 # Calls that add something each time they are made: resent after a lost answer, they make it twice.

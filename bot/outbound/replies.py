@@ -21,11 +21,11 @@ from bot.outbound.live_text import INDICATOR_DELAY, WORKING_TEXT
 from bot.outbound.mentions import MentionGuard, escape_broadcasts
 from bot.outbound.posted import PostTag
 from bot.outbound.streaming_reply import APPEND_INTERVAL, StreamingReply
-from bot.outbound.updating_reply import FIRST_GATHER, UPDATE_INTERVAL, OnPost, UpdatingReply
+from bot.outbound.updating_reply import FIRST_GATHER, UPDATE_INTERVAL, OnPost, OnReplace, UpdatingReply
 from bot.outbound.writer import SlackWriter
 
 __all__ = ["APPEND_INTERVAL", "FIRST_GATHER", "INDICATOR_DELAY", "UPDATE_INTERVAL", "WORKING_TEXT", "OnPost",
-           "PostTag", "QuietReply", "Reply", "ReplyFactory", "StreamingReply", "UpdatingReply"]
+           "OnReplace", "PostTag", "QuietReply", "Reply", "ReplyFactory", "StreamingReply", "UpdatingReply"]
 
 
 class Reply(Protocol):
@@ -60,21 +60,23 @@ class ReplyFactory:
         self._allow_broadcast_mentions = allow_broadcast_mentions
 
     def create(self, *, channel: str, thread_ts: str | None, recipient: str | None, messages: Sequence[str] = (),
-               on_post: OnPost | None = None, stream: bool = True, tag: PostTag | None = None) -> Reply:
+               on_post: OnPost | None = None, on_replace: OnReplace | None = None, stream: bool = True,
+               tag: PostTag | None = None) -> Reply:
         """A new reply; or, given the `messages` an earlier attempt posted, one that rewrites those.
-        `stream=False`: never a native stream (an answer known in full is simply written). `tag`: the
-        turn on every message posted, and whether to look for ones posted before (see posted.py) — such a
-        reply is written as an ordinary message: it may have to edit one found. Every reply the model's
-        text reaches Slack through is made here, so here its broadcast mentions are defused (unless
-        BRIDGE_ALLOW_BROADCAST_MENTIONS)."""
+        `on_post` is told every message posted; `on_replace` (old, new) of messages posted in place of
+        others, before those are deleted. `stream=False`: never a native stream (an answer known in full
+        is simply written). `tag`: the turn on every message posted, and whether to look for ones posted
+        before (see posted.py) — such a reply is written as an ordinary message: it may have to edit one
+        found. Every reply the model's text reaches Slack through is made here, so here its broadcast
+        mentions are defused (unless BRIDGE_ALLOW_BROADCAST_MENTIONS)."""
         reply: Reply
         if stream and self._stream_in_threads and thread_ts and not messages and recipient \
                 and not (tag is not None and tag.look_first):
             reply = StreamingReply(self.writer, channel=channel, thread_ts=thread_ts, recipient=recipient,
-                                   on_post=on_post, tag=tag)
+                                   on_post=on_post, on_replace=on_replace, tag=tag)
         else:
             reply = UpdatingReply(self.writer, channel=channel, thread_ts=thread_ts, messages=messages,
-                                  on_post=on_post, tag=tag)
+                                  on_post=on_post, on_replace=on_replace, tag=tag)
         return reply if self._allow_broadcast_mentions else QuietReply(reply)
 
 

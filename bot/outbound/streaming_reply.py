@@ -2,6 +2,11 @@
 
 If the stream expires or fails it becomes an `UpdatingReply` on the same message, so the reply still
 completes. Past the length limit a stream is sealed (an open code block closed) and a new one starts.
+
+`chat.startStream` and `chat.stopStream` have small workspace-wide budgets (Tier 2), so a stream is
+started only when its stop's turn can be kept for it (see `SlackWriter.start_stream`); the rest of the
+answer goes out with the stop itself, and progress appends still waiting for their budget when the
+answer is complete are dropped — a finished answer waits for neither budget.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from bot.outbound.live_text import INDICATOR_DELAY, WORKING_TEXT, LiveText, canc
 from bot.outbound.pacing import Priority
 from bot.outbound.posted import PostTag, find_stream, outcome_unknown
 from bot.outbound.slack_errors import SLACK_FAILURES
-from bot.outbound.updating_reply import OnPost, UpdatingReply
+from bot.outbound.updating_reply import OnPost, OnReplace, UpdatingReply
 from bot.outbound.writer import SlackWriter
 
 log = logging.getLogger(__name__)
@@ -32,9 +37,11 @@ class StreamingReply:
     """A reply streamed natively in a thread, falling back to `UpdatingReply` when the stream ends early."""
 
     def __init__(self, writer: SlackWriter, *, channel: str, thread_ts: str, recipient: str | None,
-                 limit: int = MARKDOWN_TEXT_LIMIT, on_post: OnPost | None = None, tag: PostTag | None = None) -> None:
+                 limit: int = MARKDOWN_TEXT_LIMIT, on_post: OnPost | None = None, on_replace: OnReplace | None = None,
+                 tag: PostTag | None = None) -> None:
         self._writer = writer
         self.on_post = on_post
+        self.on_replace = on_replace
         self._tag = tag  # on the messages posted (a stream's own message cannot carry metadata)
         self.channel = channel
         self.thread_ts = thread_ts
@@ -47,6 +54,7 @@ class StreamingReply:
         self._prefix = ""  # the code fence the current stream reopened
         self._content = ""  # what the current stream shows
         self._open = False
+        self._stop_kept = False  # the open stream's stop has its turn of the budget (taken when it started)
         self._fallback: UpdatingReply | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -74,6 +82,7 @@ class StreamingReply:
 
     async def cancel(self) -> list[str]:
         await cancel_task(self._task)
+        self._give_back_stop()
         if self._fallback is not None:
             return self.timestamps[:-1] + await self._fallback.cancel()
         return list(self.timestamps)
@@ -106,9 +115,10 @@ class StreamingReply:
                 raise
             log.info("channel %s: the stream ended early (%s); finishing with chat.update", self.channel,
                      exc.response.get("error"))
+            self._give_back_stop()
             self._fallback = UpdatingReply(self._writer, channel=self.channel, thread_ts=self.thread_ts,
                                            messages=self.timestamps[-1:], limit=self._limit, shown=self._content,
-                                           on_post=self.on_post, tag=self._tag,
+                                           on_post=self.on_post, on_replace=self.on_replace, tag=self._tag,
                                            first_part=len(self.timestamps) - 1)
             self._fallback.feed(self._prefix + self._live.text[self._stream_start:])
             self._fallback.start()
@@ -125,13 +135,16 @@ class StreamingReply:
                 if not chunk and not done and self.timestamps:
                     return  # a later stream starts when there is text for it
                 await self._open_stream(chunk)
-            elif chunk:
-                await self._append(chunk, Priority.FINAL if overflow or done else Priority.PROGRESS)
+                chunk = ""
             if overflow:
+                if chunk:
+                    await self._append(chunk, Priority.FINAL)
                 await self._close_stream(seal=True)
                 continue
             if done:
-                await self._close_stream(seal=False)
+                await self._close_stream(seal=False, tail=chunk)  # the rest of the answer goes with the stop
+            elif chunk:
+                await self._append(chunk, Priority.PROGRESS)
             return
 
     async def _open_stream(self, first: str) -> None:
@@ -143,6 +156,7 @@ class StreamingReply:
             found = await find_stream(self._writer.client, self.channel, self.thread_ts, markdown) \
                 if outcome_unknown(exc) else None
             if found is None:
+                self._writer.stops.put_back()  # (no stream: its stop's turn was never needed)
                 raise
             ts = found
         if ts is None:  # streams are rate limited: finish in an ordinary message instead
@@ -156,25 +170,36 @@ class StreamingReply:
             self._sent += len(first)
             raise SlackApiError("no stream available", {"ok": False, "error": "stream_expired"})
         self.timestamps.append(ts)
+        self._stream_start, self._content, self._open, self._stop_kept = self._sent, markdown, True, True
+        self._sent += len(first)
         if self.on_post is not None:
             await self.on_post(ts)
-        self._stream_start, self._content, self._open = self._sent, markdown, True
-        self._sent += len(first)
 
     async def _append(self, chunk: str, priority: Priority) -> None:
-        if await self._writer.append_stream(self.channel, self.timestamps[-1], chunk, priority=priority):
+        # A progress append still waiting for the budget when the answer is complete is dropped: its text
+        # goes out with the stop.
+        unless = None if priority is Priority.FINAL else self._live.ended
+        if await self._writer.append_stream(self.channel, self.timestamps[-1], chunk, priority=priority,
+                                            unless=unless):
             self._content += chunk
             self._sent += len(chunk)
 
-    async def _close_stream(self, *, seal: bool) -> None:
-        """Stop the current stream; when sealing it at the length limit, close an open code block and
-        remember to reopen it in the next stream."""
+    async def _close_stream(self, *, seal: bool, tail: str = "") -> None:
+        """Stop the current stream, adding `tail` (the rest of the text); when sealing it at the length
+        limit, close an open code block and remember to reopen it in the next stream."""
         fence = open_fence_at_end(self._content) if seal else None
         closing = ("" if self._content.endswith("\n") else "\n") + fence.marker if fence else ""
-        await self._writer.stop_stream(self.channel, self.timestamps[-1], closing)
-        self._content += closing
+        kept, self._stop_kept = self._stop_kept, False
+        await self._writer.stop_stream(self.channel, self.timestamps[-1], tail + closing, reserved=kept)
+        self._content += tail + closing
+        self._sent += len(tail)
         self._open = False
         self._prefix = fence.opening_line + "\n" if fence else ""
+
+    def _give_back_stop(self) -> None:
+        if self._stop_kept:
+            self._stop_kept = False
+            self._writer.stops.put_back()
 
 
 def clean_cut(text: str, limit: int, *, whole: bool = True) -> int:

@@ -3,6 +3,13 @@
 The message grows through paced `chat.update` calls and ends with exactly the final text. Past
 12,000 characters the message is closed at a clean boundary (a code block is closed and reopened)
 and the reply continues in a new message.
+
+The workspace's `chat.update` budget (about 50 a minute for every channel together) is what replies
+streaming at once share; the final text must not queue behind it. So when the final edit would wait
+longer than `FINAL_EDIT_WAIT`, the final text is posted as a new message instead (`chat.postMessage`'s
+budget is per channel) and the partial message is deleted: a replacement, journalled before the
+delete, so a crash in between still leaves one message (`_adopt` keeps the newest of a part, deletes
+the rest).
 """
 
 from __future__ import annotations
@@ -16,17 +23,19 @@ from slack_sdk.errors import SlackApiError
 from bot.outbound.formatting import MARKDOWN_TEXT_LIMIT, split_markdown
 from bot.outbound.live_text import INDICATOR_DELAY, WORKING_TEXT, LiveText, balanced, cancel_task, failure_text
 from bot.outbound.pacing import Priority
-from bot.outbound.posted import PostTag, find_posted
+from bot.outbound.posted import PostTag, find_posted, newest
 from bot.outbound.writer import SlackWriter
 
 FIRST_GATHER = 0.25  # after the first text, wait this long for more (or the end) before posting it
 UPDATE_INTERVAL = 1.0  # at most one progress update of a message per second
 STATUS_ROOM = 200  # characters kept free in a growing message for a status line ("Using a tool…")
+FINAL_EDIT_WAIT = 1.0  # seconds a final edit may wait for the edit budget; beyond, the final is posted anew
 # Slack errors meaning a message to update is gone.
 MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message"})
 STILL_STREAMING = "streaming_state_conflict"  # chat.update on a message that is still a native stream
 
 OnPost = Callable[[str], Awaitable[None]]  # told the ts of every message a reply posts, when it posts it
+OnReplace = Callable[[Sequence[str], Sequence[str]], Awaitable[None]]  # (old, new): messages posted in place of
 
 
 class UpdatingReply:
@@ -34,7 +43,8 @@ class UpdatingReply:
 
     def __init__(self, writer: SlackWriter, *, channel: str, thread_ts: str | None,
                  messages: Sequence[str] = (), limit: int = MARKDOWN_TEXT_LIMIT, shown: str | None = None,
-                 on_post: OnPost | None = None, tag: PostTag | None = None, first_part: int = 0) -> None:
+                 on_post: OnPost | None = None, on_replace: OnReplace | None = None, tag: PostTag | None = None,
+                 first_part: int = 0) -> None:
         self._writer = writer
         self.channel = channel
         self.thread_ts = thread_ts
@@ -43,6 +53,7 @@ class UpdatingReply:
         self.timestamps: list[str] = list(messages)  # messages already posted (a resumed reply) and new ones
         self._shown: list[str | None] = [shown] + [None] * (len(messages) - 1) if messages else []  # None: rewrite
         self.on_post = on_post
+        self.on_replace = on_replace  # told before the old messages are deleted (without it: on_post, new ones)
         self._tag = tag  # every message posted carries it (see posted.py); `first_part`: this reply's first
         self._first_part = first_part  # message's place among its turn's (a stream's fallback goes on from it)
         self._task: asyncio.Task[None] | None = None
@@ -91,10 +102,6 @@ class UpdatingReply:
                 # Let the first words gather a moment: a quick answer then goes out whole in one post,
                 # sparing the workspace's shared chat.update budget for the replies that need it.
                 await live.pause(FIRST_GATHER)
-            if live.final is None and self._writer.updates.congested:
-                # The workspace's edit budget is spent: a message posted now could not be finished for a
-                # while. Post the answer whole when it is complete instead.
-                await live.ended.wait()
         while live.final is None:
             live.changed.clear()
             had_text = bool(live.text)
@@ -103,19 +110,31 @@ class UpdatingReply:
                 await live.pause(UPDATE_INTERVAL)  # (the first words after an indicator go out at once)
             if live.final is None:
                 await live.changed.wait()
-        final = split_markdown(live.final.strip() or "_(no answer)_", self._limit - STATUS_ROOM)
-        await self._show(final, Priority.FINAL)
+        await self._finish(split_markdown(live.final.strip() or "_(no answer)_", self._limit - STATUS_ROOM))
 
-    async def _adopt(self, found: dict[int, str]) -> None:
-        """Take the messages an earlier attempt posted but never journalled (part → ts) as this reply's."""
+    async def _adopt(self, found: dict[int, list[str]]) -> None:
+        """Take the messages an earlier attempt posted as this reply's (part → every ts tagged with it,
+        oldest first): of each part the newest, since a replacement is newer than what it replaced and a
+        journalled message may have been replaced before the journal heard of it. The others are stale
+        (a replacement's old message not deleted yet, a post resent after a lost answer): deleted."""
+        stale: list[str] = []
+        for index, journalled in enumerate(self.timestamps):
+            tagged = found.get(self._first_part + index, [])
+            keep = newest([journalled, *tagged])
+            if keep != journalled:
+                await self._replaced([journalled], [keep])
+                self.timestamps[index], self._shown[index] = keep, None
+            stale += [ts for ts in {journalled, *tagged} if ts != keep]
         index = len(self.timestamps)
         while self._first_part + index in found:
-            ts = found[self._first_part + index]
-            self.timestamps.append(ts)
+            *older, keep = found[self._first_part + index]
+            self.timestamps.append(keep)
             self._shown.append(None)  # rewritten with this attempt's text
             if self.on_post is not None:
-                await self.on_post(ts)
+                await self.on_post(keep)
+            stale += older
             index += 1
+        await self._delete(stale)
 
     def _metadata(self, index: int) -> dict[str, Any] | None:
         return self._tag.metadata(self._first_part + index) if self._tag is not None else None
@@ -140,24 +159,64 @@ class UpdatingReply:
             if index < len(self.timestamps):
                 if self._shown[index] != piece and await self._update(index, piece, level, unless):
                     self._shown[index] = piece
-            else:
-                ts = await self._writer.post(self.channel, piece, thread_ts=self.thread_ts, priority=level,
-                                             unless=unless, metadata=self._metadata(index))
-                if ts is None:
-                    return  # rate limited: the next write posts it
-                self.timestamps.append(ts)
-                self._shown.append(piece)
-                if self.on_post is not None:
-                    await self.on_post(ts)
-        if final_upto is None:
-            for ts in self.timestamps[len(pieces):]:  # the final text is shorter than what was shown
-                try:
-                    await self._writer.delete(self.channel, ts)
-                except SlackApiError as exc:
-                    if exc.response.get("error") not in MESSAGE_GONE:
-                        raise
-            del self.timestamps[len(pieces):], self._shown[len(pieces):]
+            elif not await self._post(piece, level, unless):
+                return  # rate limited: the next write posts it
 
+    async def _finish(self, pieces: list[str]) -> None:
+        """Make the reply's messages show exactly `pieces`, the final text. Each is edited — unless the
+        edit would wait longer than FINAL_EDIT_WAIT for the workspace's budget: then it and every message
+        after it are posted anew and the old ones deleted. Messages beyond the final text are deleted."""
+        for index, piece in enumerate(pieces):
+            if index >= len(self.timestamps):
+                await self._post(piece, Priority.FINAL)
+            elif self._shown[index] != piece:
+                if self._writer.updates.delay(Priority.FINAL) > FINAL_EDIT_WAIT:
+                    await self._replace(pieces, index)
+                    return
+                if await self._update(index, piece, Priority.FINAL):
+                    self._shown[index] = piece
+        await self._delete(self.timestamps[len(pieces):])  # the final text is shorter than what was shown
+        del self.timestamps[len(pieces):], self._shown[len(pieces):]
+
+    async def _post(self, piece: str, level: Priority, unless: asyncio.Event | None = None) -> bool:
+        """Post the reply's next message; False if skipped (rate limited, or `unless` set while waiting)."""
+        ts = await self._writer.post(self.channel, piece, thread_ts=self.thread_ts, priority=level, unless=unless,
+                                     metadata=self._metadata(len(self.timestamps)))
+        if ts is None:
+            return False
+        self.timestamps.append(ts)
+        self._shown.append(piece)
+        if self.on_post is not None:
+            await self.on_post(ts)
+        return True
+
+    async def _replace(self, pieces: list[str], start: int) -> None:
+        """Post pieces[start:] as new messages, journal them in place of the reply's messages from `start`
+        on, then delete those (the journal first: a crash in between leaves the old ones stale, not ours)."""
+        old, new = self.timestamps[start:], []
+        for index in range(start, len(pieces)):
+            ts = await self._writer.post(self.channel, pieces[index], thread_ts=self.thread_ts,
+                                         priority=Priority.FINAL, metadata=self._metadata(index))
+            assert ts is not None  # (a final post waits its turn: it is never skipped)
+            new.append(ts)
+        await self._replaced(old, new)
+        self.timestamps[start:], self._shown[start:] = new, list(pieces[start:])
+        await self._delete(old)
+
+    async def _replaced(self, old: list[str], new: list[str]) -> None:
+        if self.on_replace is not None:
+            await self.on_replace(old, new)
+        elif self.on_post is not None:
+            for ts in new:
+                await self.on_post(ts)
+
+    async def _delete(self, timestamps: Sequence[str]) -> None:
+        for ts in timestamps:
+            try:
+                await self._writer.delete(self.channel, ts)
+            except SlackApiError as exc:
+                if exc.response.get("error") not in MESSAGE_GONE:
+                    raise
 
     async def _update(self, index: int, piece: str, level: Priority, unless: asyncio.Event | None = None) -> bool:
         try:
@@ -176,7 +235,6 @@ class UpdatingReply:
                                      metadata=self._metadata(index))
         if ts is None:
             return False
+        await self._replaced([self.timestamps[index]], [ts])
         self.timestamps[index] = ts
-        if self.on_post is not None:
-            await self.on_post(ts)
         return True

@@ -85,8 +85,11 @@ class SlackWriter:
 
     async def start_stream(self, channel: str, *, thread_ts: str, recipient: str | None,
                            markdown: str) -> str | None:
-        """Start a native stream — only if Slack's small budget for that allows it right now (else None:
-        the reply is written as an ordinary message instead of waiting seconds for a stream)."""
+        """Start a native stream — only if Slack's small budgets allow both its start and its stop right
+        now (else None: the reply is written as an ordinary message instead of waiting seconds for a
+        stream). The stop's turn is taken now and kept for the stream's end (`stop_stream(reserved=True)`),
+        so a finished answer never waits for the budget to close its stream; a stream that never gets to
+        its stop gives the turn back (`stops.put_back()`)."""
         kwargs: dict[str, Any] = {"channel": channel, "thread_ts": thread_ts}
         if recipient and self.team_id and not channel.startswith("D"):
             kwargs |= {"recipient_user_id": recipient, "recipient_team_id": self.team_id}
@@ -94,22 +97,37 @@ class SlackWriter:
             kwargs["markdown_text"] = markdown
         if not self.starts.try_acquire():
             return None
+        if not self.stops.try_acquire():
+            self.starts.put_back()
+            return None
         try:
             response = await self.client.chat_startStream(**kwargs)
         except SlackApiError as exc:
             if exc.response.status_code != 429:
                 raise
             self.starts.pause(_retry_after(exc))
+            self.stops.put_back()
             return None
         return response["ts"]
 
-    async def append_stream(self, channel: str, ts: str, markdown: str, *, priority: Priority) -> bool:
-        response = await self._call(self.appends, priority, self.client.chat_appendStream, None,
+    async def append_stream(self, channel: str, ts: str, markdown: str, *, priority: Priority,
+                            unless: asyncio.Event | None = None) -> bool:
+        """Append to a stream; False if skipped (rate limited, or `unless` was set while waiting)."""
+        response = await self._call(self.appends, priority, self.client.chat_appendStream, unless,
                                     channel=channel, ts=ts, markdown_text=markdown)
         return response is not None
 
-    async def stop_stream(self, channel: str, ts: str, markdown: str = "") -> None:
+    async def stop_stream(self, channel: str, ts: str, markdown: str = "", *, reserved: bool = False) -> None:
+        """End a stream, adding `markdown` last. `reserved`: the turn kept by `start_stream` is spent."""
         kwargs = {"markdown_text": markdown} if markdown else {}
+        if reserved:
+            try:
+                await self.client.chat_stopStream(channel=channel, ts=ts, **kwargs)
+                return
+            except SlackApiError as exc:
+                if exc.response.status_code != 429:
+                    raise
+                self.stops.pause(_retry_after(exc))  # then it waits its turn like any final write
         await self._call(self.stops, Priority.FINAL, self.client.chat_stopStream, None, channel=channel, ts=ts,
                          **kwargs)
 

@@ -113,6 +113,17 @@ class TurnJournal:
             f"UPDATE turns SET messages = {self._db.json_append('messages')} WHERE id = ?",
             (ts, turn_id))
 
+    async def replace_turn_messages(self, turn_id: int, old: Sequence[str], new: Sequence[str]) -> None:
+        """Messages `new` were posted in place of `old` (about to be deleted): they take their place."""
+        async with self._db.transaction():
+            row = await self._db.fetchone("SELECT messages FROM turns WHERE id = ?", (turn_id,))
+            if row is None:
+                return
+            messages = json.loads(row[0] or "[]")
+            at = next((index for index, ts in enumerate(messages) if ts in old), len(messages))
+            kept = [ts for ts in messages if ts not in old]
+            await self.set_turn_messages(turn_id, [*kept[:at], *new, *kept[at:]])
+
     async def set_turn_messages(self, turn_id: int, messages: Sequence[str]) -> None:
         await self._db.execute("UPDATE turns SET messages = ? WHERE id = ?", (json.dumps(list(messages)), turn_id))
 

@@ -135,9 +135,13 @@ class Turns:
         async def remember(ts: str) -> None:
             await self._parts.journal.add_turn_message(turn_id, ts)
 
+        async def replaced(old: Sequence[str], new: Sequence[str]) -> None:
+            await self._parts.journal.replace_turn_messages(turn_id, old, new)
+
         tag = PostTag(turn_id, conversation_id, look_first=look_first, since=since)
         return self._parts.replies.create(channel=channel, thread_ts=thread_ts, recipient=recipient,
-                                          messages=messages, on_post=remember, stream=stream, tag=tag)
+                                          messages=messages, on_post=remember, on_replace=replaced, stream=stream,
+                                          tag=tag)
 
     async def _stream(self, request: TurnRequest, reply: Reply, timing: _Timing) -> TurnCompleted:
         """The model turn, its text fed to the live reply as it arrives; abandoned past the deadline."""

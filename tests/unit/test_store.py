@@ -116,6 +116,17 @@ async def test_turn_lifecycle(store: Store) -> None:
     assert await store.inbox.channels_with_pending() == []
 
 
+async def test_replaced_messages_take_the_place_of_the_old_ones(store: Store) -> None:
+    await store.inbox.add_message(msg("1.0"))
+    ids = [i.id for i in await store.inbox.pending("C1")]
+    turn = await store.journal.start_turn("C1", ids, thread_ts=None, conversation_id="c", input_texts=["x"],
+                                          messages=["9.0", "9.1", "9.2"])
+    await store.journal.replace_turn_messages(turn, ["9.1", "9.2"], ["9.5", "9.6"])  # from the second on
+    assert (await store.journal.open_turn("C1")).messages == ("9.0", "9.5", "9.6")
+    await store.journal.replace_turn_messages(turn, ["9.0"], ["9.7"])  # the first, keeping the order
+    assert (await store.journal.open_turn("C1")).messages == ("9.7", "9.5", "9.6")
+
+
 async def test_failed_turns_leave_items_pending(store: Store) -> None:
     await store.inbox.add_message(msg("1.0"))
     ids = [i.id for i in await store.inbox.pending("C1")]
