@@ -11,6 +11,7 @@ the partial one, or the stop of a native stream).
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -174,20 +175,38 @@ def _text(call: Call) -> str:
 
 
 def _writes_by_token(calls: list[Call]) -> dict[int, list[Call]]:
-    """The successful writes of each reply: grouped by message (channel, ts), a message's reply known by
-    the token its text carries (an indicator or the first words may not carry it yet; later writes do)."""
+    """The successful writes of each reply: grouped by message (channel, ts), messages of one reply joined
+    by the turn their metadata carries (a final posted anew carries the partial message's), and a reply
+    known by the token its text carries (an indicator or the first words may not carry it yet; later
+    writes do)."""
     messages: dict[tuple[str, str], list[Call]] = {}
     for call in calls:
         if call.method in WRITES and call.ok:
             ts = call.response.get("ts") if call.method in STARTS else call.args.get("ts")
             messages.setdefault((str(call.args.get("channel")), str(ts)), []).append(call)
+    replies: dict[object, list[Call]] = {}
+    for key, writes in messages.items():
+        turns = [_turn_of(c) for c in writes if _turn_of(c)]
+        replies.setdefault((key[0], turns[0]) if turns else key, []).extend(writes)
     by_token: dict[int, list[Call]] = {}
-    for writes in messages.values():
+    for writes in replies.values():
         for token in tokens_in(" ".join(_text(c) for c in writes))[:1]:
             by_token.setdefault(token, []).extend(writes)
     for writes in by_token.values():
         writes.sort(key=lambda c: c.time)
     return by_token
+
+
+def _turn_of(call: Call) -> str | None:
+    """The turn a reply message's metadata names (see bot/outbound/posted.py), if the call carries it."""
+    metadata = call.args.get("metadata")
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            return None
+    payload = metadata.get("event_payload") if isinstance(metadata, dict) else None
+    return str(payload.get("turn")) if isinstance(payload, dict) and payload.get("turn") else None
 
 
 def _from_writes(trace: LiveTrace, writes: list[Call]) -> None:

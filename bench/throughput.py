@@ -77,7 +77,14 @@ def burst(setup: Setup, messages: int, channels: int, drain: float) -> Section:
     section.add("replies delivered per second", f"{run.replies[0] / elapsed:,.0f} /s  ({run.replies[0]} replies: "
                 f"{len(answered) / max(run.replies[0], 1):.1f} messages per reply; {run.replies[1]} completed "
                 "by chat.update)")
+    cpu = run.usage.bridge_cpu
+    section.add("messages per second per core (answered / the bridge's CPU seconds)",
+                f"{len(answered) / cpu:,.0f} /s per core  ({cpu:.2f} CPU s for {len(answered)} messages)"
+                if cpu > 0 else "n/a")
     _common_rows(section, run, messages)
+    section.note("Messages per core: what one core of the bridge answers per second in such a burst when nothing "
+                 "else competes for it — to size replicas, divide the expected peak rate by it (the machine's "
+                 "other core runs both emulators here, so the wall-clock rate above is lower).")
     section.note("Rates are over the window from the first message's delivery to the last answer. Messages that "
                  "arrive while a channel's turn runs are answered together in its next turn, so a burst needs "
                  "fewer model requests and replies than messages.")

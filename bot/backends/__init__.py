@@ -5,9 +5,11 @@ from bot.backends.base import (
     BackendError,
     FailureKind,
     TextDelta,
+    TextDone,
     TurnCompleted,
     TurnEvent,
     TurnRequest,
 )
 
-__all__ = ["Backend", "BackendError", "FailureKind", "TextDelta", "TurnCompleted", "TurnEvent", "TurnRequest"]
+__all__ = ["Backend", "BackendError", "FailureKind", "TextDelta", "TextDone", "TurnCompleted", "TurnEvent",
+           "TurnRequest"]

@@ -98,6 +98,15 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class TextDone:
+    """The turn's text is final (the model said so before its stream ended: `response.output_text.done`
+    with no tools offered, a Chat Completions `finish_reason` of stop): it can be shown now, while the
+    rest of the stream (usage, ids) is read. TurnCompleted still follows, with the same text."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ToolsRunning:
     """The model called these tools; their results go back to it (the reply can say so)."""
 
@@ -113,7 +122,7 @@ class TurnCompleted:
     output_tokens: int | None = None
 
 
-TurnEvent = TextDelta | ToolsRunning | TurnCompleted
+TurnEvent = TextDelta | TextDone | ToolsRunning | TurnCompleted
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ _Stream = openai.AsyncStream[ChatCompletionChunk]
 NAME_MAX = 64  # the `name` field: ^[a-zA-Z0-9_-]{1,64}$
 NO_OUTPUT = '{"status": "error", "message": "The function returned nothing"}'
 CONVERSATION_PREFIX = "chat_"
+FINAL_REASONS = ("stop", "length")  # a completion that ended so calls no tool: its text is the answer
 
 _NAME_SPACES = re.compile(r"\s+")
 _NAME_FORBIDDEN = re.compile(r"[^a-zA-Z0-9_-]")
@@ -242,9 +243,10 @@ class ChatBackend:
             async with stream:
                 async for chunk in stream:
                     streaming = True
+                    ended = current.finish_reason is None
                     text = current.absorb(chunk)
-                    if text:
-                        yield text
+                    if text or (ended and current.finish_reason is not None):
+                        yield text  # ("" when the chunk only says how the completion ended)
         except Exception as exc:  # noqa: BLE001 - every SDK failure is classified (an error chunk too)
             raise classify(exc, streaming=streaming) from exc
         if current.finish_reason is None:  # no chunk said how it ended: the stream was cut
@@ -348,6 +350,8 @@ class _Rounds:
         prompt = [self._system, *history, *self._added]
         async with aclosing(self._backend._complete(prompt, tools, got, self._hints)) as deltas:
             async for delta in deltas:
+                # A completion that ended without tool calls (usage may still follow): its text is final.
+                current.text_final = got.finish_reason in FINAL_REASONS and not got.calls
                 yield delta
         current.text, current.response_id = got.text, got.response_id
         current.input_tokens, current.output_tokens = got.prompt_tokens, got.completion_tokens

@@ -105,6 +105,11 @@ class ResponsesBackend:
                     if event.type == "response.output_text.delta":
                         current.text += event.delta
                         yield event.delta
+                    elif event.type == "response.output_text.done" and "tools" not in params:
+                        # With no tool to call, nothing can follow the text: it is final now, before the
+                        # rest of the stream (the whole response again, in response.completed) is parsed.
+                        current.text_final = True
+                        yield ""
                     elif event.type == "response.completed":
                         _completed(event.response, current)
                     elif event.type in ("response.failed", "response.incomplete", "error"):

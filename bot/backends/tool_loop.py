@@ -22,6 +22,7 @@ from bot.backends.base import (
     BackendError,
     FailureKind,
     TextDelta,
+    TextDone,
     ToolCall,
     ToolOutput,
     ToolsRunning,
@@ -41,6 +42,7 @@ class Round:
     last_item_id: str | None = None  # the conversation's newest item after it, where the API says
     input_tokens: int | None = None
     output_tokens: int | None = None
+    text_final: bool = False  # the model said its text is complete and no tool call follows (see TextDone)
 
 
 class Rounds(Protocol):
@@ -48,7 +50,8 @@ class Rounds(Protocol):
 
     def send(self, number: int, tools_allowed: bool, current: Round) -> AsyncIterator[str]:
         """Send round `number` (0 first; `tools_allowed` False from round `max_tool_rounds` on) and
-        stream its text, filling `current`. Raises BackendError."""
+        stream its text, filling `current` (an empty string after setting `current.text_final`). Raises
+        BackendError."""
         ...
 
     async def feed(self, current: Round, outputs: Sequence[ToolOutput]) -> None:
@@ -85,6 +88,7 @@ def kept_calling_tools(*, outcome_unknown: bool = False) -> BackendError:
 async def run_turn(request: TurnRequest, rounds: Rounds) -> AsyncIterator[TurnEvent]:
     """Run the turn's rounds until the model answers without calling tools."""
     shown = ""
+    told_final = False
     tokens_in: int | None = None
     tokens_out: int | None = None
     number = 0
@@ -94,13 +98,15 @@ async def run_turn(request: TurnRequest, rounds: Rounds) -> AsyncIterator[TurnEv
         # not later by the garbage collector (which may find it still running).
         async with aclosing(rounds.send(number, number < request.max_tool_rounds, current)) as deltas:
             async for delta in deltas:
-                if not delta:
-                    continue
-                if apart:  # the text after a tool call is set apart from the text before it
-                    shown, apart = shown + ROUND_SEPARATOR, False
-                    yield TextDelta(ROUND_SEPARATOR)
-                shown += delta
-                yield TextDelta(delta)
+                if delta:
+                    if apart:  # the text after a tool call is set apart from the text before it
+                        shown, apart = shown + ROUND_SEPARATOR, False
+                        yield TextDelta(ROUND_SEPARATOR)
+                    shown += delta
+                    yield TextDelta(delta)
+                if current.text_final and not told_final:
+                    told_final = True
+                    yield TextDone(shown)
         tokens_in, tokens_out = _add(tokens_in, current.input_tokens), _add(tokens_out, current.output_tokens)
         within = number < request.max_tool_rounds
         answers = None  # past the limit: what the backend answers the calls with (None: the round is the answer)

@@ -24,14 +24,12 @@ from bot.outbound.formatting import MARKDOWN_TEXT_LIMIT, split_markdown
 from bot.outbound.live_text import INDICATOR_DELAY, WORKING_TEXT, LiveText, balanced, cancel_task, failure_text
 from bot.outbound.pacing import Priority
 from bot.outbound.posted import PostTag, find_posted, newest
-from bot.outbound.writer import SlackWriter
+from bot.outbound.writer import MESSAGE_GONE, SlackWriter
 
 FIRST_GATHER = 0.25  # after the first text, wait this long for more (or the end) before posting it
 UPDATE_INTERVAL = 1.0  # at most one progress update of a message per second
 STATUS_ROOM = 200  # characters kept free in a growing message for a status line ("Using a tool…")
 FINAL_EDIT_WAIT = 1.0  # seconds a final edit may wait for the edit budget; beyond, the final is posted anew
-# Slack errors meaning a message to update is gone.
-MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message"})
 STILL_STREAMING = "streaming_state_conflict"  # chat.update on a message that is still a native stream
 
 OnPost = Callable[[str], Awaitable[None]]  # told the ts of every message a reply posts, when it posts it
@@ -201,7 +199,7 @@ class UpdatingReply:
             new.append(ts)
         await self._replaced(old, new)
         self.timestamps[start:], self._shown[start:] = new, list(pieces[start:])
-        await self._delete(old)
+        self._writer.delete_later(self.channel, old)  # the final text shows: nothing waits for the delete
 
     async def _replaced(self, old: list[str], new: list[str]) -> None:
         if self.on_replace is not None:

@@ -6,7 +6,8 @@ import asyncio
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -14,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.outbound.pacing import ChannelPacers, Pacer, Priority
 from bot.outbound.posted import find_tagged, notice_metadata, outcome_unknown
-from bot.outbound.slack_errors import SLACK_FAILURES
+from bot.outbound.slack_errors import SLACK_FAILURES, reason
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ DEFAULT_RETRY_AFTER = 1.0
 MAX_FINAL_ATTEMPTS = 20  # a final write retried after this many 429s in a row is given up (and logged)
 NOTICE_TRIES = 3  # a notice whose post went unanswered (and is not in the channel) is sent at most this often
 NOTICE_CLOCK_SLACK = 300.0  # seconds: how far before sending a notice its lookup starts (clocks differ)
+MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message"})  # Slack: a message to edit is gone
 
 
 @dataclass
@@ -42,6 +44,7 @@ class SlackWriter:
     stops: Pacer
     posts: ChannelPacers
     team_id: str | None = None
+    _cleanup: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)  # deletes in the background
 
     def share(self, replicas: int) -> None:
         """`replicas` of the app are alive: this one keeps to its share of every workspace-wide budget.
@@ -82,6 +85,30 @@ class SlackWriter:
 
     async def delete(self, channel: str, ts: str) -> None:
         await self._call(self.deletes, Priority.FINAL, self.client.chat_delete, None, channel=channel, ts=ts)
+
+    def delete_later(self, channel: str, timestamps: Sequence[str]) -> None:
+        """Delete messages in the background, as `chat.delete`'s budget allows: messages a reply replaced
+        (their text shows in the new ones, so no turn waits for this)."""
+        if timestamps:
+            task = asyncio.create_task(self._delete_all(channel, list(timestamps)), name=f"delete-{channel}")
+            self._cleanup.add(task)
+            task.add_done_callback(self._cleanup.discard)
+
+    async def _delete_all(self, channel: str, timestamps: list[str]) -> None:
+        for ts in timestamps:
+            try:
+                await self.delete(channel, ts)
+            except SlackApiError as exc:
+                if exc.response.get("error") not in MESSAGE_GONE:
+                    log.warning("channel %s: could not delete a replaced reply message (%s)", channel, reason(exc))
+            except SLACK_FAILURES as exc:
+                log.warning("channel %s: could not delete a replaced reply message (%s)", channel, reason(exc))
+
+    async def settle(self, grace: float) -> int:
+        """Wait up to `grace` seconds for the background deletes (at shutdown); how many were left."""
+        if self._cleanup:
+            await asyncio.wait(set(self._cleanup), timeout=grace)  # (not cancelled: they go on if there is time)
+        return len(self._cleanup)
 
     async def start_stream(self, channel: str, *, thread_ts: str, recipient: str | None,
                            markdown: str) -> str | None:

@@ -94,6 +94,7 @@ class Services:
     commands: SlashCommands
     runner: TurnRunner
     auth: SlackAuthGate
+    writer: SlackWriter
     stopping: bool = False  # SIGTERM came: /readyz says not ready, new events are refused (HTTP)
 
 
@@ -233,7 +234,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                                  budgets=budgets)
         yield Services(settings=settings, store=store, slack=slack, identity=identity, backend=backend,
                        conversations=conversations, workers=workers, intake=intake, commands=commands,
-                       runner=runner, auth=auth)
+                       runner=runner, auth=auth, writer=writer)
 
 
 async def _workers(store: Store, runner: TurnRunner, writer: SlackWriter, settings: Settings,

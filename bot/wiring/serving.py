@@ -18,6 +18,7 @@ from bot.wiring import EVENTS_PATH, SHUTDOWN_GRACE, Services, StartupError, buil
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 2.0  # seconds /readyz waits for the database before it says not ready
+CLEANUP_GRACE = 1.5  # seconds the replaced messages still to delete get after the turns (we exit within 10 s)
 
 
 async def run_socket_mode(settings: Settings) -> int:
@@ -36,6 +37,7 @@ async def run_socket_mode(settings: Settings) -> int:
         log.info("stopping: no new work; finishing turns in flight")
         await handler.close_async()
         await built.workers.stop(SHUTDOWN_GRACE)
+        await _settle(built)
         if operations is not None:
             await operations.cleanup()
     log.info("stopped")
@@ -124,9 +126,17 @@ async def serve_http(settings: Settings) -> int:
         built.stopping = True
         log.info("stopping: no new work; finishing turns in flight")
         await built.workers.stop(SHUTDOWN_GRACE)
+        await _settle(built)
         await runner.cleanup()
     log.info("stopped")
     return 0
+
+
+async def _settle(built: Services) -> None:
+    """Replaced reply messages still to delete get a moment; any left stay in Slack (and are logged)."""
+    left = await built.writer.settle(CLEANUP_GRACE)
+    if left:
+        log.warning("stopping with %d replaced reply message(s) not deleted yet", left)
 
 
 def _stop_on_signals() -> asyncio.Event:

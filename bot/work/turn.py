@@ -17,7 +17,16 @@ from collections.abc import Sequence
 from slack_sdk.errors import SlackApiError
 
 from bot import metrics
-from bot.backends.base import BackendError, FailureKind, TextDelta, ToolCall, ToolsRunning, TurnCompleted, TurnRequest
+from bot.backends.base import (
+    BackendError,
+    FailureKind,
+    TextDelta,
+    TextDone,
+    ToolCall,
+    ToolsRunning,
+    TurnCompleted,
+    TurnRequest,
+)
 from bot.conversation.tools import tool_status
 from bot.messages import InboxItem
 from bot.outbound.replies import PostTag, Reply
@@ -99,17 +108,18 @@ class Turns:
                 reply.start()
                 completed = await self._stream(request, reply, timing)
         except BackendError as error:
+            if timing.early is not None:  # (shown already; what the retry finds in the conversation replaces it)
+                timing.early[1].add_done_callback(_quietly)
             return await self._effects.failed(turn_id, batch, reply, error)
         except BaseException:
             # Not a model failure (a store error, a bug, a shutdown): nobody will feed or finish this reply,
             # so its writer must not wait forever. What it posted is journalled: the next attempt rewrites it.
             await reply.cancel()
             raise
-        timing.done = time.monotonic()
         parts.model_refusal = None
         # The answer goes to Slack while it is journalled: if we crash in between, the turn is still
         # `started`, and the answer is found in the conversation and written into the same message.
-        writing = asyncio.ensure_future(reply.finish(completed.text))
+        writing = self._writing(reply, completed.text, timing, turn_id, thread_ts, request.conversation_id)
         await parts.journal.answer_turn(turn_id, completed.text, completed.response_id,
                                         backend=parts.conversations.backend.name, last_item_id=completed.last_item_id)
         if parts.budgets is not None:
@@ -143,6 +153,27 @@ class Turns:
                                           messages=messages, on_post=remember, on_replace=replaced, stream=stream,
                                           tag=tag)
 
+    def _writing(self, reply: Reply, text: str, timing: _Timing, turn_id: int, thread_ts: str | None,
+                 conversation_id: str) -> asyncio.Future[list[str]]:
+        """The reply being written with the turn's text: since the model said its text was final
+        (TextDone), or from now. Should the completed text differ after all, it is written over it."""
+        if timing.early is None:
+            timing.done = time.monotonic()
+            return asyncio.ensure_future(reply.finish(text))
+        shown, writing = timing.early
+        if shown == text:
+            return writing
+
+        async def correct() -> list[str]:
+            log.warning("channel %s: the model's answer changed after it said it was final; rewriting it",
+                        reply.channel)
+            posted = await writing
+            again = self.reply(reply.channel, turn_id, thread_ts, recipient=None, messages=posted, stream=False,
+                               conversation_id=conversation_id)
+            return await again.finish(text)
+
+        return asyncio.ensure_future(correct())
+
     async def _stream(self, request: TurnRequest, reply: Reply, timing: _Timing) -> TurnCompleted:
         """The model turn, its text fed to the live reply as it arrives; abandoned past the deadline."""
         completed: TurnCompleted | None = None
@@ -154,6 +185,9 @@ class Turns:
                     if isinstance(event, TextDelta):
                         timing.first_token = timing.first_token or time.monotonic()
                         reply.feed(event.text)
+                    elif isinstance(event, TextDone) and timing.early is None:
+                        timing.done = time.monotonic()  # the answer is complete: it goes to Slack now
+                        timing.early = (event.text, asyncio.ensure_future(reply.finish(event.text)))
                     elif isinstance(event, ToolsRunning):
                         reply.status(tool_status(event.names))
                     elif isinstance(event, TurnCompleted):
@@ -221,6 +255,7 @@ class _Timing:
         self.sent = started
         self.done = started
         self.first_token: float | None = None
+        self.early: tuple[str, asyncio.Future[list[str]]] | None = None  # the text said final, being written
 
     @property
     def prepare_ms(self) -> float:
@@ -233,6 +268,12 @@ class _Timing:
     @property
     def total_ms(self) -> float:
         return (time.monotonic() - self.started) * 1000
+
+
+def _quietly(future: asyncio.Future[list[str]]) -> None:
+    """A reply written early whose turn then failed: its own failure is not news (the turn's is)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _observe_arrivals(batch: Sequence[InboxItem]) -> None:

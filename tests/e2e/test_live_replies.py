@@ -185,3 +185,18 @@ def test_failed_stream_is_marked_then_retried(slack: SlackEmulator, model_api: O
     assert "couldn't answer" in notice and WORKING not in notice
     model_api.wait_for(lambda: len(model_api.model.seen) == 2, timeout=20, message="the retry")
     wait_text(slack, "general", model_api.model.seen[1].reply.text.strip())
+
+
+def test_the_answer_goes_to_slack_once_the_model_says_its_text_is_final(
+        slack: SlackEmulator, model_api: OpenAIEmulator, bridge: BridgeProcess) -> None:
+    slow_model(model_api, length=800, seconds=2.0)
+    model_api.model.finish_delay = 3.0  # the service takes its time over the rest of the stream
+    slack.fail_next("chat.update", error="ratelimited", status=429, retry_after=30)  # no progress edit shows it
+    slack.user_says("general", "alice", "a quick one")
+    (seen,) = model_api.wait_for(lambda: model_api.model.seen, message="the model request")
+    text = seen.reply.text.strip()
+    wait_text(slack, "general", text)
+    done = model_api.wait_for(lambda: model_done_at(model_api), message="the model's stream to end")[0]
+    shown = min(c.time for c in slack.calls() if c.ok and c.args.get("markdown_text") == text)
+    assert shown < done - 1.5  # written at response.output_text.done, not once the stream ended
+    eventually(lambda: "outcome=answered" in bridge.log, message="the turn journalled as answered")

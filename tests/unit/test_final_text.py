@@ -25,10 +25,12 @@ TIMEOUT = 20.0  # seconds: far more than a final needs, far less than the budget
 
 
 def starved_writer(slack: SlackEmulator, *, updates: int = 1, starts: int = 5, stops: int = 5,
-                   appends: int = 1) -> SlackWriter:
-    """A writer whose workspace-wide budgets allow a few calls at once, then one an hour."""
+                   appends: int = 1, deletes: int | None = None) -> SlackWriter:
+    """A writer whose workspace-wide budgets allow a few calls at once, then one an hour (deletes: 40 a
+    minute unless told)."""
+    delete_budget = Pacer(per_minute=40, burst=10) if deletes is None else Pacer(per_minute=HOURS, burst=deletes)
     return SlackWriter(client=AsyncWebClient(token=slack.bot_token, base_url=slack.base_url),
-                       updates=Pacer(per_minute=HOURS, burst=updates), deletes=Pacer(per_minute=40, burst=10),
+                       updates=Pacer(per_minute=HOURS, burst=updates), deletes=delete_budget,
                        appends=Pacer(per_minute=HOURS, burst=appends), starts=Pacer(per_minute=HOURS, burst=starts),
                        stops=Pacer(per_minute=HOURS, burst=stops), posts=ChannelPacers(per_minute=55, burst=3),
                        team_id=slack.team_id)
@@ -58,19 +60,26 @@ async def grow(reply: UpdatingReply | StreamingReply, words: int) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_finals_are_not_queued_behind_progress_edits(slack: SlackEmulator) -> None:
-    writer = starved_writer(slack, updates=1)  # one edit, then one an hour: progress spends it at once
-    channels = [slack.add_channel(f"team-{i}", members=[slack.users["alice"]]) for i in range(3)]
+def growing_replies(slack: SlackEmulator, writer: SlackWriter, count: int) -> tuple[list[str], list[Journal],
+                                                                                   list[UpdatingReply]]:
+    channels = [slack.add_channel(f"team-{i}", members=[slack.users["alice"]]) for i in range(count)]
     journals = [Journal() for _ in channels]
     replies = [UpdatingReply(writer, channel=c, thread_ts=None, on_post=j.posted, on_replace=j.replaced,
                              tag=PostTag(turn, "conv")) for turn, (c, j) in enumerate(zip(channels, journals,
                                                                                           strict=True))]
     for reply in replies:
         reply.start()
+    return channels, journals, replies
+
+
+async def test_finals_are_not_queued_behind_progress_edits(slack: SlackEmulator) -> None:
+    writer = starved_writer(slack, updates=1)  # one edit, then one an hour: progress spends it at once
+    channels, journals, replies = growing_replies(slack, writer, 3)
     await asyncio.gather(*(grow(reply, 150) for reply in replies))  # 1.5 s: first texts, a progress edit
     finals = [f"the whole answer for {c}" for c in channels]
     async with asyncio.timeout(TIMEOUT):
         shown = await asyncio.gather(*(r.finish(text) for r, text in zip(replies, finals, strict=True)))
+        assert await writer.settle(TIMEOUT) == 0  # the replaced partial messages, deleted meanwhile
     for channel, final, timestamps, journal in zip(channels, finals, shown, journals, strict=True):
         assert bot_texts(slack, channel) == [final]  # the final text, once: the partial message is gone
         assert journal.messages == timestamps  # the journal holds the message that stayed, not the deleted one
@@ -79,6 +88,18 @@ async def test_finals_are_not_queued_behind_progress_edits(slack: SlackEmulator)
     edited_finals = sum(c.args["markdown_text"] in finals for c in edits)
     deleted = [c.args["ts"] for c in slack.calls("chat.delete") if c.ok]
     assert len(deleted) == 3 - edited_finals and not set(deleted) & {ts for t in shown for ts in t}
+
+
+async def test_a_final_waits_for_no_delete_of_the_message_it_replaces(slack: SlackEmulator) -> None:
+    writer = starved_writer(slack, updates=1, deletes=1)  # one delete, then one an hour
+    channels, _, replies = growing_replies(slack, writer, 3)
+    await asyncio.gather(*(grow(reply, 150) for reply in replies))
+    async with asyncio.timeout(TIMEOUT):
+        for reply, channel in zip(replies, channels, strict=True):
+            await reply.finish(f"the whole answer for {channel}")
+    for channel in channels:  # every final shows (two beside the partial message still to delete)
+        assert f"the whole answer for {channel}" in bot_texts(slack, channel)
+    assert await writer.settle(0.1) >= 1  # deletes still waiting for their budget held no reply up
 
 
 async def test_a_final_edit_that_can_go_out_at_once_is_an_edit(slack: SlackEmulator) -> None:
@@ -128,6 +149,7 @@ async def test_a_stream_starts_only_when_its_stop_can_go_out_and_its_end_waits_f
     async with asyncio.timeout(TIMEOUT):
         for reply, ts in zip(replies, threads, strict=True):
             await reply.finish("".join(f"word{i} " for i in range(150)) + f"end of {ts}")
+        await writer.settle(TIMEOUT)
     assert len([c for c in slack.calls("chat.startStream") if c.ok]) == 1  # the second had no stop to keep
     (stop,) = [c for c in slack.calls("chat.stopStream") if c.ok]
     assert stop.args.get("markdown_text", "").endswith(f"end of {threads[0]}")  # the rest went with the stop

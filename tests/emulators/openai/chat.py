@@ -7,6 +7,7 @@ message with tool_calls. The platform's pairing rules for tool calls are enforce
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -183,6 +184,8 @@ class _Completion:
             if broke and fault is not None:
                 return await self._break(writer, fault, request_id)
             await writer.event(None, self._chunk({}, self.finish_reason))
+            if self.p.model.finish_delay:
+                await asyncio.sleep(self.p.model.finish_delay)
             if self._include_usage:
                 chunk = self._chunk({})
                 chunk["choices"] = []

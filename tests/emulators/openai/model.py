@@ -3,8 +3,9 @@
 By default it echoes what it heard in the request's *new* input ("Heard: «Alice: hello» «Bob: hi»"),
 or what the tools returned ("Tool get_time returned: {...}"). Tests can queue scripted steps
 (`enqueue(text=…)`, `enqueue(tool_calls=[…])`, optionally only for requests that `match`), override
-everything with `reply_fn`, and tune timing (`ttft`, `chunk_size`, `chunk_delay`) and length
-(`reply_length`). Every request the model answers is appended to `seen`.
+everything with `reply_fn`, and tune timing (`ttft`, `chunk_size`, `chunk_delay`, and `finish_delay`:
+the pause between the text's end and the rest of the stream — a real service spends it on usage and
+storing the response) and length (`reply_length`). Every request the model answers is appended to `seen`.
 
 Knobs and the script are set from the test thread while the emulator loop reads them: the queue and
 `seen` are guarded by a lock; the knobs are plain attributes read once per request.
@@ -100,6 +101,7 @@ class ScriptedModel:
         self.ttft = ttft
         self.chunk_size = chunk_size
         self.chunk_delay = chunk_delay
+        self.finish_delay = 0.0  # seconds between the text's end (output_text.done / finish_reason) and the rest
         self.reply_length = reply_length
         self.usage = usage  # True: computed; False: not reported; dict: these numbers
         self.reply_fn: Callable[[ModelRequest], str | ModelReply | None] | None = None

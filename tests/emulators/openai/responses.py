@@ -8,6 +8,7 @@ function_call_output (same call_id) before the conversation can go on; instructi
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -182,6 +183,8 @@ class _Turn:
             broke = False
             if self.reply.text is not None:
                 broke = await self._stream_text(budget)
+                if self.p.model.finish_delay and not broke:
+                    await asyncio.sleep(self.p.model.finish_delay)
             for call in self.reply.tool_calls:
                 if broke:
                     break
