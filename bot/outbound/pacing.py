@@ -5,7 +5,9 @@ together; `chat.appendStream` (Tier 4) and `chat.startStream` (Tier 2) likewise;
 to about one message a second per channel. A `Pacer` is a token bucket that every live reply of the
 process draws from. Waiters are served by priority (a reply's final text before its first text before
 progress), then first come, first served — so replies streaming at once share the budget fairly, and
-when it runs short, progress updates get sparser while final texts still go out first.
+when it runs short, progress updates get sparser while final texts still go out first. Each reply still
+to write its final text holds one call in reserve (`hold` / `release`): progress is written only from
+what the bucket has beyond those, so the finals find their calls there instead of queueing.
 """
 
 from __future__ import annotations
@@ -41,15 +43,11 @@ class Pacer:
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
+        self._held = 0  # calls kept for final writes to come: progress may not take them
 
     @property
     def waiting(self) -> int:
         return sum(1 for _, _, future in self._waiters if not future.done())
-
-    @property
-    def congested(self) -> bool:
-        """Calls are queueing (or Slack said to wait): a call asked for now would wait its turn."""
-        return self.waiting > 0 or self._clock() < self._paused_until
 
     def try_acquire(self) -> bool:
         """Take a call's turn only if it is free right now (nobody waiting, a token in the bucket)."""
@@ -59,11 +57,25 @@ class Pacer:
         self._tokens -= 1
         return True
 
+    def hold(self) -> None:
+        """A reply that will need a final write started: keep a call for it (from what progress may take)."""
+        self._held += 1
+
+    def release(self) -> None:
+        """That reply's final write is done (or it ended otherwise): progress may have the call again."""
+        self._held = max(0, self._held - 1)
+        self._schedule(reschedule=True)
+
+    def _needed(self, priority: int) -> float:
+        """Tokens the bucket must hold for a call of `priority`: progress leaves the held calls alone (as
+        many as the bucket can hold but one, so progress is never shut out for good)."""
+        return 1 + min(self._held, self._capacity - 1) if priority >= Priority.PROGRESS else 1
+
     async def acquire(self, priority: Priority = Priority.PROGRESS, *, unless: asyncio.Event | None = None) -> bool:
         """Wait for a call's turn, then take it (True). With `unless`: give up waiting, without taking a
         turn, as soon as that event is set (False) — a progress write made pointless by the final one."""
         self._refill()
-        if not self._waiters and self._tokens >= 1 and self._clock() >= self._paused_until:
+        if not self._waiters and self._tokens >= self._needed(priority) and self._clock() >= self._paused_until:
             self._tokens -= 1
             return True
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -152,14 +164,19 @@ class Pacer:
             return
         self._refill()
         now = self._clock()
-        delay = max(0.0, (1 - self._tokens) / self._rate, self._paused_until - now)
+        while self._waiters and self._waiters[0][2].done():
+            heapq.heappop(self._waiters)
+        if not self._waiters:
+            return
+        needed = self._needed(self._waiters[0][0])
+        delay = max(0.0, (needed - self._tokens) / self._rate, self._paused_until - now)
         self._timer = asyncio.get_running_loop().call_later(delay, self._grant)
 
     def _grant(self) -> None:
         self._timer = None
         self._refill()
         if self._clock() >= self._paused_until:
-            while self._waiters and self._tokens >= 1:
+            while self._waiters and self._tokens >= self._needed(self._waiters[0][0]):
                 _, _, future = heapq.heappop(self._waiters)
                 if future.done():
                     continue

@@ -100,15 +100,22 @@ class UpdatingReply:
                 # Let the first words gather a moment: a quick answer then goes out whole in one post,
                 # sparing the workspace's shared chat.update budget for the replies that need it.
                 await live.pause(FIRST_GATHER)
-        while live.final is None:
-            live.changed.clear()
-            had_text = bool(live.text)
-            await self._show_progress()
-            if had_text:
-                await live.pause(UPDATE_INTERVAL)  # (the first words after an indicator go out at once)
-            if live.final is None:
-                await live.changed.wait()
-        await self._finish(split_markdown(live.final.strip() or "_(no answer)_", self._limit - STATUS_ROOM))
+        growing = live.final is None  # a message shown before the end will need a final edit: keep it a call
+        if growing:
+            self._writer.updates.hold()
+        try:
+            while live.final is None:
+                live.changed.clear()
+                had_text = bool(live.text)
+                await self._show_progress()
+                if had_text:
+                    await live.pause(UPDATE_INTERVAL)  # (the first words after an indicator go out at once)
+                if live.final is None:
+                    await live.changed.wait()
+            await self._finish(split_markdown(live.final.strip() or "_(no answer)_", self._limit - STATUS_ROOM))
+        finally:
+            if growing:
+                self._writer.updates.release()
 
     async def _adopt(self, found: dict[int, list[str]]) -> None:
         """Take the messages an earlier attempt posted as this reply's (part → every ts tagged with it,

@@ -39,6 +39,8 @@ from bot.work.retry import CONTINUE, Step, retry_in
 
 log = logging.getLogger(__name__)
 
+EARLY_WRITE_WAIT = 1.0  # seconds the rest of a stream waits for the answer, said final, to reach Slack
+
 
 class Turns:
     """Runs turns (and context additions) and writes their replies."""
@@ -187,7 +189,11 @@ class Turns:
                         reply.feed(event.text)
                     elif isinstance(event, TextDone) and timing.early is None:
                         timing.done = time.monotonic()  # the answer is complete: it goes to Slack now
-                        timing.early = (event.text, asyncio.ensure_future(reply.finish(event.text)))
+                        writing = asyncio.ensure_future(reply.finish(event.text))
+                        timing.early = (event.text, writing)
+                        # ... before the rest of the stream is parsed (usage, the whole response again):
+                        # nothing in it changes what the channel sees. (Its outcome is taken in `finish`.)
+                        await asyncio.wait({writing}, timeout=EARLY_WRITE_WAIT)
                     elif isinstance(event, ToolsRunning):
                         reply.status(tool_status(event.names))
                     elif isinstance(event, TurnCompleted):

@@ -56,15 +56,31 @@ def test_rejects_nonsense() -> None:
         Pacer(per_minute=0, burst=1)
 
 
-async def test_try_acquire_takes_only_a_free_turn() -> None:
+async def test_try_acquire_takes_only_a_free_turn_and_put_back_returns_it() -> None:
     pacer = Pacer(per_minute=60, burst=2)
-    assert not pacer.congested
     assert pacer.try_acquire() and pacer.try_acquire()
     assert not pacer.try_acquire()  # the bucket is empty: do something else than wait
-    waiting = asyncio.create_task(pacer.acquire())
-    await asyncio.sleep(0.01)
-    assert pacer.congested  # calls are queueing
-    waiting.cancel()
+    pacer.put_back()  # (taken for a call that was not made after all)
+    assert pacer.try_acquire()
+
+
+async def test_delay_says_how_long_a_call_would_wait_behind_its_equals_only() -> None:
+    now = [0.0]
+    pacer = Pacer(per_minute=60, burst=1, clock=lambda: now[0])  # one a second
+    assert pacer.delay(Priority.FINAL) == 0
+    assert pacer.try_acquire()
+    assert pacer.delay(Priority.FINAL) == pytest.approx(1.0)
+    progress = [asyncio.create_task(pacer.acquire(Priority.PROGRESS)) for _ in range(3)]
+    final = asyncio.create_task(pacer.acquire(Priority.FINAL))
+    await asyncio.sleep(0)
+    assert pacer.delay(Priority.FINAL) == pytest.approx(2.0)  # behind the one final, ahead of the progress
+    assert pacer.delay(Priority.PROGRESS) == pytest.approx(5.0)
+    now[0] = 0.5
+    assert pacer.delay(Priority.FINAL) == pytest.approx(1.5)
+    pacer.pause(10)
+    assert pacer.delay(Priority.FINAL) == pytest.approx(10.0)  # Slack said to wait
+    for task in (*progress, final):
+        task.cancel()
 
 
 async def test_a_cancelled_wait_leaves_no_waiter_behind() -> None:
@@ -90,3 +106,19 @@ async def test_a_turn_granted_to_a_cancelled_waiter_goes_back_to_the_bucket() ->
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert pacer.try_acquire()  # the token was not lost
+
+
+async def test_progress_leaves_the_calls_held_for_finals_to_come() -> None:
+    now = [0.0]
+    pacer = Pacer(per_minute=60, burst=3, clock=lambda: now[0])
+    pacer.hold()
+    pacer.hold()  # two replies will need a final edit
+    assert await pacer.acquire(Priority.PROGRESS)  # a full bucket: progress takes what is beyond those two
+    waiting = asyncio.create_task(pacer.acquire(Priority.PROGRESS))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # two calls left, both held
+    assert await pacer.acquire(Priority.FINAL) and await pacer.acquire(Priority.FINAL)  # at once, no queue
+    now[0] = 1.0  # a call refilled
+    pacer.release()
+    pacer.release()  # both finals written: progress may have the calls again
+    assert await asyncio.wait_for(waiting, 1.0)
