@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 RECOVERY_PAGE = 100  # conversation items per request when looking for an unfinished turn's messages
 RECOVERY_ITEMS = 2000  # how far back to look at most
+RESPONSES_PATH = "/responses"  # POST: create a response (relative to the client's base URL)
 # Ids no conversation or response has: looked up only to learn whether the endpoints exist.
 PROBE_CONVERSATION, PROBE_RESPONSE = "conv_assistantbridgeprobe0000000000", "resp_assistantbridgeprobe0000000000"
 INTERRUPTED = '{"status": "error", "message": "The tool call was interrupted; its result is unknown."}'
@@ -92,27 +93,35 @@ class ResponsesBackend:
         return run_turn(request, _Rounds(self, request))
 
     async def _respond(self, params: dict[str, Any], current: Round) -> AsyncIterator[str]:
-        """One streamed response; fills `current` with its text, tool calls, usage and final object."""
+        """One streamed response; fills `current` with its text, tool calls, usage and final object.
+
+        Sent with the SDK's lower-level `post` and its events read as the JSON the server sent
+        (`cast_to=object`): the same client, retries, errors and SSE decoding, without validating each
+        event into a model object and transforming the request against its typed schema — measured as
+        about a fifth of a turn's CPU (bench/README.md, "Profiling"), for fields these params and the
+        few events read here do not need."""
         streaming = False
         try:
-            stream = await send(lambda: self._writes.responses.create(**params))
+            stream = await send(lambda: self._writes.post(RESPONSES_PATH, body=params, cast_to=object, stream=True,
+                                                          stream_cls=openai.AsyncStream[object]))
             ended: BackendError | None = None
             async with stream:
                 async for event in stream:
                     streaming = True
-                    if ended is not None:
+                    if ended is not None or not isinstance(event, dict):
                         continue  # read to its end: the SDK's stream, left early, would be left to the GC
-                    if event.type == "response.output_text.delta":
-                        current.text += event.delta
-                        yield event.delta
-                    elif event.type == "response.output_text.done" and "tools" not in params:
+                    kind = event.get("type")
+                    if kind == "response.output_text.delta":
+                        current.text += event.get("delta") or ""
+                        yield event.get("delta") or ""
+                    elif kind == "response.output_text.done" and "tools" not in params:
                         # With no tool to call, nothing can follow the text: it is final now, before the
-                        # rest of the stream (the whole response again, in response.completed) is parsed.
+                        # rest of the stream (the whole response again, in response.completed) is read.
                         current.text_final = True
                         yield ""
-                    elif event.type == "response.completed":
-                        _completed(event.response, current)
-                    elif event.type in ("response.failed", "response.incomplete", "error"):
+                    elif kind == "response.completed":
+                        _completed(event.get("response") or {}, current)
+                    elif kind in ("response.failed", "response.incomplete", "error"):
                         ended = failure(event)
             if ended is not None:
                 raise ended
@@ -281,26 +290,26 @@ class _Rounds:
         return current.last_item_id
 
 
-def _completed(response: Any, current: Round) -> None:
-    usage, output = response.usage, response.output
-    current.response_id = response.id
-    current.last_item_id = output[-1].id if output else None
-    current.calls = [ToolCall(item.call_id, item.name, item.arguments)
-                     for item in output if item.type == "function_call"]
-    current.input_tokens = usage.input_tokens if usage else None
-    current.output_tokens = usage.output_tokens if usage else None
+def _completed(response: dict[str, Any], current: Round) -> None:
+    usage, output = response.get("usage") or {}, response.get("output") or []
+    current.response_id = response.get("id")
+    current.last_item_id = output[-1].get("id") if output else None
+    current.calls = [ToolCall(item.get("call_id", ""), item.get("name", ""), item.get("arguments") or "{}")
+                     for item in output if item.get("type") == "function_call"]
+    current.input_tokens = usage.get("input_tokens")
+    current.output_tokens = usage.get("output_tokens")
 
 
-def failure(event: Any) -> BackendError:
+def failure(event: dict[str, Any]) -> BackendError:
     """A failure the stream reported: an `error` event, `response.failed` or `response.incomplete`."""
-    if event.type == "error":
-        return stream_failure(getattr(event, "code", None), "the model reported an error")
-    response = event.response
-    if getattr(response, "status", None) == "incomplete":
-        details = getattr(response, "incomplete_details", None)
-        return stopped_early(getattr(details, "reason", None), request_id=getattr(response, "id", None))
-    error = getattr(response, "error", None)
-    return stream_failure(getattr(error, "code", None) if error else None, request_id=getattr(response, "id", None))
+    if event.get("type") == "error":
+        return stream_failure(event.get("code"), "the model reported an error")
+    response = event.get("response") or {}
+    if response.get("status") == "incomplete":
+        details = response.get("incomplete_details") or {}
+        return stopped_early(details.get("reason"), request_id=response.get("id"))
+    error = response.get("error") or {}
+    return stream_failure(error.get("code"), request_id=response.get("id"))
 
 
 def _developer_message(text: str) -> dict[str, Any]:

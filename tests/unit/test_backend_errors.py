@@ -12,13 +12,6 @@ import openai
 import pytest
 from openai.types.beta.threads import Run
 from openai.types.beta.threads.run import IncompleteDetails, LastError
-from openai.types.responses import (
-    Response,
-    ResponseError,
-    ResponseErrorEvent,
-    ResponseFailedEvent,
-    ResponseIncompleteEvent,
-)
 from openai.types.shared import ErrorObject
 
 from bot.backends.assistants import _apply, _Progress, _sdk_error, run_failure
@@ -51,14 +44,15 @@ def test_the_rows_are_the_table() -> None:
     assert UNKNOWN[0] not in CODE_KINDS and UNKNOWN_IN_STREAM is UNKNOWN[1]
 
 
+# (The Responses backend reads its stream's events as the JSON the server sends.)
 def responses_error_event(code: str | None) -> BackendError:
-    return failure(ResponseErrorEvent(type="error", code=code, message="Sorry", param=None, sequence_number=3))
+    return failure({"type": "error", "code": code, "message": "Sorry", "param": None, "sequence_number": 3})
 
 
 def responses_failed(code: str | None) -> BackendError:
-    error = ResponseError.model_construct(code=code, message="Sorry") if code else None
-    response = Response.model_construct(id="resp_1", status="failed", error=error)
-    return failure(ResponseFailedEvent.model_construct(type="response.failed", response=response, sequence_number=9))
+    error = {"code": code, "message": "Sorry"} if code else None
+    return failure({"type": "response.failed", "sequence_number": 9,
+                    "response": {"id": "resp_1", "status": "failed", "error": error}})
 
 
 def chat_error_chunk(code: str | None) -> BackendError:
@@ -120,10 +114,9 @@ def test_an_http_error_with_an_unknown_code_goes_by_its_status(status: int, kind
 
 
 def responses_incomplete(reason: str | None) -> BackendError:
-    details = SimpleNamespace(reason=reason) if reason else None
-    response = Response.model_construct(id="resp_1", status="incomplete", incomplete_details=details, error=None)
-    return failure(ResponseIncompleteEvent.model_construct(type="response.incomplete", response=response,
-                                                           sequence_number=9))
+    details = {"reason": reason} if reason else None
+    return failure({"type": "response.incomplete", "sequence_number": 9,
+                    "response": {"id": "resp_1", "status": "incomplete", "incomplete_details": details, "error": None}})
 
 
 def assistants_incomplete(reason: str | None) -> BackendError:
