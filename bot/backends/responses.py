@@ -81,6 +81,9 @@ class ResponsesBackend:
         self._writes = once(client)  # what adds to a conversation: never resent blindly
         self.model = model
         self.vision = vision or Vision()
+        # The SDK imports an API's module on first use (~10 ms for Conversations): at start, not in the
+        # first turn of the process.
+        _ = self._client.conversations, self._writes.conversations
 
     async def create_conversation(self, channel: str) -> str:
         try:

@@ -89,9 +89,9 @@ def test_not_ready_while_draining_on_sigterm(slack: SlackEmulator, model_api: Op
     port = free_port()
     bridge = bridge_factory(command="serve", env={"PORT": str(port)})
     slack.set_events_url(f"{bridge.http_url}/slack/events")
-    model_api.delay_next(4.0)  # a turn in flight when SIGTERM comes
+    model_api.delay_next(4.0, path="/v1/responses")  # a turn in flight when SIGTERM comes
     slack.user_says("general", "alice", "slow one")
-    eventually(lambda: model_api.model.seen, timeout=20, message="the model request")
+    eventually(lambda: model_api.requests("/v1/responses"), timeout=20, message="the model request, held")
     bridge.process.send_signal(signal.SIGTERM)
     status, answer = eventually(lambda: (r := ready(bridge.http_url))[0] == 503 and r, timeout=5,
                                 message="not ready while draining")
