@@ -206,7 +206,7 @@ class UpdatingReply:
             new.append(ts)
         await self._replaced(old, new)
         self.timestamps[start:], self._shown[start:] = new, list(pieces[start:])
-        self._writer.delete_later(self.channel, old)  # the final text shows: nothing waits for the delete
+        await self._writer.delete_later(self.channel, old)  # the final text shows: nothing waits for the delete
 
     async def _replaced(self, old: list[str], new: list[str]) -> None:
         if self.on_replace is not None:

@@ -8,7 +8,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -32,6 +32,16 @@ NOTICE_CLOCK_SLACK = 300.0  # seconds: how far before sending a notice its looku
 MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message"})  # Slack: a message to edit is gone
 
 
+class CleanupLog(Protocol):
+    """Where messages still to delete are kept across restarts (the store's StaleMessages)."""
+
+    async def add(self, channel: str, timestamps: Sequence[str]) -> None: ...
+
+    async def done(self, channel: str, ts: str) -> None: ...
+
+    async def pending(self) -> list[tuple[str, str]]: ...
+
+
 @dataclass
 class SlackWriter:
     """The client replies write through (no built-in 429 retry: waits go through the pacers)."""
@@ -44,6 +54,7 @@ class SlackWriter:
     stops: Pacer
     posts: ChannelPacers
     team_id: str | None = None
+    cleanup_log: CleanupLog | None = None  # deletes promised survive a restart (see resume_cleanup)
     _cleanup: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)  # deletes in the background
 
     def share(self, replicas: int) -> None:
@@ -86,23 +97,44 @@ class SlackWriter:
     async def delete(self, channel: str, ts: str) -> None:
         await self._call(self.deletes, Priority.FINAL, self.client.chat_delete, None, channel=channel, ts=ts)
 
-    def delete_later(self, channel: str, timestamps: Sequence[str]) -> None:
+    async def delete_later(self, channel: str, timestamps: Sequence[str], *, logged: bool = False) -> None:
         """Delete messages in the background, as `chat.delete`'s budget allows: messages a reply replaced
-        (their text shows in the new ones, so no turn waits for this)."""
-        if timestamps:
-            task = asyncio.create_task(self._delete_all(channel, list(timestamps)), name=f"delete-{channel}")
-            self._cleanup.add(task)
-            task.add_done_callback(self._cleanup.discard)
+        (their text shows in the new ones, so no turn waits for this). Written to the cleanup log first
+        (unless `logged` already), so a process that stops before it gets to them, the next one deletes."""
+        if not timestamps:
+            return
+        if self.cleanup_log is not None and not logged:
+            await self.cleanup_log.add(channel, timestamps)
+        task = asyncio.create_task(self._delete_all(channel, list(timestamps)), name=f"delete-{channel}")
+        self._cleanup.add(task)
+        task.add_done_callback(self._cleanup.discard)
+
+    async def resume_cleanup(self) -> int:
+        """At start: delete what an earlier process left to delete; how many messages that is."""
+        if self.cleanup_log is None:
+            return 0
+        by_channel: dict[str, list[str]] = {}
+        for channel, ts in await self.cleanup_log.pending():
+            by_channel.setdefault(channel, []).append(ts)
+        for channel, timestamps in by_channel.items():
+            await self.delete_later(channel, timestamps, logged=True)
+        return sum(map(len, by_channel.values()))
 
     async def _delete_all(self, channel: str, timestamps: list[str]) -> None:
         for ts in timestamps:
             try:
                 await self.delete(channel, ts)
-            except SlackApiError as exc:
+            except SlackApiError as exc:  # Slack said no: asking again would not change that
                 if exc.response.get("error") not in MESSAGE_GONE:
                     log.warning("channel %s: could not delete a replaced reply message (%s)", channel, reason(exc))
-            except SLACK_FAILURES as exc:
+            except SLACK_FAILURES as exc:  # (no answer: the next start tries again)
                 log.warning("channel %s: could not delete a replaced reply message (%s)", channel, reason(exc))
+                continue
+            if self.cleanup_log is not None:
+                try:
+                    await self.cleanup_log.done(channel, ts)
+                except Exception as exc:  # noqa: BLE001 - the store failing here: the next start deletes it again
+                    log.warning("channel %s: could not note a deleted message (%s)", channel, type(exc).__name__)
 
     async def settle(self, grace: float) -> int:
         """Wait up to `grace` seconds for the background deletes (at shutdown); how many were left."""

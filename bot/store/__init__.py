@@ -22,14 +22,15 @@ from bot.store.model_facts import ModelFacts
 from bot.store.postgres import DEFAULT_POOL_SIZE, DRIVER_ERRORS, POSTGRES_ERRORS, PostgresDatabase, is_postgres_url
 from bot.store.retention import erase_text
 from bot.store.sqlite import SqliteDatabase
+from bot.store.stale_messages import StaleMessages
 from bot.store.threads import THREAD_RETENTION, ThreadLog, ThreadRecord
 from bot.store.usage import Usage
 
 RETENTION = 7 * 24 * 3600.0  # finished inbox items and turns are kept this long (for operators), then pruned
 
 __all__ = ["AccessNotes", "ChatHistory", "ChatRecord", "ConversationMap", "Database", "DATABASE_ERRORS", "Inbox",
-           "ItemState", "ModelFacts", "open_database", "OPEN_ERRORS", "OpenTurn", "RETENTION", "SpeakerNames", "Store",
-           "StoreInUse", "ThreadLog", "ThreadRecord", "TurnJournal", "TurnState", "Usage"]
+           "ItemState", "ModelFacts", "open_database", "OPEN_ERRORS", "OpenTurn", "RETENTION", "SpeakerNames",
+           "StaleMessages", "Store", "StoreInUse", "ThreadLog", "ThreadRecord", "TurnJournal", "TurnState", "Usage"]
 
 DAY = 86_400.0
 
@@ -60,6 +61,7 @@ class Store:
     usage: Usage
     threads: ThreadLog
     model_facts: ModelFacts
+    stale_messages: StaleMessages
     retention_days: int = 0  # BRIDGE_RETENTION_DAYS: message text is erased this long after it was answered
 
     @classmethod
@@ -69,7 +71,8 @@ class Store:
         db = await open_database(target, pool_size=pool_size)
         store = cls(db=db, inbox=Inbox(db), journal=TurnJournal(db), conversations=ConversationMap(db),
                     chat=ChatHistory(db), usage=Usage(db), retention_days=retention_days, threads=ThreadLog(db),
-                    access_notes=AccessNotes(db), speaker_names=SpeakerNames(db), model_facts=ModelFacts(db))
+                    access_notes=AccessNotes(db), speaker_names=SpeakerNames(db), model_facts=ModelFacts(db),
+                    stale_messages=StaleMessages(db))
         try:
             await store.prune()
         except BaseException:

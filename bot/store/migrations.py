@@ -162,4 +162,13 @@ MIGRATIONS: tuple[str, ...] = (
         learned_at REAL NOT NULL
     );
     """,
+    # 12: reply messages a final text posted anew replaced, still to delete from Slack.
+    """
+    CREATE TABLE stale_messages (
+        channel  TEXT NOT NULL,
+        ts       TEXT NOT NULL,
+        added_at REAL NOT NULL,
+        PRIMARY KEY (channel, ts)
+    );
+    """,
 )

@@ -215,6 +215,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                                             files=file_reader(settings, slack, session))
         writer = SlackWriter.create(build_slack_client(settings, session=session, retry_rate_limits=False),
                                     team_id=identity.team_id)
+        writer.cleanup_log = store.stale_messages
         replies = ReplyFactory(writer, stream_in_threads=settings.reply_in == "thread",
                                allow_broadcast_mentions=settings.allow_broadcast_mentions)
         budgets = BudgetGate(store.usage, writer, limits_from(settings))

@@ -29,6 +29,7 @@ async def run_socket_mode(settings: Settings) -> int:
         operations = await _operations_server(built, handler) if settings.metrics_port else None
         stop = _stop_on_signals()
         resumed = await built.workers.resume()
+        await _resume_cleanup(built)
         await handler.connect_async()
         log.info("connected over Socket Mode; backend=%s model=%s; %d channel(s) resumed",
                  built.backend.name, built.backend.model, resumed)
@@ -120,6 +121,7 @@ async def serve_http(settings: Settings) -> int:
         await web.TCPSite(runner, "0.0.0.0", settings.port).start()
         stop = _stop_on_signals()
         resumed = await built.workers.resume()
+        await _resume_cleanup(built)
         log.info("listening on port %d; backend=%s model=%s; %d channel(s) resumed",
                  settings.port, built.backend.name, built.backend.model, resumed)
         await stop.wait()
@@ -132,11 +134,17 @@ async def serve_http(settings: Settings) -> int:
     return 0
 
 
+async def _resume_cleanup(built: Services) -> None:
+    left = await built.writer.resume_cleanup()
+    if left:
+        log.info("deleting %d replaced reply message(s) an earlier run left", left)
+
+
 async def _settle(built: Services) -> None:
     """Replaced reply messages still to delete get a moment; any left stay in Slack (and are logged)."""
     left = await built.writer.settle(CLEANUP_GRACE)
     if left:
-        log.warning("stopping with %d replaced reply message(s) not deleted yet", left)
+        log.warning("stopping with %d replaced reply message(s) not deleted yet; the next start deletes them", left)
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -18,6 +19,7 @@ from bot.outbound.posted import PostTag
 from bot.outbound.streaming_reply import StreamingReply
 from bot.outbound.updating_reply import UpdatingReply
 from bot.outbound.writer import SlackWriter
+from bot.store import Store
 from tests.emulators.slack import SlackEmulator
 
 HOURS = 1 / 60  # a budget of one call an hour, per minute
@@ -156,3 +158,30 @@ async def test_a_stream_starts_only_when_its_stop_can_go_out_and_its_end_waits_f
     for ts in threads:
         (message,) = [m for m in slack.messages(channel, ts) if m.get("bot_id") == slack.bot_id]
         assert message["text"].endswith(f"end of {ts}") and not message.get("streaming")
+
+
+async def test_replaced_messages_still_to_delete_are_deleted_by_the_next_process(
+        slack: SlackEmulator, tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "bridge.sqlite3")
+    try:
+        writer = starved_writer(slack, updates=1, deletes=1)  # the process stops before the deletes go out
+        writer.cleanup_log = store.stale_messages
+        channels, _, replies = growing_replies(slack, writer, 3)
+        await asyncio.gather(*(grow(reply, 150) for reply in replies))
+        async with asyncio.timeout(TIMEOUT):
+            for reply, channel in zip(replies, channels, strict=True):
+                await reply.finish(f"the whole answer for {channel}")
+        await writer.settle(0.1)
+        left = await store.stale_messages.pending()
+        assert left and all(len(bot_texts(slack, channel)) == 2 for channel, _ in left)
+        for task in list(writer._cleanup):
+            task.cancel()  # (the process is gone)
+        again = starved_writer(slack, deletes=10)  # the next start
+        again.cleanup_log = store.stale_messages
+        assert await again.resume_cleanup() == len(left)
+        assert await again.settle(TIMEOUT) == 0
+        assert await store.stale_messages.pending() == []
+        for channel in channels:
+            assert bot_texts(slack, channel) == [f"the whole answer for {channel}"]
+    finally:
+        await store.close()

@@ -127,6 +127,15 @@ async def test_replaced_messages_take_the_place_of_the_old_ones(store: Store) ->
     assert (await store.journal.open_turn("C1")).messages == ("9.7", "9.5", "9.6")
 
 
+async def test_stale_messages_are_kept_until_deleted(store: Store) -> None:
+    await store.stale_messages.add("C1", ["9.1", "9.2"])
+    await store.stale_messages.add("C2", ["8.1"])
+    await store.stale_messages.add("C1", ["9.1"])  # (told twice: one row)
+    assert sorted(await store.stale_messages.pending()) == [("C1", "9.1"), ("C1", "9.2"), ("C2", "8.1")]
+    await store.stale_messages.done("C1", "9.1")
+    assert sorted(await store.stale_messages.pending()) == [("C1", "9.2"), ("C2", "8.1")]
+
+
 async def test_failed_turns_leave_items_pending(store: Store) -> None:
     await store.inbox.add_message(msg("1.0"))
     ids = [i.id for i in await store.inbox.pending("C1")]
