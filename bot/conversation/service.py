@@ -25,6 +25,7 @@ from bot.outbound.people import NameDirectory
 log = logging.getLogger(__name__)
 
 MAX_KNOWN_CONVERSATIONS = 20_000  # conversation ids kept in memory (the store has them all)
+MAX_PREPARING = 1_000  # conversations being created ahead at once (a flood of new channels waits for its turns)
 
 
 class ConversationMap(Protocol):
@@ -32,7 +33,7 @@ class ConversationMap(Protocol):
 
     async def conversation(self, channel: str, backend: str) -> str | None: ...
 
-    async def set_conversation(self, channel: str, backend: str, conversation_id: str) -> None: ...
+    async def claim_conversation(self, channel: str, backend: str, conversation_id: str) -> str: ...
 
     async def forget_conversation(self, channel: str, backend: str) -> None: ...
 
@@ -63,13 +64,41 @@ class ConversationService:
         self._threads = threads  # where each message was written (None: every message is top level)
         self._files = files  # reads shared files (None: they are only described)
         self._known: dict[str, str] = {}  # channel → conversation id (the store has them all)
+        self._preparing: dict[str, asyncio.Task[None]] = {}  # channel → its conversation being created ahead
+        self._prepared: set[str] = set()  # channels the store was seen to have one for (no need to look again)
+
+    def prepare(self, channel: str) -> None:
+        """A message came for a channel this process knows no conversation of: create one now, in the
+        background, so its turn does not wait for that round trip (the intake calls this while the
+        message reaches the disk). It only ever adds a conversation where the store has none, and never
+        caches one, so a reset or another replica's turn meanwhile stays right."""
+        if channel in self._known or channel in self._prepared or channel in self._preparing \
+                or len(self._preparing) >= MAX_PREPARING:
+            return
+        task = asyncio.create_task(self._prepare(channel), name=f"prepare-{channel}")
+        self._preparing[channel] = task
+        task.add_done_callback(lambda _task: self._preparing.pop(channel, None))
+
+    async def _prepare(self, channel: str) -> None:
+        try:
+            if await self._map.conversation(channel, self.backend.name) is None:
+                created = await self.backend.create_conversation(channel)
+                await self._map.claim_conversation(channel, self.backend.name, created)
+            if len(self._prepared) >= MAX_KNOWN_CONVERSATIONS:
+                self._prepared.clear()
+            self._prepared.add(channel)
+        except Exception as exc:  # noqa: BLE001 - the channel's turn creates it then, and reports what fails
+            log.debug("channel %s: no conversation created ahead (%s)", channel, exc)
 
     async def conversation_id(self, channel: str) -> str:
+        preparing = self._preparing.get(channel)
+        if preparing is not None:
+            await asyncio.wait({preparing})  # (its outcome is in the store, or the turn creates one below)
         existing = await self.current(channel)
         if existing:
             return existing
-        conversation_id = await self.backend.create_conversation(channel)
-        await self._map.set_conversation(channel, self.backend.name, conversation_id)
+        created = await self.backend.create_conversation(channel)
+        conversation_id = await self._map.claim_conversation(channel, self.backend.name, created)
         self._known[channel] = conversation_id
         return conversation_id
 
@@ -90,6 +119,7 @@ class ConversationService:
     async def reset(self, channel: str) -> None:
         """Forget the channel's conversation; the next message starts a new one."""
         self._known.pop(channel, None)
+        self._prepared.discard(channel)
         await self._map.forget_conversation(channel, self.backend.name)
 
     async def build_turn(self, channel: str, items: Sequence[InboxItem], *, with_past: bool = True,

@@ -23,8 +23,10 @@ class Intake:
     (sent when the listener returns) always follows a durable write."""
 
     def __init__(self, *, inbox: Inbox, notify: Callable[[str], None], names: NameDirectory,
-                 settings: Settings, access: AccessPolicy) -> None:
+                 settings: Settings, access: AccessPolicy,
+                 prepare: Callable[[str], None] = lambda _channel: None) -> None:
         self._inbox = inbox
+        self._prepare = prepare  # has the channel's conversation made ahead (ConversationService.prepare)
         self.access = access
         self._notify = notify  # wakes the channel's worker (ChannelWorkers.notify)
         self._names = names
@@ -40,10 +42,13 @@ class Intake:
             self.access.turn_away(message, allowed)
             return False
         message, length = cut_message(message, self._settings.max_message_chars)
-        if not await self._inbox.add_message(message):
+        if not await self._inbox.add_message(message, durable=False):
             log.debug("duplicate delivery of %s/%s dropped", message.channel, message.ts)
+            await self._inbox.sync()  # (the first delivery's commit may still be on its way to the disk)
             return False
-        self._notify(message.channel)
+        self._prepare(message.channel)
+        self._notify(message.channel)  # the channel's worker may begin while the commit reaches the disk —
+        await self._inbox.sync()  # Slack is acked (when this returns) only once it has
         if length is not None:
             self.access.tell(message, sentences.message_cut(self._settings.max_message_chars, length))
         return True

@@ -27,6 +27,15 @@ class ConversationMap:
             (channel, backend, conversation_id, time.time()),
         )
 
+    async def claim_conversation(self, channel: str, backend: str, conversation_id: str) -> str:
+        """Keep `conversation_id` as the channel's unless it has one already; the one it has now. (Two
+        processes creating one at once agree on whichever was kept; the other stays an empty orphan.)"""
+        await self._db.execute(
+            "INSERT INTO conversations (channel, backend, conversation_id, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (channel, backend) DO NOTHING", (channel, backend, conversation_id, time.time()))
+        kept = await self.conversation(channel, backend)
+        return kept or conversation_id
+
     async def last_item(self, channel: str, backend: str) -> str | None:
         row = await self._db.fetchone(
             "SELECT last_item_id FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))

@@ -64,6 +64,11 @@ class Database(ABC):
         acknowledged for. PostgreSQL's commits always are (synchronous_commit=on, its default)."""
         yield
 
+    async def sync(self) -> None:
+        """Every commit so far is on the disk once this returns (a commit made outside `durable`, to be
+        seen at once, and made durable here while the event loop goes on). PostgreSQL's already are."""
+        return None
+
     @abstractmethod
     async def execute(self, sql: str, params: Iterable[object] = ()) -> int:
         """Run one statement; the number of rows it changed (for `INSERT … RETURNING`, use fetchone)."""

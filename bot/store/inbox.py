@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -34,10 +35,11 @@ class Inbox:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def add_message(self, message: IncomingMessage) -> bool:
-        """Store a message; False if (channel, ts) was already stored (a duplicate delivery)."""
+    async def add_message(self, message: IncomingMessage, *, durable: bool = True) -> bool:
+        """Store a message; False if (channel, ts) was already stored (a duplicate delivery). Without
+        `durable`, the message is stored (seen at once) but on the disk only after `sync()`."""
         files = json.dumps([_file_fields(f) for f in message.files]) if message.files else None
-        async with self._db.durable():  # Slack is acked once this returns: it must survive a power loss
+        async with self._db.durable() if durable else contextlib.nullcontext():
             added = await self._db.execute(
                 "INSERT INTO inbox (channel, dedupe_key, kind, order_ts, user_id, text, thread_ts, files,"
                 f" mentions_bot, received_at) VALUES (?, ?, 'message', ?, ?, ?, ?, ?, ?, {self._db.now_sql})"
@@ -46,6 +48,10 @@ class Inbox:
                  int(message.mentions_bot)),
             )
         return added == 1
+
+    async def sync(self) -> None:
+        """What was stored so far is on the disk (it survives a power loss): what Slack is acked for."""
+        await self._db.sync()
 
     async def add_reset(self, reset: ResetRequest) -> bool:
         """Store a reset in the channel's log; False if this invocation was already stored.

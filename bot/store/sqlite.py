@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -42,6 +43,7 @@ class SqliteDatabase(Database):
         self._path = path
         self._lock = lock
         self._background: asyncio.Task[None] | None = None
+        self._wal: int | None = None  # the write-ahead log, open for `sync`
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteDatabase:
@@ -83,6 +85,9 @@ class SqliteDatabase(Database):
         self._release()
 
     def _release(self) -> None:
+        if self._wal is not None:
+            os.close(self._wal)
+            self._wal = None
         self._db.close()
         if self._lock is not None:
             self._lock.close()  # releases the lock
@@ -142,6 +147,16 @@ class SqliteDatabase(Database):
         finally:
             self._db.execute("PRAGMA synchronous=NORMAL")
 
+    async def sync(self) -> None:
+        """fsync the write-ahead log in a thread: the commits in it (appended without waiting, under
+        synchronous=NORMAL) are then on the disk, as a synchronous=FULL commit would have left them —
+        without holding the event loop for the disk."""
+        if self._lock is None:
+            return  # (":memory:")
+        if self._wal is None:
+            self._wal = await asyncio.to_thread(_open_synced, f"{self._path}-wal")
+        await asyncio.to_thread(os.fsync, self._wal)
+
     async def execute(self, sql: str, params: Iterable[object] = ()) -> int:
         """Run one statement; the number of rows it changed (for `INSERT … RETURNING`, use fetchone)."""
         cursor = self._db.execute(sql, tuple(params))
@@ -170,6 +185,16 @@ def _lock(path: Path) -> IO[bytes]:
         handle.close()
         raise StoreInUse(f"another assistant-bridge process is using {path.with_suffix('')}") from None
     return handle
+
+
+def _open_synced(path: str) -> int:
+    """Open `path` for fsync, once its name is on the disk too (its directory synced)."""
+    directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return os.open(path, os.O_RDONLY)
 
 
 def _checkpoint(path: str) -> None:

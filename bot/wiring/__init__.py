@@ -230,7 +230,8 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                               notes=store.access_notes, slack=slack)
         stack.push_async_callback(access.close)
         await access.warm()
-        intake = Intake(inbox=store.inbox, notify=notify, names=names, settings=settings, access=access)
+        intake = Intake(inbox=store.inbox, notify=notify, names=names, settings=settings, access=access,
+                        prepare=conversations.prepare)
         commands = SlashCommands(settings=settings, intake=intake, inbox=store.inbox, conversations=conversations,
                                  budgets=budgets)
         yield Services(settings=settings, store=store, slack=slack, identity=identity, backend=backend,

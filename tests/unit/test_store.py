@@ -1,6 +1,7 @@
 """The inbox and turn journal, on a real SQLite file and on a real PostgreSQL server (each test that
 takes `store` runs on both)."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -314,6 +315,20 @@ async def test_what_slack_is_acked_for_is_committed_to_the_disk(sqlite_store: St
     assert [m for sql, m in under if "INTO conversations" in sql] == ["NORMAL"]
     (mode,) = await sqlite_store.db.fetchone("PRAGMA synchronous")
     assert mode == 1  # NORMAL again afterwards
+
+
+async def test_a_message_stored_to_be_seen_at_once_is_on_the_disk_after_sync(
+        sqlite_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The intake's way: the message is committed without waiting (the channel's worker sees it at
+    once), then the write-ahead log is fsynced in a thread before Slack is acked."""
+    synced: list[str] = []
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), fsync(fd)))
+    assert await sqlite_store.inbox.add_message(msg("1.0"), durable=False)
+    assert [item.ts for item in await sqlite_store.inbox.pending("C1")] == ["1.0"]  # seen before it is synced
+    assert not any(path.endswith("-wal") for path in synced)
+    await sqlite_store.inbox.sync()
+    assert synced and synced[-1].endswith("bridge.sqlite3-wal")
 
 
 async def test_access_notes_remember_whom_they_told(store: Store, target: Path | str) -> None:
