@@ -35,13 +35,6 @@ GET_TIME = {"name": "get_time", "description": "The time in a zone",
             "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}}
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "db.sqlite3")
-    yield opened
-    await opened.close()
-
-
 def make_backend(emu: OpenAIEmulator, store: Store | ChatHistory, **options: Any) -> ChatBackend:
     client = openai.AsyncOpenAI(base_url=emu.base_url, api_key=emu.api_key, max_retries=0)
     return ChatBackend(client, model=MODEL, history=store.chat if isinstance(store, Store) else store,

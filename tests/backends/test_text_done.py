@@ -5,38 +5,13 @@ rest — usage, the whole response again — so the answer can go to Slack while
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
-
-import openai
-import pytest
+from collections.abc import Sequence
 
 from bot.backends.base import Backend, TextDelta, TextDone, ToolCall, ToolOutput, TurnCompleted, TurnEvent, TurnRequest
-from bot.backends.chat import ChatBackend
-from bot.backends.responses import ResponsesBackend
-from bot.store import Store
+from tests.backends.test_chat_backend_emulated import GET_TIME
 from tests.emulators.openai import OpenAIEmulator
 
-MODEL = "gpt-4.1-mini"
 FINISH_DELAY = 1.0  # seconds the emulated service spends after the text before it ends the stream
-GET_TIME = {"name": "get_time", "description": "The time in a zone",
-            "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}}
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "db.sqlite3")
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture(params=["responses", "chat"])
-async def backend(request: pytest.FixtureRequest, openai_emu: OpenAIEmulator, store: Store) -> AsyncIterator[Backend]:
-    client = openai.AsyncOpenAI(base_url=openai_emu.base_url, api_key=openai_emu.api_key, max_retries=0)
-    made: Backend = (ResponsesBackend(client, model=MODEL) if request.param == "responses"
-                     else ChatBackend(client, model=MODEL, history=store.chat))
-    yield made
-    await made.aclose()
 
 
 async def timed(backend: Backend, request: TurnRequest) -> list[tuple[float, TurnEvent]]:
