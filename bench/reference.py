@@ -2,8 +2,9 @@
 
 The bridge and `bench/minimal_app.py` (Bolt over Socket Mode → the OpenAI SDK's streamed Responses call →
 `chat.postMessage`, nothing else) each get a fresh world and the same messages, one at a time, over warmed
-channels; each leg is timed from the emulators' records as in the overhead scenario. A ratio of two
-figures taken minutes apart on the same machine is what a noisy machine cannot fake; the absolute times
+channels, the two alternating (bridge, minimal app, bridge, minimal app); each leg is timed from the
+emulators' records as in the overhead scenario, over the rounds together. A ratio of two figures taken
+minutes apart on the same machine, alternating, is what a noisy machine cannot fake; the absolute times
 are printed beside it.
 """
 
@@ -11,23 +12,28 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.report import Section
-from bench.timeline import collect, dist
+from bench.timeline import Trace, collect, dist
 from bench.world import Setup, World
 
 MINIMAL_APP = [sys.executable, str(Path(__file__).with_name("minimal_app.py"))]  # (run from its work dir)
 TARGETS = {"a": 1.2, "b": 0.5}  # event → model request ≤ 1.2× the minimal app; model done → final write ≤ 0.5×
 COLD_TARGET = 1.5  # a channel's first message (conversation created, names, channel looked up): p95 ≤ 1.5× warm
+ROUNDS = 2  # each app's world, alternating
 
 
-def reference(setup: Setup, messages: int, channels: int, gap: float) -> Section:
+def reference(setup: Setup, messages: int, channels: int, gap: float, rounds: int = ROUNDS) -> Section:
     section = Section(f"Overhead against a minimal app: {messages} messages one at a time over {channels} "
-                      "warmed channels, each app in its own world")
-    legs = {name: _legs(setup, program, messages, channels, gap)
-            for name, program in (("bridge", None), ("minimal app", MINIMAL_APP))}
+                      f"warmed channels, each app in its own world, the two apps alternating over {rounds} rounds")
+    runs: dict[str, list[Run]] = {"bridge": [], "minimal app": []}
+    for _ in range(rounds):  # (alternating: a machine slowing down meanwhile slows both)
+        for name, program in (("bridge", None), ("minimal app", MINIMAL_APP)):
+            runs[name].append(_run(setup, program, max(1, messages // rounds), channels, gap))
+    legs = {name: _legs(done) for name, done in runs.items()}
     for leg, title in (("a", "(a) event delivered → model request received"),
                        ("b", "(b) model response done → answer in Slack")):
         ours, theirs = legs["bridge"][leg], legs["minimal app"][leg]
@@ -47,12 +53,26 @@ def reference(setup: Setup, messages: int, channels: int, gap: float) -> Section
     section.note("The bridge stores each message durably before the ack, journals each turn, keeps the "
                  "channel's conversation, looks up names and streams a live reply; the minimal app does none of "
                  "that. (b) for the minimal app includes assembling the whole answer from the stream.")
+    section.note("Cold: the first message of each of the channels, in each round (n above); each app's own first "
+                 "message goes to a channel of its own before them, so cold is a channel's first message in a "
+                 "running app, not the process's first.")
     return section
 
 
-def _legs(setup: Setup, program: list[str] | None, messages: int, channels: int, gap: float) -> dict[str, Any]:
-    """(a), (b) and, for the first message of each channel, (a) cold; the app's CPU ms per message."""
-    with World(channels, setup, program=program) as world:
+@dataclass
+class Run:
+    """One app's world: its warm and cold traces, and its CPU seconds over the warm messages."""
+
+    warm: list[Trace]
+    cold: list[Trace]
+    cpu: float
+
+
+def _run(setup: Setup, program: list[str] | None, messages: int, channels: int, gap: float) -> Run:
+    with World(channels + 1, setup, program=program) as world:
+        # The process's own first message (its first request on each connection, its first statements)
+        # goes to a channel of its own: the cold figure is a channel's first message in a running app.
+        world.warm_up([channels], channels + messages, one_at_a_time=True)
         cold_tokens = world.warm_up(range(channels), 0, one_at_a_time=True)
         tokens = list(range(channels, channels + messages))
         before = world.meter.snapshot()
@@ -63,8 +83,14 @@ def _legs(setup: Setup, program: list[str] | None, messages: int, channels: int,
             time.sleep(gap)
         usage = world.meter.usage(before, world.meter.snapshot())
         collected = collect(world, [*cold_tokens, *tokens])
-        traces = [collected[t] for t in tokens]
-    return {"a": dist((t.delivered, t.model_received) for t in traces),
-            "b": dist((t.model_done, t.answered) for t in traces),
-            "cold": dist((t.delivered, t.model_received) for t in (collected[c] for c in cold_tokens)),
-            "cpu": usage.bridge_cpu / messages * 1000}
+    return Run([collected[t] for t in tokens], [collected[t] for t in cold_tokens], usage.bridge_cpu)
+
+
+def _legs(runs: list[Run]) -> dict[str, Any]:
+    """(a), (b) and, for the first message of each channel, (a) cold; the app's CPU ms per message."""
+    warm = [t for run in runs for t in run.warm]
+    cold = [t for run in runs for t in run.cold]
+    return {"a": dist((t.delivered, t.model_received) for t in warm),
+            "b": dist((t.model_done, t.answered) for t in warm),
+            "cold": dist((t.delivered, t.model_received) for t in cold),
+            "cpu": sum(run.cpu for run in runs) / len(warm) * 1000}

@@ -12,7 +12,7 @@ import base64
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.settings import DEFAULT_MAX_TOOL_ROUNDS as MAX_TOOL_ROUNDS  # rounds of tool calls per turn
 
@@ -163,6 +163,22 @@ class BackendError(Exception):
         self.retry_after = retry_after
         self.outcome_unknown = outcome_unknown
 
+
+
+@runtime_checkable
+class MakesSpares(Protocol):
+    """A backend whose conversations live at the model service, where creating one is a round trip: it
+    can make them ahead, empty, for channels still to come (see `conversation/spares.py`)."""
+
+    name: str
+
+    async def create_spare(self) -> str:
+        """A new, empty conversation belonging to no channel yet; its id."""
+        ...
+
+    async def label_conversation(self, conversation_id: str, channel: str) -> None:
+        """Record at the service which channel the conversation now belongs to."""
+        ...
 
 
 class Backend(Protocol):

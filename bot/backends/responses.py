@@ -86,8 +86,22 @@ class ResponsesBackend:
         _ = self._client.conversations, self._writes.conversations
 
     async def create_conversation(self, channel: str) -> str:
+        return await self._create(metadata={"slack_channel": channel})
+
+    async def create_spare(self) -> str:
+        """An empty conversation for a channel still to come (labelled once one takes it)."""
+        return await self._create()
+
+    async def label_conversation(self, conversation_id: str, channel: str) -> None:
+        """Say which channel a spare conversation went to, as `create_conversation` does (its metadata)."""
         try:
-            conversation = await self._client.conversations.create(metadata={"slack_channel": channel})
+            await self._client.conversations.update(conversation_id, metadata={"slack_channel": channel})
+        except Exception as exc:  # noqa: BLE001 - every SDK failure is classified
+            raise classify(exc) from exc
+
+    async def _create(self, **params: Any) -> str:
+        try:
+            conversation = await self._client.conversations.create(**params)
         except Exception as exc:  # noqa: BLE001 - every SDK failure is classified
             raise classify(exc) from exc
         return conversation.id

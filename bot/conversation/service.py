@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.backends.base import MAX_TOOL_ROUNDS, Backend, FoundReply, ToolCall, ToolOutput, TurnEvent, TurnRequest
 from bot.conversation.file_reader import FileReader, ReadFiles
 from bot.conversation.prompt import build_instructions, speaker_text, turn_note
+from bot.conversation.spares import SpareConversations
 from bot.conversation.threads import TOP_LEVEL, Place, ThreadPlaces
 from bot.conversation.tools import Toolbox, ToolContext
 from bot.messages import InboxItem
@@ -48,7 +49,7 @@ class ConversationService:
                  hosted_tools: Sequence[Mapping[str, Any]] = (), slack: AsyncWebClient | None = None,
                  max_tool_rounds: int = MAX_TOOL_ROUNDS, today: Callable[[], dt.date] = dt.date.today,
                  safety_salt: str = "", threads: ThreadPlaces | None = None,
-                 files: FileReader | None = None) -> None:
+                 files: FileReader | None = None, spares: SpareConversations | None = None) -> None:
         self._map = conversation_map
         self.backend = backend
         self._names = names
@@ -63,6 +64,7 @@ class ConversationService:
         self._safety_salt = safety_salt  # this installation's (store/installation.py)
         self._threads = threads  # where each message was written (None: every message is top level)
         self._files = files  # reads shared files (None: they are only described)
+        self._spares = spares  # conversations made ahead (None: each is created when a channel needs it)
         self._known: dict[str, str] = {}  # channel → conversation id (the store has them all)
         self._preparing: dict[str, asyncio.Task[None]] = {}  # channel → its conversation being created ahead
         self._prepared: set[str] = set()  # channels the store was seen to have one for (no need to look again)
@@ -82,8 +84,7 @@ class ConversationService:
     async def _prepare(self, channel: str) -> None:
         try:
             if await self._map.conversation(channel, self.backend.name) is None:
-                created = await self.backend.create_conversation(channel)
-                await self._map.claim_conversation(channel, self.backend.name, created)
+                await self._new_conversation(channel)
             if len(self._prepared) >= MAX_KNOWN_CONVERSATIONS:
                 self._prepared.clear()
             self._prepared.add(channel)
@@ -97,10 +98,24 @@ class ConversationService:
         existing = await self.current(channel)
         if existing:
             return existing
-        created = await self.backend.create_conversation(channel)
-        conversation_id = await self._map.claim_conversation(channel, self.backend.name, created)
+        conversation_id = await self._new_conversation(channel)
         self._known[channel] = conversation_id
         return conversation_id
+
+    async def _new_conversation(self, channel: str) -> str:
+        """A conversation for a channel that had none: a spare made ahead, else one created now — unless
+        another process gave it one meanwhile: that one."""
+        if self._spares is not None:
+            taken = await self._spares.take(channel)
+            if taken is not None:
+                return taken
+        created = await self.backend.create_conversation(channel)
+        return await self._map.claim_conversation(channel, self.backend.name, created)
+
+    def top_up(self) -> None:
+        """A quiet moment (the start, a turn just delivered): spare conversations are made in the background."""
+        if self._spares is not None:
+            self._spares.top_up()
 
     async def current(self, channel: str) -> str | None:
         known = self._known.get(channel)
@@ -176,11 +191,13 @@ class ConversationService:
         if self._threads is not None:
             for thread_ts in dict.fromkeys(item.thread_ts for item in items):
                 await self._threads.entered(channel, thread_ts)
+        self.top_up()
 
     async def delivered(self, channel: str, thread_ts: str | None, posted: Sequence[str], text: str) -> None:
         """The assistant's reply (`posted`: its messages) is in Slack, in `thread_ts` or at the top level."""
         if self._threads is not None:
             await self._threads.delivered(channel, thread_ts, posted, text)
+        self.top_up()
 
     async def answered_threads(self, channel: str, threads: Sequence[str]) -> frozenset[str]:
         """Which of these threads the assistant has answered in (follow-ups there need no mention)."""

@@ -36,6 +36,36 @@ class ConversationMap:
         kept = await self.conversation(channel, backend)
         return kept or conversation_id
 
+    async def add_spare(self, backend: str, conversation_id: str) -> None:
+        """An empty conversation, made ahead for a channel still to come (see `take_spare`)."""
+        await self._db.execute(
+            "INSERT INTO spare_conversations (conversation_id, backend, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (conversation_id) DO NOTHING", (conversation_id, backend, time.time()))
+
+    async def spare_count(self, backend: str) -> int:
+        row = await self._db.fetchone("SELECT count(*) FROM spare_conversations WHERE backend = ?", (backend,))
+        return int(row[0]) if row else 0
+
+    async def take_spare(self, channel: str, backend: str) -> str | None:
+        """The channel's conversation: the one it has, else the oldest spare, now the channel's (in one
+        transaction: a spare goes to one channel, a channel keeps one conversation); None if it has none
+        and no spare is left. (A replica taking the same spare at that moment finds none, and creates one.)"""
+        async with self._db.transaction():
+            kept = await self.conversation(channel, backend)
+            if kept is not None:
+                return kept
+            row = await self._db.fetchone(
+                "DELETE FROM spare_conversations WHERE conversation_id = (SELECT conversation_id"
+                " FROM spare_conversations WHERE backend = ? ORDER BY created_at, conversation_id LIMIT 1)"
+                " RETURNING conversation_id",
+                (backend,))
+            if row is None:
+                return None
+            kept = await self.claim_conversation(channel, backend, row[0])
+            if kept != row[0]:  # (another replica gave the channel one meanwhile: the spare stays one)
+                await self.add_spare(backend, row[0])
+            return kept
+
     async def last_item(self, channel: str, backend: str) -> str | None:
         row = await self._db.fetchone(
             "SELECT last_item_id FROM conversations WHERE channel = ? AND backend = ?", (channel, backend))

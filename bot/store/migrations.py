@@ -171,4 +171,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (channel, ts)
     );
     """,
+    # 13: conversations made ahead, empty, for channels still to come (conversation/spares.py).
+    """
+    CREATE TABLE spare_conversations (
+        conversation_id TEXT PRIMARY KEY,
+        backend         TEXT NOT NULL,
+        created_at      REAL NOT NULL
+    );
+    CREATE INDEX spare_conversations_oldest ON spare_conversations (backend, created_at);
+    """,
 )

@@ -25,12 +25,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
-from bot.backends.base import Backend
+from bot.backends.base import Backend, MakesSpares
 from bot.backends.responses import ResponsesBackend
 from bot.backends.vision import Vision
 from bot.conversation.file_reader import FileReader
 from bot.conversation.files import FileLimits
 from bot.conversation.service import ConversationService
+from bot.conversation.spares import SpareConversations
 from bot.conversation.threads import ThreadPlaces
 from bot.conversation.tools import Toolbox, ToolError
 from bot.inbound.access import AccessPolicy
@@ -206,13 +207,16 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         reader = ThreadReader(build_slack_client(settings, session=session, retry_rate_limits=False),
                               on_refused=auth.refused)
         threads = ThreadPlaces(store=store.threads, reader=reader, names=names, bot_user_id=identity.bot_user_id)
+        spares = SpareConversations(store.conversations, backend) if isinstance(backend, MakesSpares) else None
+        if spares is not None:
+            stack.push_async_callback(spares.close)
         conversations = ConversationService(conversation_map=store.conversations, backend=backend, names=names,
                                             channels=ChannelDirectory(slack, on_refused=auth.refused),
                                             instructions=settings.instructions,
                                             toolbox=toolbox, hosted_tools=settings.hosted_tools, slack=slack,
                                             max_tool_rounds=settings.max_tool_rounds,
                                             safety_salt=await installation_salt(store.db), threads=threads,
-                                            files=file_reader(settings, slack, session))
+                                            files=file_reader(settings, slack, session), spares=spares)
         writer = SlackWriter.create(build_slack_client(settings, session=session, retry_rate_limits=False),
                                     team_id=identity.team_id)
         writer.cleanup_log = store.stale_messages

@@ -29,7 +29,7 @@ async def run_socket_mode(settings: Settings) -> int:
         operations = await _operations_server(built, handler) if settings.metrics_port else None
         stop = _stop_on_signals()
         resumed = await built.workers.resume()
-        await _resume_cleanup(built)
+        await _resume_background(built)
         await handler.connect_async()
         log.info("connected over Socket Mode; backend=%s model=%s; %d channel(s) resumed",
                  built.backend.name, built.backend.model, resumed)
@@ -121,7 +121,7 @@ async def serve_http(settings: Settings) -> int:
         await web.TCPSite(runner, "0.0.0.0", settings.port).start()
         stop = _stop_on_signals()
         resumed = await built.workers.resume()
-        await _resume_cleanup(built)
+        await _resume_background(built)
         log.info("listening on port %d; backend=%s model=%s; %d channel(s) resumed",
                  settings.port, built.backend.name, built.backend.model, resumed)
         await stop.wait()
@@ -134,7 +134,10 @@ async def serve_http(settings: Settings) -> int:
     return 0
 
 
-async def _resume_cleanup(built: Services) -> None:
+async def _resume_background(built: Services) -> None:
+    """What an earlier run left to do in the background: replaced messages to delete, spare
+    conversations to make."""
+    built.conversations.top_up()
     left = await built.writer.resume_cleanup()
     if left:
         log.info("deleting %d replaced reply message(s) an earlier run left", left)

@@ -66,3 +66,8 @@ def context_file_parts(seen: Any) -> list[dict[str, Any]]:
     """The image and file parts anywhere in what the model had in front of it (history included)."""
     return [part for item in seen.context if isinstance(item.get("content"), list)
             for part in item["content"] if part.get("type") in FILE_PARTS.get(seen.endpoint, ())]
+
+
+def in_use(model_api: OpenAIEmulator) -> list[str]:
+    """The Conversations holding any item (the empty spares made ahead left out)."""
+    return [conversation_id for conversation_id, items in model_api.conversations.items() if items]

@@ -11,7 +11,7 @@ import datetime as dt
 import pytest
 
 from tests.e2e.harness import MODEL, BridgeProcess, eventually
-from tests.e2e.model_view import context_text, input_texts, never_overlapping, turn_facts, turns
+from tests.e2e.model_view import context_text, in_use, input_texts, never_overlapping, turn_facts, turns
 from tests.e2e.replies import replies, wait_replies
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
@@ -73,7 +73,7 @@ def test_restart_keeps_the_channel_conversation(slack: SlackEmulator, model_api:
     assert "[Alice] remember 42" in context_text(second)
     if backend == "responses":
         assert first.conversation_id == second.conversation_id
-        assert len(model_api.requests("/v1/conversations")) == 1  # created once, reused after the restart
+        assert in_use(model_api) == [first.conversation_id]  # one conversation, kept over the restart
 
 
 def test_reset_starts_afresh_in_that_channel_only(slack: SlackEmulator, model_api: OpenAIEmulator,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.e2e.harness import MODEL, BridgeProcess, eventually, settle
 from tests.e2e.model_view import input_texts, turn_facts, turns
 from tests.e2e.replies import WORKING, bot_messages, replies, wait_replies
@@ -55,8 +57,7 @@ def test_status_and_help(slack: SlackEmulator, model_api: OpenAIEmulator, bridge
     wait_replies(slack, "general")
     status = slack.slash_command("general", "alice", "/assistant", "status")
     text = eventually(lambda: status.responses(), message="the status answer")[0]["text"]
-    (conversation_id,) = model_api.conversations
-    assert conversation_id in text
+    assert turns(model_api)[-1].conversation_id in text
     for words in ("", "help", "bogus"):
         handle = slack.slash_command("general", "alice", "/assistant", words)
         answer = eventually(lambda h=handle: h.responses(), message="the help answer")[0]["text"]
@@ -163,3 +164,25 @@ def test_allowlist_ignores_other_channels(slack: SlackEmulator, model_api: OpenA
     settle(0.5)
     assert replies(slack, "random") == []
     assert [input_texts(s) for s in turns(model_api)] == [["[Alice] served here"]]
+
+
+def test_a_channels_first_message_takes_a_conversation_made_ahead(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                                  bridge: BridgeProcess) -> None:
+    def created() -> list[float]:
+        return [r.time_received for r in model_api.requests("/v1/conversations")
+                if r.method == "POST" and r.path == "/v1/conversations"]
+    eventually(lambda: len(created()) == 3, message="three spare conversations made at start")
+    said = time.time()
+    slack.user_says("general", "alice", "hello")
+    wait_replies(slack, "general")
+    (turn,) = turns(model_api)
+    asked = model_api.requests("/v1/responses")[0].time_received
+    assert not [at for at in created() if said <= at <= asked]  # its turn waited for no creation
+    assert turn.conversation_id in model_api.conversations
+    eventually(lambda: len(created()) == 4, message="the pool topped up after the turn")
+
+    def labelled() -> bool:
+        return any(r.path == f"/v1/conversations/{turn.conversation_id}" and r.method == "POST"
+                   and r.json == {"metadata": {"slack_channel": slack.channels["general"]}}
+                   for r in model_api.requests("/v1/conversations/"))
+    eventually(labelled, message="the conversation labelled with its channel")

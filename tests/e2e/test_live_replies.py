@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tests.e2e.harness import BridgeProcess, eventually
+from tests.e2e.model_view import in_use
 from tests.e2e.replies import WORKING, bot_messages, replies, wait_replies, wait_text
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
@@ -170,7 +171,8 @@ def test_cut_stream_is_marked_then_retried_into_the_same_message(
     wait_text(slack, "general", model_api.model.seen[1].reply.text.strip())
     assert len(bot_messages(slack, "general")) == 1
     # Nothing of the cut answer entered the conversation, and the message entered it exactly once.
-    (conversation,) = model_api.conversations.values()
+    (conversation_id,) = in_use(model_api)
+    conversation = model_api.conversations[conversation_id]
     users = [i for i in conversation if i.get("role") == "user"]
     assert [part["text"] for i in users for part in i["content"]] == ["[Alice] first question"]
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.accounting import Sent, tally
 from tests.e2e.harness import BridgeProcess, bridge_env, eventually, free_port, run_once
-from tests.e2e.model_view import context_text, turns
+from tests.e2e.model_view import context_text, in_use, turns
 from tests.e2e.replies import replies, wait_replies
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
@@ -34,7 +34,7 @@ def test_replies_and_a_restart_keeps_the_conversation(postgres_url: str, slack: 
     assert "[Alice] remember 42" in context_text(second) and first.reply.text in context_text(second)
     if backend == "responses":
         assert first.conversation_id == second.conversation_id
-        assert len(model_api.requests("/v1/conversations")) == 1  # created once, found again after the restart
+        assert in_use(model_api) == [first.conversation_id]  # one conversation, found again after the restart
     assert not list(bridge.workdir.glob("*.sqlite3"))  # nothing went to a SQLite file
 
 
@@ -85,9 +85,7 @@ def test_a_used_sqlite_store_copied_to_postgresql_carries_on(postgres_url: str, 
     first, *_, last = turns(model_api)
     assert "[Alice] remember 42" in context_text(last) and "asked just before the move" in context_text(last)
     if backend == "responses":
-        created = [r for r in model_api.requests("/v1/conversations")
-                   if (r.method, r.path) == ("POST", "/v1/conversations")]
-        assert first.conversation_id == last.conversation_id and len(created) == 1
+        assert first.conversation_id == last.conversation_id and in_use(model_api) == [first.conversation_id]
     again = run_once(["copy-store", "--to", postgres_url], bridge_env(slack, model_api, tmp_path), tmp_path)
     assert again.returncode == 2 and "already holds rows" in again.stderr and len(again.stderr.splitlines()) == 1
 

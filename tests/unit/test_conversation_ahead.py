@@ -1,10 +1,12 @@
 """A channel's conversation is created while its first message reaches the disk, so the first turn does
 not wait for that round trip; created ahead or by the turn, by this process or another, a channel ends
-with one conversation."""
+with one conversation. Better still, a spare made before the channel needed one is taken (no round trip
+at all); the spares are labelled with their channel and topped up at the next quiet moment."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import openai
@@ -13,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backends.responses import ResponsesBackend
 from bot.conversation.service import ConversationService
+from bot.conversation.spares import SpareConversations
 from bot.outbound.channels import ChannelDirectory
 from bot.outbound.people import NameDirectory
 from bot.store import Store
@@ -27,15 +30,38 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await opened.close()
 
 
-def service(store: Store, slack: SlackEmulator, openai_emu: OpenAIEmulator) -> ConversationService:
+def model_client(openai_emu: OpenAIEmulator) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=openai_emu.base_url, api_key=openai_emu.api_key, max_retries=0)
+
+
+def service(store: Store, slack: SlackEmulator, openai_emu: OpenAIEmulator,
+            spares: int | None = None) -> ConversationService:
+    """With `spares`, the service keeps that many spare conversations (none are made until a top-up)."""
     client = AsyncWebClient(token=slack.bot_token, base_url=slack.base_url)
-    model = openai.AsyncOpenAI(base_url=openai_emu.base_url, api_key=openai_emu.api_key, max_retries=0)
-    return ConversationService(conversation_map=store.conversations, backend=ResponsesBackend(model, model="m"),
-                               names=NameDirectory(client), channels=ChannelDirectory(client), instructions="Hi.")
+    backend = ResponsesBackend(model_client(openai_emu), model="m")
+    return ConversationService(conversation_map=store.conversations, backend=backend,
+                               names=NameDirectory(client), channels=ChannelDirectory(client), instructions="Hi.",
+                               spares=None if spares is None else SpareConversations(store.conversations, backend,
+                                                                                     size=spares))
+
+
+async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    for _ in range(500):
+        if await condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never: {what}")
+
+
+async def spares_made(store: Store, count: int) -> None:
+    async def made() -> bool:
+        return await store.conversations.spare_count("responses") == count
+    await until(made, f"{count} spare conversations")
 
 
 def created(openai_emu: OpenAIEmulator) -> int:
-    return len(openai_emu.requests("/v1/conversations"))
+    """Conversations created (POST /v1/conversations; not a label, POST /v1/conversations/{id})."""
+    return sum(r.method == "POST" and r.path == "/v1/conversations" for r in openai_emu.requests("/v1/conversations"))
 
 
 async def test_prepared_ahead_the_turn_finds_it(store: Store, slack: SlackEmulator,
@@ -67,3 +93,54 @@ async def test_a_reset_is_not_undone_by_a_conversation_made_ahead(store: Store, 
     conversations.prepare("C1")  # the next message, after the reset
     new = await conversations.conversation_id("C1")
     assert new != old and await store.conversations.conversation("C1", "responses") == new
+
+
+async def test_a_new_channel_takes_a_spare_without_waiting_for_a_creation(store: Store, slack: SlackEmulator,
+                                                                          openai_emu: OpenAIEmulator) -> None:
+    conversations = service(store, slack, openai_emu, spares=2)
+    conversations.top_up()  # (at start)
+    await spares_made(store, 2)
+    made = [r.json for r in openai_emu.requests("/v1/conversations")]
+    assert made == [{}, {}]  # empty, for no channel yet
+    conversations.prepare("C1")
+    first = await conversations.conversation_id("C1")
+    assert created(openai_emu) == 2  # nothing was created for it: a spare was taken
+    assert await store.conversations.spare_count("responses") == 1
+    conversations.top_up()  # (its turn was delivered)
+    await spares_made(store, 2)
+
+    async def labelled() -> bool:
+        return (await model_client(openai_emu).conversations.retrieve(first)).metadata == {"slack_channel": "C1"}
+    await until(labelled, "the spare labelled with its channel")
+    assert created(openai_emu) == 3  # one more spare
+
+
+async def test_after_a_reset_the_next_conversation_is_a_spare(store: Store, slack: SlackEmulator,
+                                                              openai_emu: OpenAIEmulator) -> None:
+    conversations = service(store, slack, openai_emu, spares=1)
+    conversations.top_up()
+    await spares_made(store, 1)
+    old = await conversations.conversation_id("C1")
+    conversations.top_up()
+    await spares_made(store, 1)
+    ((spare,),) = await store.db.fetchall("SELECT conversation_id FROM spare_conversations")
+    await conversations.reset("C1")
+    conversations.prepare("C1")
+    assert await conversations.conversation_id("C1") == spare != old
+
+
+async def test_without_a_spare_the_conversation_is_created_and_the_pool_refilled_after(
+        store: Store, slack: SlackEmulator, openai_emu: OpenAIEmulator) -> None:
+    conversations = service(store, slack, openai_emu, spares=1)
+    openai_emu.fail_next(500, path="/v1/conversations")  # (the SDK client here does not retry)
+    conversations.top_up()  # fails: no spare (only the log says so)
+    await until(lambda: asyncio.sleep(0, result=bool(openai_emu.requests("/v1/conversations"))), "the try")
+    assert await store.conversations.spare_count("responses") == 0
+    first = await conversations.conversation_id("C1")  # created for it, as without spares
+    assert openai_emu.requests("/v1/conversations")[-1].json == {"metadata": {"slack_channel": "C1"}}
+    assert await store.conversations.conversation("C1", "responses") == first
+
+    async def refilled() -> bool:
+        conversations.top_up()  # the next quiet moment tries the pool again (once the failed try ended)
+        return await store.conversations.spare_count("responses") == 1
+    await until(refilled, "the pool filled after the failure")

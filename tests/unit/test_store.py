@@ -1,6 +1,7 @@
 """The inbox and turn journal, on a real SQLite file and on a real PostgreSQL server (each test that
 takes `store` runs on both)."""
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -135,6 +136,33 @@ async def test_stale_messages_are_kept_until_deleted(store: Store) -> None:
     assert sorted(await store.stale_messages.pending()) == [("C1", "9.1"), ("C1", "9.2"), ("C2", "8.1")]
     await store.stale_messages.done("C1", "9.1")
     assert sorted(await store.stale_messages.pending()) == [("C1", "9.2"), ("C2", "8.1")]
+
+
+async def test_a_spare_conversation_goes_to_one_channel(store: Store) -> None:
+    conversations = store.conversations
+    for conversation_id in ("conv_a", "conv_b"):
+        await conversations.add_spare("responses", conversation_id)
+    await conversations.add_spare("chat", "chat_x")
+    assert await conversations.spare_count("responses") == 2
+    assert await conversations.take_spare("C1", "responses") == "conv_a"  # the oldest
+    assert await conversations.conversation("C1", "responses") == "conv_a"
+    assert await conversations.take_spare("C1", "responses") == "conv_a"  # it has one: no spare spent
+    assert await conversations.spare_count("responses") == 1
+    assert await conversations.take_spare("C2", "responses") == "conv_b"
+    assert await conversations.take_spare("C3", "responses") is None  # none left (chat_x is another backend's)
+    assert await conversations.conversation("C3", "responses") is None
+    assert await conversations.spare_count("chat") == 1
+
+
+async def test_channels_taking_spares_at_once_never_share_one(store: Store) -> None:
+    for n in range(4):
+        await store.conversations.add_spare("responses", f"conv_{n}")
+    taken = await asyncio.gather(*(store.conversations.take_spare(f"C{n}", "responses") for n in range(6)))
+    got = [conversation_id for conversation_id in taken if conversation_id is not None]
+    assert got and len(got) == len(set(got))  # (on PostgreSQL a take that lost a race finds none: it creates)
+    assert await store.conversations.spare_count("responses") == 4 - len(got)
+    for n, conversation_id in enumerate(taken):
+        assert await store.conversations.conversation(f"C{n}", "responses") == conversation_id
 
 
 async def test_failed_turns_leave_items_pending(store: Store) -> None:
