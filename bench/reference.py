@@ -23,7 +23,7 @@ from bench.world import Setup, World
 MINIMAL_APP = [sys.executable, str(Path(__file__).with_name("minimal_app.py"))]  # (run from its work dir)
 TARGETS = {"a": 1.2, "b": 0.5}  # event → model request ≤ 1.2× the minimal app; model done → final write ≤ 0.5×
 COLD_TARGET = 1.5  # a channel's first message (conversation created, names, channel looked up): p95 ≤ 1.5× warm
-ROUNDS = 2  # each app's world, alternating
+ROUNDS = 4  # each app's world, alternating
 
 
 def reference(setup: Setup, messages: int, channels: int, gap: float, rounds: int = ROUNDS) -> Section:

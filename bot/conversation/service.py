@@ -69,7 +69,7 @@ class ConversationService:
         self._preparing: dict[str, asyncio.Task[None]] = {}  # channel → its conversation being created ahead
         self._prepared: set[str] = set()  # channels the store was seen to have one for (no need to look again)
 
-    def prepare(self, channel: str) -> None:
+    def prepare(self, channel: str, user: str | None = None) -> None:
         """A message came for a channel this process knows no conversation of: create one now, in the
         background, so its turn does not wait for that round trip (the intake calls this while the
         message reaches the disk). It only ever adds a conversation where the store has none, and never
@@ -77,14 +77,16 @@ class ConversationService:
         if channel in self._known or channel in self._prepared or channel in self._preparing \
                 or len(self._preparing) >= MAX_PREPARING:
             return
-        task = asyncio.create_task(self._prepare(channel), name=f"prepare-{channel}")
+        task = asyncio.create_task(self._prepare(channel, user), name=f"prepare-{channel}")
         self._preparing[channel] = task
         task.add_done_callback(lambda _task: self._preparing.pop(channel, None))
 
-    async def _prepare(self, channel: str) -> None:
+    async def _prepare(self, channel: str, user: str | None) -> None:
         try:
+            lookups = asyncio.gather(self._channels.info(channel), self._names.names([user] if user else []))
             if await self._map.conversation(channel, self.backend.name) is None:
                 await self._new_conversation(channel)
+            await lookups
             if len(self._prepared) >= MAX_KNOWN_CONVERSATIONS:
                 self._prepared.clear()
             self._prepared.add(channel)
@@ -147,10 +149,14 @@ class ConversationService:
         user_ids = [item.user for item in items]
         for item in items:
             user_ids.extend(mentioned_users(item.text))
-        # A channel's first message waits for three round trips (the speakers, the channel, a new
-        # conversation): one at a time they would make it twice as slow as the next message.
-        names, info, conversation_id = await asyncio.gather(
-            self._names.names(user_ids), self._channels.info(channel), self.conversation_id(channel))
+        names, info, conversation_id = self._names.known(user_ids), self._channels.known(channel), \
+            self._known.get(channel)
+        if names is None or info is None or conversation_id is None:
+            # A channel's first message waits for three round trips (the speakers, the channel, a new
+            # conversation): one at a time they would make it twice as slow as the next message. (Known,
+            # they are taken as they are: tasks to gather them would hand the loop to other work first.)
+            names, info, conversation_id = await asyncio.gather(
+                self._names.names(user_ids), self._channels.info(channel), self.conversation_id(channel))
         places = await self._places(channel, items, with_past=with_past)
         earlier = [text for place in places.values() for text in place.earlier]
         files = [await self._read_files(channel, item, attach) if read_files else ReadFiles(notes=item.files)

@@ -24,7 +24,7 @@ class Intake:
 
     def __init__(self, *, inbox: Inbox, notify: Callable[[str], None], names: NameDirectory,
                  settings: Settings, access: AccessPolicy,
-                 prepare: Callable[[str], None] = lambda _channel: None) -> None:
+                 prepare: Callable[[str, str], None] = lambda _channel, _user: None) -> None:
         self._inbox = inbox
         self._prepare = prepare  # has the channel's conversation made ahead (ConversationService.prepare)
         self.access = access
@@ -46,7 +46,7 @@ class Intake:
             log.debug("duplicate delivery of %s/%s dropped", message.channel, message.ts)
             await self._inbox.sync()  # (the first delivery's commit may still be on its way to the disk)
             return False
-        self._prepare(message.channel)
+        self._prepare(message.channel, message.user)
         self._notify(message.channel)  # the channel's worker may begin while the commit reaches the disk —
         await self._inbox.sync()  # Slack is acked (when this returns) only once it has
         if length is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -33,11 +34,24 @@ class ChannelDirectory:
         self._on_refused = on_refused  # told when Slack refuses the bot's token (SlackAuthGate.refused)
         self._ttl = ttl
         self._cache: dict[str, tuple[ChannelInfo, float]] = {}
+        self._looking: dict[str, asyncio.Future[ChannelInfo]] = {}  # lookups under way (asked once)
+
+    def known(self, channel: str) -> ChannelInfo | None:
+        """The channel's facts if cached (no lookup, no wait)."""
+        cached = self._cache.get(channel)
+        return cached[0] if cached and cached[1] > time.monotonic() else None
 
     async def info(self, channel: str) -> ChannelInfo:
         cached = self._cache.get(channel)
         if cached and cached[1] > time.monotonic():
             return cached[0]
+        looking = self._looking.get(channel)
+        if looking is None:
+            looking = self._looking[channel] = asyncio.ensure_future(self._look_up(channel))
+            looking.add_done_callback(lambda _done: self._looking.pop(channel, None))
+        return await asyncio.shield(looking)  # (a caller giving up does not cancel the others' lookup)
+
+    async def _look_up(self, channel: str) -> ChannelInfo:
         ttl = self._ttl
         try:
             response = await self._client.conversations_info(channel=channel)

@@ -86,6 +86,17 @@ class NameDirectory:
         finally:
             del self._inflight[user_id]
 
+    def known(self, user_ids: Iterable[str]) -> dict[str, str] | None:
+        """Each user's name if every one is cached (no lookup, no wait); None if any is not."""
+        found: dict[str, str] = {}
+        now = time.monotonic()
+        for user_id in user_ids:
+            cached = self._cache.get(user_id)
+            if cached is None or cached[1] <= now:
+                return None
+            found[user_id] = cached[0]
+        return found
+
     async def names(self, user_ids: Iterable[str]) -> dict[str, str]:
         unique = list(dict.fromkeys(user_ids))
         found = await asyncio.gather(*(self.name(user_id) for user_id in unique))

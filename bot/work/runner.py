@@ -62,7 +62,6 @@ class TurnRunner:
         state = parts.state(channel)
         # An unfinished turn exists only after a failure or a restart: skip the lookup when we know.
         turn = None if state.settled else await parts.journal.open_turn(channel)
-        state.settled = False
         own: list[InboxItem] | None = None
         while True:  # at most twice: a `started` turn the conversation has no answer for is decided again
             pending = await parts.inbox.pending(channel, limit=MAX_ITEMS_PER_TURN)
@@ -75,6 +74,9 @@ class TurnRunner:
                                reply_in_thread=parts.reply_in_thread,
                                followups=await parts.conversations.answered_threads(channel, threads))
             if action.do is not Do.RESOLVE or turn is None:
+                # What starts a turn (or writes an open one's reply) may leave it unfinished: looked up
+                # next time unless it ends well. Waiting, or a reset, leaves none.
+                state.settled = turn is None and action.do in (Do.WAIT, Do.RESET)
                 return await self._perform(action)
             outcome = await self._recovery.resolve(turn)
             if outcome is not None:

@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.backends.responses import ResponsesBackend
 from bot.conversation.service import ConversationService
 from bot.conversation.spares import SpareConversations
+from bot.messages import InboxItem, ItemKind
 from bot.outbound.channels import ChannelDirectory
 from bot.outbound.people import NameDirectory
 from bot.store import Store
@@ -144,3 +145,26 @@ async def test_without_a_spare_the_conversation_is_created_and_the_pool_refilled
         conversations.top_up()  # the next quiet moment tries the pool again (once the failed try ended)
         return await store.conversations.spare_count("responses") == 1
     await until(refilled, "the pool filled after the failure")
+
+
+async def test_the_channel_and_the_speaker_are_looked_up_ahead_once(store: Store, slack: SlackEmulator,
+                                                                     openai_emu: OpenAIEmulator) -> None:
+    channel, user = slack.add_channel("ahead"), slack.add_user("ann", display_name="Ann")
+    conversations = service(store, slack, openai_emu)
+    item = InboxItem(id=1, channel=channel, kind=ItemKind.MESSAGE, order_ts="1.0", user=user, text="hi")
+
+    def asked() -> tuple[int, int]:
+        return len(slack.calls("conversations.info")), len(slack.calls("users.info"))
+    conversations.prepare(channel, user)  # (at intake, while the message reaches the disk)
+    await until(lambda: asyncio.sleep(0, result=asked() == (1, 1)), "the lookups, before any turn")
+    turn = asyncio.ensure_future(conversations.build_turn(channel, [item]))  # (may join them still under way)
+    request = await turn
+    assert "#ahead" in request.instructions and request.messages == ["[Ann] hi"]
+    assert asked() == (1, 1)
+
+
+async def test_a_channel_looked_up_twice_at_once_is_asked_once(slack: SlackEmulator) -> None:
+    channels = ChannelDirectory(AsyncWebClient(token=slack.bot_token, base_url=slack.base_url))
+    channel = slack.add_channel("twice")
+    first, second = await asyncio.gather(channels.info(channel), channels.info(channel))
+    assert first == second and first.name == "twice" and len(slack.calls("conversations.info")) == 1
