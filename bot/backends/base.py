@@ -171,6 +171,7 @@ class MakesSpares(Protocol):
     can make them ahead, empty, for channels still to come (see `conversation/spares.py`)."""
 
     name: str
+    spare_pool: str  # the store's name for its spares: the backend, server and account they live in
 
     async def create_spare(self) -> str:
         """A new, empty conversation belonging to no channel yet; its id."""

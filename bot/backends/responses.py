@@ -7,6 +7,7 @@ the same conversation, until it answers (at most `max_tool_rounds` rounds).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -69,6 +70,9 @@ class _AttachmentsRefused(Exception):
         self.error = error
 
 
+SPARE = "(spare)"  # a conversation's slack_channel until a channel takes it
+
+
 class ResponsesBackend:
     """OpenAI (or Azure) Conversations + Responses. Images go as `input_image`, PDFs as `input_file`,
     both inline as data URLs (see `_part`)."""
@@ -84,13 +88,17 @@ class ResponsesBackend:
         # The SDK imports an API's module on first use (~10 ms for Conversations): at start, not in the
         # first turn of the process.
         _ = self._client.conversations, self._writes.conversations
+        # Spares made ahead belong to the server and account they were made in (a new key or URL on
+        # the same database must not take conversations the service no longer has for it).
+        where = f"{client.base_url}|{client.organization}|{client.project}|{client.api_key}"
+        self.spare_pool = f"responses:{hashlib.sha256(where.encode()).hexdigest()[:16]}"
 
     async def create_conversation(self, channel: str) -> str:
         return await self._create(metadata={"slack_channel": channel})
 
     async def create_spare(self) -> str:
-        """An empty conversation for a channel still to come (labelled once one takes it)."""
-        return await self._create()
+        """An empty conversation for a channel still to come (labelled once one takes it), marked as one."""
+        return await self._create(metadata={"slack_channel": SPARE})
 
     async def label_conversation(self, conversation_id: str, channel: str) -> None:
         """Say which channel a spare conversation went to, as `create_conversation` does (its metadata)."""

@@ -83,10 +83,13 @@ class ConversationService:
 
     async def _prepare(self, channel: str, user: str | None) -> None:
         try:
-            lookups = asyncio.gather(self._channels.info(channel), self._names.names([user] if user else []))
-            if await self._map.conversation(channel, self.backend.name) is None:
-                await self._new_conversation(channel)
-            await lookups
+            lookups = asyncio.gather(self._channels.info(channel), self._names.names([user] if user else []),
+                                     return_exceptions=True)  # (the turn's own lookup reports a failure)
+            try:
+                if await self._map.conversation(channel, self.backend.name) is None:
+                    await self._new_conversation(channel)
+            finally:
+                await lookups
             if len(self._prepared) >= MAX_KNOWN_CONVERSATIONS:
                 self._prepared.clear()
             self._prepared.add(channel)
@@ -133,11 +136,14 @@ class ConversationService:
         """Read the channel's conversation from the store next time (another replica may have changed it)."""
         self._known.pop(channel, None)
 
-    async def reset(self, channel: str) -> None:
-        """Forget the channel's conversation; the next message starts a new one."""
+    async def reset(self, channel: str, *, lost: bool = False) -> None:
+        """Forget the channel's conversation; the next message starts a new one. `lost`: the service no
+        longer has it — nor, perhaps, the spares made beside it: they are dropped (new ones are made)."""
         self._known.pop(channel, None)
         self._prepared.discard(channel)
         await self._map.forget_conversation(channel, self.backend.name)
+        if lost and self._spares is not None:
+            await self._spares.discard()
 
     async def build_turn(self, channel: str, items: Sequence[InboxItem], *, with_past: bool = True,
                          attach: bool = True, read_files: bool = True) -> TurnRequest:

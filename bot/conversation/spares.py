@@ -6,8 +6,10 @@ bridge's own work as the turn's whole request (bench/README.md, "A channel's fir
 network round trip to the service. A few are made ahead, empty, and kept in the store (shared by
 replicas, kept over restarts); such a message takes the oldest in one database transaction. The pool is
 topped up, and the conversations taken labelled with their channel (their metadata, as one created for a
-channel has it), after a turn has been delivered — when the bridge has nothing more urgent to do — and
-at start; what fails then is tried again after the next turn.
+channel has it; the store remembers which are still to label), after a turn has been delivered — when
+the bridge has nothing more urgent to do — at start, and once a minute after a turn (another replica may
+have taken some); what fails is tried again half a minute later. A pool belongs to one server and account
+(a new API key on the same database starts another), and is dropped if the service loses a conversation.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Protocol
 
 from bot.backends.base import BackendError, FailureKind, MakesSpares
@@ -22,43 +25,59 @@ from bot.backends.base import BackendError, FailureKind, MakesSpares
 log = logging.getLogger(__name__)
 
 SPARE_CONVERSATIONS = 3  # kept ready; more new channels at once than that have theirs created, as before
+LOOK_EVERY = 60.0  # seconds between looks at a pool this process took nothing from (other replicas may have)
+RETRY_AFTER = 30.0  # seconds before a top-up that failed is tried again
 
 
 class SpareStore(Protocol):
     """Where the spares are kept (the store's `ConversationMap`)."""
 
-    async def add_spare(self, backend: str, conversation_id: str) -> None: ...
+    async def add_spare(self, pool: str, conversation_id: str) -> None: ...
 
-    async def spare_count(self, backend: str) -> int: ...
+    async def spare_count(self, pool: str) -> int: ...
 
-    async def take_spare(self, channel: str, backend: str) -> str | None: ...
+    async def take_spare(self, channel: str, backend: str, pool: str) -> str | None: ...
+
+    async def taken_spares(self, pool: str) -> list[tuple[str, str]]: ...
+
+    async def labelled(self, conversation_id: str) -> None: ...
+
+    async def drop_spares(self, pool: str) -> None: ...
 
 
 class SpareConversations:
     """A few empty conversations ready for channels still to come."""
 
-    def __init__(self, store: SpareStore, backend: MakesSpares, *, size: int = SPARE_CONVERSATIONS) -> None:
+    def __init__(self, store: SpareStore, backend: MakesSpares, *, size: int = SPARE_CONVERSATIONS,
+                 retry_after: float = RETRY_AFTER) -> None:
         self._store = store
         self._backend = backend
         self._size = size
-        self._to_label: dict[str, str] = {}  # conversation id → the channel that took it
-        self._wanted = True  # the pool may be short: look at the next quiet moment
+        self._retry_after = retry_after
+        self._wanted = True  # the pool may be short, or hold spares to label: top up at the next quiet moment
+        self._not_before = 0.0  # (monotonic) after a failure
+        self._next_look = 0.0  # (monotonic) when to look anyway
         self._task: asyncio.Task[None] | None = None
 
     async def take(self, channel: str) -> str | None:
         """The channel's conversation, a spare if it had none (see `ConversationMap.take_spare`); None
         when no spare is left."""
         self._wanted = True
-        taken = await self._store.take_spare(channel, self._backend.name)
-        if taken is not None:
-            self._to_label[taken] = channel  # (one it had already is labelled so: harmless)
-        return taken
+        return await self._store.take_spare(channel, self._backend.name, self._backend.spare_pool)
+
+    async def discard(self) -> None:
+        """The service lost a conversation of ours: the spares may be lost too; new ones are made."""
+        self._wanted = True
+        await self._store.drop_spares(self._backend.spare_pool)
 
     def top_up(self) -> None:
-        """A quiet moment: label the conversations taken and fill the pool, in the background."""
-        if self._wanted and (self._task is None or self._task.done()):
-            self._wanted = False
-            self._task = asyncio.create_task(self._top_up(), name="spare-conversations")
+        """A quiet moment: fill the pool and label the spares taken, in the background."""
+        now = time.monotonic()
+        if (self._task is not None and not self._task.done()) or now < self._not_before \
+                or not (self._wanted or now >= self._next_look):
+            return
+        self._wanted, self._next_look = False, now + LOOK_EVERY
+        self._task = asyncio.create_task(self._top_up(), name="spare-conversations")
 
     async def close(self) -> None:
         if self._task is not None:
@@ -67,21 +86,21 @@ class SpareConversations:
                 await self._task
 
     async def _top_up(self) -> None:
+        pool = self._backend.spare_pool
         try:
-            await self._label()
-            for _ in range(self._size - await self._store.spare_count(self._backend.name)):
-                await self._store.add_spare(self._backend.name, await self._backend.create_spare())
+            for _ in range(self._size - await self._store.spare_count(pool)):
+                await self._store.add_spare(pool, await self._backend.create_spare())
+            for conversation_id, channel in await self._store.taken_spares(pool):
+                await self._label(conversation_id, channel)
         except Exception as exc:  # noqa: BLE001 - a channel without a spare has its conversation created
-            self._wanted = True
-            log.info("no spare conversation made now (%s); trying again after the next turn", exc)
+            self._wanted, self._not_before = True, time.monotonic() + self._retry_after
+            log.info("spare conversations: %s; trying again in %.0f s or later", exc, self._retry_after)
 
-    async def _label(self) -> None:
-        while self._to_label:
-            conversation_id, channel = next(iter(self._to_label.items()))
-            try:
-                await self._backend.label_conversation(conversation_id, channel)
-            except BackendError as error:
-                if error.kind is not FailureKind.REQUEST:
-                    raise  # (tried again later)
-                log.info("conversation %s of channel %s not labelled (%s)", conversation_id, channel, error)
-            del self._to_label[conversation_id]
+    async def _label(self, conversation_id: str, channel: str) -> None:
+        try:
+            await self._backend.label_conversation(conversation_id, channel)
+        except BackendError as error:
+            if error.kind is not FailureKind.REQUEST:
+                raise  # (the service is down: tried again later)
+            log.info("conversation %s of channel %s not labelled (%s)", conversation_id, channel, error)
+        await self._store.labelled(conversation_id)

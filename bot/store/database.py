@@ -30,6 +30,7 @@ class Database(ABC):
     dialect = "sqlite"  # "sqlite" | "postgresql": which database the SQL runs on
     shared = False  # several replicas may use it at once (then: leases, notifications between them)
     now_sql = "0"  # an SQL expression: the database's clock, in Unix seconds
+    skip_locked = ""  # after a SELECT: rows other transactions hold are passed over (nothing to add alone)
 
     async def priority(self) -> Database:
         """The same database through connections of its own, for the few statements that must not wait

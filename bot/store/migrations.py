@@ -171,13 +171,16 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (channel, ts)
     );
     """,
-    # 13: conversations made ahead, empty, for channels still to come (conversation/spares.py).
+    # 13: conversations made ahead, empty, for channels still to come (conversation/spares.py): a spare
+    #    has no channel; one taken keeps its channel here until the service has it too (its metadata).
     """
     CREATE TABLE spare_conversations (
         conversation_id TEXT PRIMARY KEY,
-        backend         TEXT NOT NULL,
-        created_at      REAL NOT NULL
+        pool            TEXT NOT NULL,
+        created_at      REAL NOT NULL,
+        channel         TEXT
     );
-    CREATE INDEX spare_conversations_oldest ON spare_conversations (backend, created_at);
+    CREATE INDEX spare_conversations_oldest ON spare_conversations (pool, created_at) WHERE channel IS NULL;
+    CREATE INDEX spare_conversations_taken ON spare_conversations (pool) WHERE channel IS NOT NULL;
     """,
 )

@@ -50,6 +50,7 @@ class PostgresDatabase(Database):
     dialect = "postgresql"
     shared = True
     now_sql = "extract(epoch from statement_timestamp())::double precision"  # (stable: indexes apply)
+    skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, pool: asyncpg.Pool, url: str = "") -> None:
         self._pool = pool

@@ -56,7 +56,7 @@ class Effects:
         elif turn_id is not None and decision.effect is TurnEffect.RETRY:
             await parts.journal.retry_turn(turn_id)
         if decision.reset:
-            await parts.conversations.reset(channel)
+            await parts.conversations.reset(channel, lost=True)
         if decision.solo is not None:
             state.solo = decision.solo
         if decision.skip:

@@ -31,19 +31,20 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await opened.close()
 
 
-def model_client(openai_emu: OpenAIEmulator) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=openai_emu.base_url, api_key=openai_emu.api_key, max_retries=0)
+def model_client(openai_emu: OpenAIEmulator, organization: str | None = None) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=openai_emu.base_url, api_key=openai_emu.api_key, max_retries=0,
+                              organization=organization)
 
 
 def service(store: Store, slack: SlackEmulator, openai_emu: OpenAIEmulator,
-            spares: int | None = None) -> ConversationService:
+            spares: int | None = None, organization: str | None = None) -> ConversationService:
     """With `spares`, the service keeps that many spare conversations (none are made until a top-up)."""
     client = AsyncWebClient(token=slack.bot_token, base_url=slack.base_url)
-    backend = ResponsesBackend(model_client(openai_emu), model="m")
+    backend = ResponsesBackend(model_client(openai_emu, organization), model="m")
     return ConversationService(conversation_map=store.conversations, backend=backend,
                                names=NameDirectory(client), channels=ChannelDirectory(client), instructions="Hi.",
                                spares=None if spares is None else SpareConversations(store.conversations, backend,
-                                                                                     size=spares))
+                                                                                     size=spares, retry_after=0))
 
 
 async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
@@ -54,9 +55,13 @@ async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
     raise AssertionError(f"never: {what}")
 
 
-async def spares_made(store: Store, count: int) -> None:
+def pool(conversations: ConversationService) -> str:
+    return conversations.backend.spare_pool  # type: ignore[attr-defined]
+
+
+async def spares_made(store: Store, conversations: ConversationService, count: int) -> None:
     async def made() -> bool:
-        return await store.conversations.spare_count("responses") == count
+        return await store.conversations.spare_count(pool(conversations)) == count
     await until(made, f"{count} spare conversations")
 
 
@@ -100,15 +105,15 @@ async def test_a_new_channel_takes_a_spare_without_waiting_for_a_creation(store:
                                                                           openai_emu: OpenAIEmulator) -> None:
     conversations = service(store, slack, openai_emu, spares=2)
     conversations.top_up()  # (at start)
-    await spares_made(store, 2)
+    await spares_made(store, conversations, 2)
     made = [r.json for r in openai_emu.requests("/v1/conversations")]
-    assert made == [{}, {}]  # empty, for no channel yet
+    assert made == [{"metadata": {"slack_channel": "(spare)"}}] * 2  # empty, for no channel yet
     conversations.prepare("C1")
     first = await conversations.conversation_id("C1")
     assert created(openai_emu) == 2  # nothing was created for it: a spare was taken
-    assert await store.conversations.spare_count("responses") == 1
+    assert await store.conversations.spare_count(pool(conversations)) == 1
     conversations.top_up()  # (its turn was delivered)
-    await spares_made(store, 2)
+    await spares_made(store, conversations, 2)
 
     async def labelled() -> bool:
         return (await model_client(openai_emu).conversations.retrieve(first)).metadata == {"slack_channel": "C1"}
@@ -120,11 +125,11 @@ async def test_after_a_reset_the_next_conversation_is_a_spare(store: Store, slac
                                                               openai_emu: OpenAIEmulator) -> None:
     conversations = service(store, slack, openai_emu, spares=1)
     conversations.top_up()
-    await spares_made(store, 1)
+    await spares_made(store, conversations, 1)
     old = await conversations.conversation_id("C1")
     conversations.top_up()
-    await spares_made(store, 1)
-    ((spare,),) = await store.db.fetchall("SELECT conversation_id FROM spare_conversations")
+    await spares_made(store, conversations, 1)
+    ((spare,),) = await store.db.fetchall("SELECT conversation_id FROM spare_conversations WHERE channel IS NULL")
     await conversations.reset("C1")
     conversations.prepare("C1")
     assert await conversations.conversation_id("C1") == spare != old
@@ -136,14 +141,14 @@ async def test_without_a_spare_the_conversation_is_created_and_the_pool_refilled
     openai_emu.fail_next(500, path="/v1/conversations")  # (the SDK client here does not retry)
     conversations.top_up()  # fails: no spare (only the log says so)
     await until(lambda: asyncio.sleep(0, result=bool(openai_emu.requests("/v1/conversations"))), "the try")
-    assert await store.conversations.spare_count("responses") == 0
+    assert await store.conversations.spare_count(pool(conversations)) == 0
     first = await conversations.conversation_id("C1")  # created for it, as without spares
     assert openai_emu.requests("/v1/conversations")[-1].json == {"metadata": {"slack_channel": "C1"}}
     assert await store.conversations.conversation("C1", "responses") == first
 
     async def refilled() -> bool:
         conversations.top_up()  # the next quiet moment tries the pool again (once the failed try ended)
-        return await store.conversations.spare_count("responses") == 1
+        return await store.conversations.spare_count(pool(conversations)) == 1
     await until(refilled, "the pool filled after the failure")
 
 
@@ -168,3 +173,48 @@ async def test_a_channel_looked_up_twice_at_once_is_asked_once(slack: SlackEmula
     channel = slack.add_channel("twice")
     first, second = await asyncio.gather(channels.info(channel), channels.info(channel))
     assert first == second and first.name == "twice" and len(slack.calls("conversations.info")) == 1
+
+
+async def metadata(openai_emu: OpenAIEmulator, conversation_id: str) -> object:
+    return (await model_client(openai_emu).conversations.retrieve(conversation_id)).metadata
+
+
+async def test_a_spare_taken_is_labelled_by_the_next_process_if_this_one_stopped(
+        store: Store, slack: SlackEmulator, openai_emu: OpenAIEmulator) -> None:
+    before = service(store, slack, openai_emu, spares=1)
+    before.top_up()
+    await spares_made(store, before, 1)
+    taken = await before.conversation_id("C1")  # ... and the process stops before its next quiet moment
+    assert await metadata(openai_emu, taken) == {"slack_channel": "(spare)"}
+    after = service(store, slack, openai_emu, spares=1)
+    after.top_up()  # (at start)
+
+    async def labelled() -> bool:
+        return await metadata(openai_emu, taken) == {"slack_channel": "C1"}
+    await until(labelled, "the spare labelled by the next process")
+
+
+async def test_spares_belong_to_the_account_they_were_made_in(store: Store, slack: SlackEmulator,
+                                                              openai_emu: OpenAIEmulator) -> None:
+    ours = service(store, slack, openai_emu, spares=1)
+    ours.top_up()
+    await spares_made(store, ours, 1)
+    other = service(store, slack, openai_emu, spares=1, organization="org-elsewhere")  # another account's key
+    assert pool(other) != pool(ours)
+    await other.conversation_id("C1")  # created: that account may not have our spare
+    assert created(openai_emu) == 2 and await store.conversations.spare_count(pool(ours)) == 1
+
+
+async def test_a_lost_conversation_drops_the_spares_made_beside_it(store: Store, slack: SlackEmulator,
+                                                                   openai_emu: OpenAIEmulator) -> None:
+    conversations = service(store, slack, openai_emu, spares=2)
+    conversations.top_up()
+    await spares_made(store, conversations, 2)
+    await conversations.conversation_id("C1")
+    await conversations.reset("C1", lost=True)  # (the service answered 404 for it: the spares may be gone too)
+    assert await store.conversations.spare_count(pool(conversations)) == 0
+    fresh = await conversations.conversation_id("C1")  # created, not taken
+    assert openai_emu.requests("/v1/conversations")[-1].json == {"metadata": {"slack_channel": "C1"}}
+    conversations.top_up()
+    await spares_made(store, conversations, 2)
+    assert await store.conversations.conversation("C1", "responses") == fresh

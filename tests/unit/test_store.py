@@ -141,26 +141,34 @@ async def test_stale_messages_are_kept_until_deleted(store: Store) -> None:
 async def test_a_spare_conversation_goes_to_one_channel(store: Store) -> None:
     conversations = store.conversations
     for conversation_id in ("conv_a", "conv_b"):
-        await conversations.add_spare("responses", conversation_id)
-    await conversations.add_spare("chat", "chat_x")
-    assert await conversations.spare_count("responses") == 2
-    assert await conversations.take_spare("C1", "responses") == "conv_a"  # the oldest
+        await conversations.add_spare("responses:k1", conversation_id)
+    await conversations.add_spare("responses:k2", "conv_other_key")  # (another API key's: not for this one)
+    assert await conversations.spare_count("responses:k1") == 2
+    assert await conversations.take_spare("C1", "responses", "responses:k1") == "conv_a"  # the oldest
     assert await conversations.conversation("C1", "responses") == "conv_a"
-    assert await conversations.take_spare("C1", "responses") == "conv_a"  # it has one: no spare spent
-    assert await conversations.spare_count("responses") == 1
-    assert await conversations.take_spare("C2", "responses") == "conv_b"
-    assert await conversations.take_spare("C3", "responses") is None  # none left (chat_x is another backend's)
+    assert await conversations.take_spare("C1", "responses", "responses:k1") == "conv_a"  # it has one: none spent
+    assert await conversations.spare_count("responses:k1") == 1
+    assert await conversations.take_spare("C2", "responses", "responses:k1") == "conv_b"
+    assert await conversations.take_spare("C3", "responses", "responses:k1") is None  # none left
     assert await conversations.conversation("C3", "responses") is None
-    assert await conversations.spare_count("chat") == 1
+    assert await conversations.spare_count("responses:k2") == 1
+    # Taken, each is remembered with its channel until the service has the label too.
+    assert await conversations.taken_spares("responses:k1") == [("conv_a", "C1"), ("conv_b", "C2")]
+    await conversations.labelled("conv_a")
+    assert await conversations.taken_spares("responses:k1") == [("conv_b", "C2")]
+    await conversations.add_spare("responses:k1", "conv_c")
+    await conversations.drop_spares("responses:k1")  # (the service lost a conversation)
+    assert await conversations.spare_count("responses:k1") == 0
+    assert await conversations.taken_spares("responses:k1") == [("conv_b", "C2")]  # (still to label)
 
 
 async def test_channels_taking_spares_at_once_never_share_one(store: Store) -> None:
     for n in range(4):
-        await store.conversations.add_spare("responses", f"conv_{n}")
-    taken = await asyncio.gather(*(store.conversations.take_spare(f"C{n}", "responses") for n in range(6)))
+        await store.conversations.add_spare("pool", f"conv_{n}")
+    taken = await asyncio.gather(*(store.conversations.take_spare(f"C{n}", "responses", "pool") for n in range(6)))
     got = [conversation_id for conversation_id in taken if conversation_id is not None]
-    assert got and len(got) == len(set(got))  # (on PostgreSQL a take that lost a race finds none: it creates)
-    assert await store.conversations.spare_count("responses") == 4 - len(got)
+    assert len(got) == 4 and len(set(got)) == 4  # (on PostgreSQL, a spare another take holds is passed over)
+    assert await store.conversations.spare_count("pool") == 0
     for n, conversation_id in enumerate(taken):
         assert await store.conversations.conversation(f"C{n}", "responses") == conversation_id
 
