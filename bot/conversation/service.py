@@ -70,10 +70,11 @@ class ConversationService:
         self._prepared: set[str] = set()  # channels the store was seen to have one for (no need to look again)
 
     def prepare(self, channel: str, user: str | None = None) -> None:
-        """A message came for a channel this process knows no conversation of: create one now, in the
-        background, so its turn does not wait for that round trip (the intake calls this while the
-        message reaches the disk). It only ever adds a conversation where the store has none, and never
-        caches one, so a reset or another replica's turn meanwhile stays right."""
+        """A message came for a channel this process knows no conversation of: give it one now (a spare,
+        or one created), and look up the channel and `user`, in the background, so its turn waits for
+        none of those round trips (the intake calls this while the message reaches the disk). It only
+        ever adds a conversation where the store has none, and never caches one, so a reset or another
+        replica's turn meanwhile stays right."""
         if channel in self._known or channel in self._prepared or channel in self._preparing \
                 or len(self._preparing) >= MAX_PREPARING:
             return

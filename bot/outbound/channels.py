@@ -42,9 +42,9 @@ class ChannelDirectory:
         return cached[0] if cached and cached[1] > time.monotonic() else None
 
     async def info(self, channel: str) -> ChannelInfo:
-        cached = self._cache.get(channel)
-        if cached and cached[1] > time.monotonic():
-            return cached[0]
+        known = self.known(channel)
+        if known is not None:
+            return known
         looking = self._looking.get(channel)
         if looking is None:
             looking = self._looking[channel] = asyncio.ensure_future(self._look_up(channel))

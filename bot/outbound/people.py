@@ -68,9 +68,9 @@ class NameDirectory:
         self._claim = claim  # the durable record of those (SpeakerNames.claim), if there is one
 
     async def name(self, user_id: str) -> str:
-        cached = self._cache.get(user_id)
-        if cached and cached[1] > time.monotonic():
-            return cached[0]
+        cached = self._cached(user_id)
+        if cached is not None:
+            return cached
         if user_id in self._inflight:
             return await asyncio.shield(self._inflight[user_id])
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -89,13 +89,16 @@ class NameDirectory:
     def known(self, user_ids: Iterable[str]) -> dict[str, str] | None:
         """Each user's name if every one is cached (no lookup, no wait); None if any is not."""
         found: dict[str, str] = {}
-        now = time.monotonic()
         for user_id in user_ids:
-            cached = self._cache.get(user_id)
-            if cached is None or cached[1] <= now:
+            cached = self._cached(user_id)
+            if cached is None:
                 return None
-            found[user_id] = cached[0]
+            found[user_id] = cached
         return found
+
+    def _cached(self, user_id: str) -> str | None:
+        cached = self._cache.get(user_id)
+        return cached[0] if cached and cached[1] > time.monotonic() else None
 
     async def names(self, user_ids: Iterable[str]) -> dict[str, str]:
         unique = list(dict.fromkeys(user_ids))
@@ -111,8 +114,7 @@ class NameDirectory:
 
     async def is_admin(self, user_id: str) -> bool | None:
         """Is the user a workspace admin or owner? None if Slack could not tell (the lookup failed)."""
-        cached = self._cache.get(user_id)
-        if not (cached and cached[1] > time.monotonic() and user_id in self._admins):
+        if self._cached(user_id) is None or user_id not in self._admins:
             self._cache.pop(user_id, None)  # (a name cached from a mention lookup may predate the flags)
             await self.name(user_id)
         return self._admins.get(user_id)
