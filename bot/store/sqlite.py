@@ -2,11 +2,12 @@
 
 SQLite in WAL mode, used directly from the event loop: with `synchronous=NORMAL` a commit appends to
 the write-ahead log without waiting for the disk (tens of microseconds), and a committed row survives a
-crash of the process. The inbox's commits — what the bridge acks Slack for — wait for the disk too
-(`durable()`, about 0.2 ms here), so they survive a power loss as well. The one slow operation, copying the
-log into the database (a checkpoint, which does wait for the disk), runs every few seconds in a worker
-thread instead of inside a commit. (A thread hop per query — aiosqlite — cost ~250 µs each, more than the
-queries themselves.) One process owns a SQLite file; several replicas need a server database.
+crash of the process. The inbox's commits — what the bridge acks Slack for — reach the disk before the
+ack (`durable()`, or `sync()`: one fsync in a thread for the messages of a few milliseconds), so they
+survive a power loss as well. The one slow operation, copying the log into the database (a checkpoint,
+which does wait for the disk), runs every few seconds in a worker thread instead of inside a commit. (A
+thread hop per query — aiosqlite — cost ~250 µs each, more than the queries themselves.) One process
+owns a SQLite file; several replicas need a server database.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from bot.store.database import MAINTENANCE_INTERVAL, Database, StoreInUse
+from bot.store.group_sync import GroupSync
 from bot.store.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class SqliteDatabase(Database):
         self._lock = lock
         self._background: asyncio.Task[None] | None = None
         self._wal: int | None = None  # the write-ahead log, open for `sync`
+        self._group_sync = GroupSync(self._fsync_wal)
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteDatabase:
@@ -80,6 +83,7 @@ class SqliteDatabase(Database):
             self._background.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._background
+        await self._group_sync.wait_idle()
         if self._lock is not None:
             await asyncio.to_thread(_checkpoint, self._path)
         self._release()
@@ -150,12 +154,17 @@ class SqliteDatabase(Database):
     async def sync(self) -> None:
         """fsync the write-ahead log in a thread: the commits in it (appended without waiting, under
         synchronous=NORMAL) are then on the disk, as a synchronous=FULL commit would have left them —
-        without holding the event loop for the disk."""
+        without holding the event loop for the disk. Callers close together share one fsync (see
+        group_sync.py)."""
         if self._lock is None:
             return  # (":memory:")
+        await self._group_sync()
+
+    def _fsync_wal(self) -> None:
+        """(In a thread, one call at a time.)"""
         if self._wal is None:
-            self._wal = await asyncio.to_thread(_open_synced, f"{self._path}-wal")
-        await asyncio.to_thread(os.fsync, self._wal)
+            self._wal = _open_synced(f"{self._path}-wal")
+        os.fsync(self._wal)
 
     async def execute(self, sql: str, params: Iterable[object] = ()) -> int:
         """Run one statement; the number of rows it changed (for `INSERT … RETURNING`, use fetchone)."""

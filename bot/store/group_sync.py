@@ -1,0 +1,61 @@
+"""Group commit for the disk: one fsync, in a thread, for every caller that asked before it began.
+
+The intake commits each message without waiting for the disk (the channel's worker sees it at once) and
+acks Slack only once the write-ahead log is synced. Syncing for each message on its own cost a thread
+hand-off per message, right when that message's turn was being sent to the model. Here a sync starts
+`delay` after the first caller asks (as PostgreSQL's `commit_delay`): by then the turn's request is
+usually on its way, and every message stored meanwhile rides on the same fsync. A caller arriving while
+one runs waits for the next (its commit may have missed the running one), started as soon as it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+SYNC_DELAY = 0.002  # seconds a sync waits for more commits (well within Slack's 3 s to ack)
+
+
+class GroupSync:
+    """`await group_sync()` returns once a call of `sync` (blocking; run in a thread) that began after
+    this call has returned; its exception, if it raised."""
+
+    def __init__(self, sync: Callable[[], None], *, delay: float = SYNC_DELAY) -> None:
+        self._sync = sync
+        self._delay = delay
+        self._next: asyncio.Future[None] | None = None  # for the callers since the last sync began
+        self._running: asyncio.Future[None] | None = None  # the sync under way
+
+    async def __call__(self) -> None:
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            if self._running is None:  # (else the running sync starts the next one when it ends)
+                asyncio.get_running_loop().call_later(self._delay, self._start)
+        await asyncio.shield(self._next)  # (a caller giving up does not cancel the others' sync)
+
+    async def wait_idle(self) -> None:
+        """Until no sync runs nor waits to (before the file it syncs is closed)."""
+        while self._running is not None or self._next is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._running or self._next)  # type: ignore[arg-type]
+
+    def _start(self) -> None:
+        waiting, self._next = self._next, None
+        if waiting is None:
+            return
+        self._running = running = asyncio.ensure_future(asyncio.to_thread(self._sync))
+        running.add_done_callback(lambda done: self._done(done, waiting))
+
+    def _done(self, done: asyncio.Future[None], waiting: asyncio.Future[None]) -> None:
+        self._running = None
+        if not waiting.done():
+            if done.cancelled():
+                waiting.cancel()
+            elif done.exception() is not None:
+                waiting.set_exception(done.exception())  # type: ignore[arg-type]
+                waiting.exception()  # (retrieved: each caller re-raises it itself)
+            else:
+                waiting.set_result(None)
+        if self._next is not None:  # callers came while it ran: they have waited long enough
+            self._start()
