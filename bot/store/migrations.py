@@ -183,4 +183,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX spare_conversations_oldest ON spare_conversations (pool, created_at) WHERE channel IS NULL;
     CREATE INDEX spare_conversations_taken ON spare_conversations (pool) WHERE channel IS NOT NULL;
     """,
+    # 14: fewer indexes to keep up to date for each message stored: the open items' two become one
+    #     (channel, state, order_ts, id) — the queries for pending items also name the open states, so
+    #     SQLite takes it — and a message is indexed by its turn only once it has one.
+    """
+    DROP INDEX inbox_pending;
+    DROP INDEX inbox_open;
+    CREATE INDEX inbox_open ON inbox (channel, state, order_ts, id) WHERE state IN ('pending', 'answered');
+    DROP INDEX inbox_turn;
+    CREATE INDEX inbox_turn ON inbox (turn_id) WHERE turn_id IS NOT NULL;
+    """,
 )

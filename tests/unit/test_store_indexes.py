@@ -126,3 +126,28 @@ async def exercise(store: Store) -> None:
     await store.usage.refuse([pending[0].id], 1.0)
     await installation_salt(store.db)
     await store.prune()
+
+
+async def test_the_queue_is_read_in_order_from_the_open_items_index(tmp_path: Path) -> None:
+    """The queries every step makes read the one index of open items, already in Slack order (no sort),
+    and a turn's items are found by their turn: the indexes a stored message has to be added to are few."""
+    store = await Store.open(tmp_path / "bridge.sqlite3")
+    try:
+        statements = await statements_run(store)
+        plans = {sql: [row[-1] for row in await store.db.fetchall(f"EXPLAIN QUERY PLAN {sql}")]
+                 for sql in statements}
+        pending = {sql: plan for sql, plan in plans.items()
+                   if sql.startswith(("SELECT id,", "SELECT count(*) FROM inbox WHERE")) and "pending" in sql
+                   and "turn_id" not in sql}
+        assert len(pending) == 3  # the queue, its length, and every channel's
+        for sql, plan in pending.items():
+            in_order = not any("TEMP B-TREE" in step for step in plan)
+            assert any("INDEX inbox_open" in step for step in plan) and in_order, f"{sql}\n  -> {plan}"
+        by_turn = [plan for sql, plan in plans.items() if "WHERE turn_id =" in sql]
+        assert by_turn and all(any("INDEX inbox_turn" in step for step in plan) for plan in by_turn)
+        (indexed,) = await store.db.fetchone(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'inbox'"
+            " AND (sql IS NULL OR sql NOT LIKE '% WHERE %')")  # (every row is in these: the unique key's too)
+        assert indexed == 1
+    finally:
+        await store.close()
