@@ -79,7 +79,7 @@ def _run(setup: Setup, program: list[str] | None, messages: int, channels: int, 
         for i, token in enumerate(tokens):
             channel = i % channels
             world.say(channel, token)
-            world.wait(lambda c=channel, t=token: world.channel_answered(c, t), 30, f"the reply to {token}", 0.005)
+            world.wait(lambda t=token: world.reply_written(t), 30, f"the reply to {token}", 0.005)
             time.sleep(gap)
         usage = world.meter.usage(before, world.meter.snapshot())
         collected = collect(world, [*cold_tokens, *tokens])

@@ -38,7 +38,7 @@ def latency(setup: Setup, messages: int, channels: int, gap: float) -> Section:
         for i, token in enumerate(tokens):
             channel = i % channels
             world.say(channel, token)
-            world.wait(lambda c=channel, t=token: world.channel_answered(c, t), 30, f"the reply to {token}", 0.005)
+            world.wait(lambda t=token: world.reply_written(t), 30, f"the reply to {token}", 0.005)
             time.sleep(gap)
         usage, end = world.meter.usage(before, world.meter.snapshot()), time.time()
         traces = collect(world, [*cold, *tokens])

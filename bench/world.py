@@ -95,6 +95,8 @@ class World:
         self._stack = contextlib.ExitStack()
         self._at_model: set[int] = set()
         self._seen_cursor = 0
+        self._calls_cursor = 0  # (reply_written)
+        self._written: set[int] = set()
         self.health = ""  # after exit: the bridge's exit status and what its log complained about
         self.abandoned = False  # answers were left queued: kill the bridge rather than wait for its grace
 
@@ -179,6 +181,17 @@ class World:
         return any(text in final_text(m) for m in self.slack.messages(self.channel_ids[channel])
                    if m.get("bot_id") == self.slack.bot_id)
 
+    def reply_written(self, token: int) -> bool:
+        """Whether a complete answer carrying `token` reached Slack — read from the emulator's call log
+        from where the last look ended, without a hop onto its loop: polled every few milliseconds while a
+        latency is measured, it must not take the emulator's time from the app it measures."""
+        calls = self.slack.calls_from(self._calls_cursor)
+        self._calls_cursor += len(calls)
+        for call in calls:
+            if call.method in REPLY_METHODS and call.ok:
+                self._written.update(tokens_in(final_text(call.args)))
+        return token in self._written
+
     def wait(self, predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05,
              progress: Callable[[], str] | None = None) -> None:
         """Poll `predicate` until true; a note on stderr every PROGRESS_EVERY seconds; BenchError on timeout."""
@@ -232,7 +245,7 @@ class World:
             tokens.append(token)
             self.say(channel, token)
             if one_at_a_time:
-                self.wait(lambda c=channel, t=token: self.channel_answered(c, t), 30, "a warm-up reply", 0.005)
+                self.wait(lambda t=token: self.reply_written(t), 30, "a warm-up reply", 0.005)
                 time.sleep(0.05)
         self.wait_all(tokens)
         return tokens

@@ -271,6 +271,12 @@ class SlackEmulator:
     def calls(self, method: str | None = None) -> list[Call]:
         return self._on_loop(lambda c: copy.deepcopy([x for x in c.calls if method in (None, x.method)]))
 
+    def calls_from(self, start: int) -> list[Call]:
+        """The calls answered after the first `start`, as recorded (not copies: read them, do not change
+        them) — without a hop onto the emulator's loop, so a benchmark can poll it often without taking the
+        emulator's time from the app it measures. (The log is only ever appended to, whole calls at once.)"""
+        return self._core.calls[start:]
+
     def envelopes(self, type: str | None = None) -> list[Envelope]:
         return self._on_loop(lambda c: copy.deepcopy([e for e in c.envelopes if type in (None, e.type)]))
 
