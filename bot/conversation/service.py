@@ -72,27 +72,26 @@ class ConversationService:
         self._prepared: set[str] = set()  # channels the store was seen to have one for (no need to look again)
 
     def prepare(self, channel: str, user: str | None = None) -> None:
-        """A message came for a channel this process knows no conversation of: give it one now (a spare,
-        or one created), and look up the channel and `user`, in the background, so its turn waits for
-        none of those round trips (the intake calls this while the message reaches the disk). It only
-        ever adds a conversation where the store has none, and never caches one, so a reset or another
-        replica's turn meanwhile stays right."""
+        """A message came: look up its channel and `user` if they are not known, and give a channel this
+        process knows no conversation of one now (a spare, or one created) — in the background, so its
+        turn waits for none of those round trips (the intake calls this while the message reaches the
+        disk). The lookups are asked first, so that their round trips overlap the rest. It only ever adds
+        a conversation where the store has none, and never caches one, so a reset or another replica's
+        turn meanwhile stays right."""
+        self._channels.look_up_ahead(channel)
+        if user:
+            self._names.look_up_ahead(user)
         if channel in self._known or channel in self._prepared or channel in self._preparing \
                 or len(self._preparing) >= MAX_PREPARING:
             return
-        task = asyncio.create_task(self._prepare(channel, user), name=f"prepare-{channel}")
+        task = asyncio.create_task(self._prepare(channel), name=f"prepare-{channel}")
         self._preparing[channel] = task
         task.add_done_callback(lambda _task: self._preparing.pop(channel, None))
 
-    async def _prepare(self, channel: str, user: str | None) -> None:
+    async def _prepare(self, channel: str) -> None:
         try:
-            lookups = asyncio.gather(self._channels.info(channel), self._names.names([user] if user else []),
-                                     return_exceptions=True)  # (the turn's own lookup reports a failure)
-            try:
-                if await self._map.conversation(channel, self.backend.name) is None:
-                    await self._new_conversation(channel)
-            finally:
-                await lookups
+            if await self._map.conversation(channel, self.backend.name) is None:
+                await self._new_conversation(channel)
             if len(self._prepared) >= MAX_KNOWN_CONVERSATIONS:
                 self._prepared.clear()
             self._prepared.add(channel)

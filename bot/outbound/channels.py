@@ -45,11 +45,25 @@ class ChannelDirectory:
         known = self.known(channel)
         if known is not None:
             return known
+        return await asyncio.shield(self._looking_up(channel))  # (a caller giving up does not stop the others')
+
+    def look_up_ahead(self, channel: str) -> None:
+        """Start looking the channel up now, in the background, unless it is known or being looked up."""
+        if self.known(channel) is None:
+            self._looking_up(channel)
+
+    def _looking_up(self, channel: str) -> asyncio.Future[ChannelInfo]:
+        """The channel's lookup under way, started now if none is: every caller shares one call."""
         looking = self._looking.get(channel)
         if looking is None:
             looking = self._looking[channel] = asyncio.ensure_future(self._look_up(channel))
-            looking.add_done_callback(lambda _done: self._looking.pop(channel, None))
-        return await asyncio.shield(looking)  # (a caller giving up does not cancel the others' lookup)
+            looking.add_done_callback(lambda done: self._looked_up(channel, done))
+        return looking
+
+    def _looked_up(self, channel: str, done: asyncio.Future[ChannelInfo]) -> None:
+        self._looking.pop(channel, None)
+        if not done.cancelled():
+            done.exception()  # (retrieved: a caller re-raises it; one looked up ahead may have none)
 
     async def _look_up(self, channel: str) -> ChannelInfo:
         ttl = self._ttl

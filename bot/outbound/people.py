@@ -71,20 +71,26 @@ class NameDirectory:
         cached = self._cached(user_id)
         if cached is not None:
             return cached
-        if user_id in self._inflight:
-            return await asyncio.shield(self._inflight[user_id])
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._inflight[user_id] = future
-        try:
-            name = await self._lookup(user_id)
-            future.set_result(name)
-            return name
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it themselves
-            raise
-        finally:
-            del self._inflight[user_id]
+        return await asyncio.shield(self._looking_up(user_id))  # (a caller giving up does not stop the others')
+
+    def look_up_ahead(self, user_id: str) -> None:
+        """Start looking the user up now, in the background, unless the name is known or being looked up
+        (a message's author, while the message reaches the disk: its turn then finds the name)."""
+        if self._cached(user_id) is None:
+            self._looking_up(user_id)
+
+    def _looking_up(self, user_id: str) -> asyncio.Future[str]:
+        """The user's lookup under way, started now if none is: every caller shares one users.info."""
+        looking = self._inflight.get(user_id)
+        if looking is None:
+            looking = self._inflight[user_id] = asyncio.ensure_future(self._lookup(user_id))
+            looking.add_done_callback(lambda done: self._looked_up(user_id, done))
+        return looking
+
+    def _looked_up(self, user_id: str, done: asyncio.Future[str]) -> None:
+        self._inflight.pop(user_id, None)
+        if not done.cancelled():
+            done.exception()  # (retrieved: a caller re-raises it; one looked up ahead may have none)
 
     def known(self, user_ids: Iterable[str]) -> dict[str, str] | None:
         """Each user's name if every one is cached (no lookup, no wait); None if any is not."""

@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import openai
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -166,6 +167,31 @@ async def test_the_channel_and_the_speaker_are_looked_up_ahead_once(store: Store
     request = await turn
     assert "#ahead" in request.instructions and request.messages == ["[Ann] hi"]
     assert asked() == (1, 1)
+
+
+async def test_a_first_messages_lookups_are_asked_before_its_conversation_is_taken(
+        store: Store, slack: SlackEmulator, openai_emu: OpenAIEmulator) -> None:
+    """Their round trips overlap the rest of the message's way (the spare taken, the turn prepared)."""
+    channel, user = slack.add_channel("first"), slack.add_user("bo", display_name="Bo")
+    events: list[str] = []
+
+    async def request_start(_session: object, _context: object, params: aiohttp.TraceRequestStartParams) -> None:
+        events.append(params.url.path.rsplit("/", 1)[-1])
+    tracing = aiohttp.TraceConfig()
+    tracing.on_request_start.append(request_start)
+    conversations = service(store, slack, openai_emu, spares=1)
+    conversations.top_up()
+    await spares_made(store, conversations, 1)
+    store.db._db.set_trace_callback(lambda sql: events.append("take") if "UPDATE spare_conversations" in sql else None)
+    async with aiohttp.ClientSession(trace_configs=[tracing]) as session:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.base_url, session=session)
+        conversations._names, conversations._channels = NameDirectory(client), ChannelDirectory(client)
+        conversations.prepare(channel, user)
+        item = InboxItem(id=1, channel=channel, kind=ItemKind.MESSAGE, order_ts="1.0", user=user, text="hi")
+        request = await conversations.build_turn(channel, [item])
+    store.db._db.set_trace_callback(None)
+    assert sorted(events[:2]) == ["conversations.info", "users.info"] and events[2:] == ["take"], events
+    assert "#first" in request.instructions and request.messages == ["[Bo] hi"]
 
 
 async def test_a_channel_looked_up_twice_at_once_is_asked_once(slack: SlackEmulator) -> None:
