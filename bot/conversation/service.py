@@ -71,22 +71,23 @@ class ConversationService:
         self._preparing: dict[str, asyncio.Task[None]] = {}  # channel → its conversation being created ahead
         self._prepared: set[str] = set()  # channels the store was seen to have one for (no need to look again)
 
-    def prepare(self, channel: str, user: str | None = None) -> None:
+    def prepare(self, channel: str, user: str | None = None) -> bool:
         """A message came: look up its channel and `user` if they are not known, and give a channel this
         process knows no conversation of one now (a spare, or one created) — in the background, so its
         turn waits for none of those round trips (the intake calls this while the message reaches the
         disk). The lookups are asked first, so that their round trips overlap the rest. It only ever adds
         a conversation where the store has none, and never caches one, so a reset or another replica's
-        turn meanwhile stays right."""
-        self._channels.look_up_ahead(channel)
+        turn meanwhile stays right. True if a lookup was started (the turn will wait for it)."""
+        looking = self._channels.look_up_ahead(channel)
         if user:
-            self._names.look_up_ahead(user)
+            looking = self._names.look_up_ahead(user) or looking
         if channel in self._known or channel in self._prepared or channel in self._preparing \
                 or len(self._preparing) >= MAX_PREPARING:
-            return
+            return looking
         task = asyncio.create_task(self._prepare(channel), name=f"prepare-{channel}")
         self._preparing[channel] = task
         task.add_done_callback(lambda _task: self._preparing.pop(channel, None))
+        return looking
 
     async def _prepare(self, channel: str) -> None:
         try:

@@ -24,7 +24,7 @@ class Intake:
 
     def __init__(self, *, inbox: Inbox, notify: Callable[[str], None], names: NameDirectory,
                  settings: Settings, access: AccessPolicy,
-                 prepare: Callable[[str, str], None] = lambda _channel, _user: None) -> None:
+                 prepare: Callable[[str, str], bool] = lambda _channel, _user: False) -> None:
         self._inbox = inbox
         self._prepare = prepare  # has the channel's conversation made ahead (ConversationService.prepare)
         self.access = access
@@ -46,9 +46,11 @@ class Intake:
             log.debug("duplicate delivery of %s/%s dropped", message.channel, message.ts)
             await self._inbox.sync()  # (the first delivery's commit may still be on its way to the disk)
             return False
-        self._prepare(message.channel, message.user)
+        # The disk's sync waits a moment for the turn's request to leave — unless the turn waits for
+        # lookups first: then it starts at once, while the loop is free.
+        looking = self._prepare(message.channel, message.user)
         self._notify(message.channel)  # the channel's worker may begin while the commit reaches the disk —
-        await self._inbox.sync()  # Slack is acked (when this returns) only once it has
+        await self._inbox.sync(at_once=looking)  # Slack is acked (when this returns) only once it has
         if length is not None:
             self.access.tell(message, sentences.message_cut(self._settings.max_message_chars, length))
         return True

@@ -47,10 +47,13 @@ class ChannelDirectory:
             return known
         return await asyncio.shield(self._looking_up(channel))  # (a caller giving up does not stop the others')
 
-    def look_up_ahead(self, channel: str) -> None:
-        """Start looking the channel up now, in the background, unless it is known or being looked up."""
-        if self.known(channel) is None:
-            self._looking_up(channel)
+    def look_up_ahead(self, channel: str) -> bool:
+        """Start looking the channel up now, in the background, unless it is known or being looked up.
+        True if it is not known yet."""
+        if self.known(channel) is not None:
+            return False
+        self._looking_up(channel)
+        return True
 
     def _looking_up(self, channel: str) -> asyncio.Future[ChannelInfo]:
         """The channel's lookup under way, started now if none is: every caller shares one call."""

@@ -73,11 +73,14 @@ class NameDirectory:
             return cached
         return await asyncio.shield(self._looking_up(user_id))  # (a caller giving up does not stop the others')
 
-    def look_up_ahead(self, user_id: str) -> None:
+    def look_up_ahead(self, user_id: str) -> bool:
         """Start looking the user up now, in the background, unless the name is known or being looked up
-        (a message's author, while the message reaches the disk: its turn then finds the name)."""
-        if self._cached(user_id) is None:
-            self._looking_up(user_id)
+        (a message's author, while the message reaches the disk: its turn then finds the name). True if
+        the name is not known yet."""
+        if self._cached(user_id) is not None:
+            return False
+        self._looking_up(user_id)
+        return True
 
     def _looking_up(self, user_id: str) -> asyncio.Future[str]:
         """The user's lookup under way, started now if none is: every caller shares one users.info."""

@@ -65,9 +65,10 @@ class Database(ABC):
         acknowledged for. PostgreSQL's commits always are (synchronous_commit=on, its default)."""
         yield
 
-    async def sync(self) -> None:
+    async def sync(self, *, at_once: bool = False) -> None:
         """Every commit so far is on the disk once this returns (a commit made outside `durable`, to be
-        seen at once, and made durable here while the event loop goes on). PostgreSQL's already are."""
+        seen at once, and made durable here while the event loop goes on). PostgreSQL's already are.
+        `at_once`: start now rather than wait a moment for other commits to share the sync."""
         return None
 
     @abstractmethod

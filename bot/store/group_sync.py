@@ -6,6 +6,8 @@ hand-off per message, right when that message's turn was being sent to the model
 `delay` after the first caller asks (as PostgreSQL's `commit_delay`): by then the turn's request is
 usually on its way, and every message stored meanwhile rides on the same fsync. A caller arriving while
 one runs waits for the next (its commit may have missed the running one), started as soon as it ends.
+A message whose turn will first wait for round trips (its channel or author looked up) has the sync
+started at once: the event loop is free for it then.
 """
 
 from __future__ import annotations
@@ -26,12 +28,19 @@ class GroupSync:
         self._delay = delay
         self._next: asyncio.Future[None] | None = None  # for the callers since the last sync began
         self._running: asyncio.Future[None] | None = None  # the sync under way
+        self._timer: asyncio.Handle | None = None  # the next sync's start, while it waits for the delay
 
-    async def __call__(self) -> None:
+    async def __call__(self, *, at_once: bool = False) -> None:
+        """`at_once`: start the sync now rather than after the delay (the caller's work waits for round
+        trips anyway: the loop is free for it meanwhile)."""
+        loop = asyncio.get_running_loop()
         if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
+            self._next = loop.create_future()
             if self._running is None:  # (else the running sync starts the next one when it ends)
-                asyncio.get_running_loop().call_later(self._delay, self._start)
+                self._timer = loop.call_soon(self._start) if at_once else loop.call_later(self._delay, self._start)
+        elif at_once and self._timer is not None:
+            self._timer.cancel()
+            self._timer = loop.call_soon(self._start)
         await asyncio.shield(self._next)  # (a caller giving up does not cancel the others' sync)
 
     async def wait_idle(self) -> None:
@@ -41,7 +50,7 @@ class GroupSync:
                 await asyncio.shield(self._running or self._next)  # type: ignore[arg-type]
 
     def _start(self) -> None:
-        waiting, self._next = self._next, None
+        waiting, self._next, self._timer = self._next, None, None
         if waiting is None:
             return
         self._running = running = asyncio.ensure_future(asyncio.to_thread(self._sync))

@@ -52,9 +52,10 @@ class Inbox:
             )
         return added == 1
 
-    async def sync(self) -> None:
-        """What was stored so far is on the disk (it survives a power loss): what Slack is acked for."""
-        await self._db.sync()
+    async def sync(self, *, at_once: bool = False) -> None:
+        """What was stored so far is on the disk (it survives a power loss): what Slack is acked for.
+        `at_once`: start the disk's sync now (see group_sync.py)."""
+        await self._db.sync(at_once=at_once)
 
     async def add_reset(self, reset: ResetRequest) -> bool:
         """Store a reset in the channel's log; False if this invocation was already stored.

@@ -151,14 +151,14 @@ class SqliteDatabase(Database):
         finally:
             self._db.execute("PRAGMA synchronous=NORMAL")
 
-    async def sync(self) -> None:
+    async def sync(self, *, at_once: bool = False) -> None:
         """fsync the write-ahead log in a thread: the commits in it (appended without waiting, under
         synchronous=NORMAL) are then on the disk, as a synchronous=FULL commit would have left them —
         without holding the event loop for the disk. Callers close together share one fsync (see
-        group_sync.py)."""
+        group_sync.py; `at_once`: without waiting for others)."""
         if self._lock is None:
             return  # (":memory:")
-        await self._group_sync()
+        await self._group_sync(at_once=at_once)
 
     def _fsync_wal(self) -> None:
         """(In a thread, one call at a time.)"""

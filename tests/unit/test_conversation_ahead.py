@@ -161,12 +161,14 @@ async def test_the_channel_and_the_speaker_are_looked_up_ahead_once(store: Store
 
     def asked() -> tuple[int, int]:
         return len(slack.calls("conversations.info")), len(slack.calls("users.info"))
-    conversations.prepare(channel, user)  # (at intake, while the message reaches the disk)
+    assert conversations.prepare(channel, user)  # (at intake, while the message reaches the disk: it says
+    # the turn will wait for lookups, so the disk's sync need not wait for the turn's request to leave)
     await until(lambda: asyncio.sleep(0, result=asked() == (1, 1)), "the lookups, before any turn")
     turn = asyncio.ensure_future(conversations.build_turn(channel, [item]))  # (may join them still under way)
     request = await turn
     assert "#ahead" in request.instructions and request.messages == ["[Ann] hi"]
     assert asked() == (1, 1)
+    assert not conversations.prepare(channel, user)  # (both known now: nothing to wait for)
 
 
 async def test_a_first_messages_lookups_are_asked_before_its_conversation_is_taken(

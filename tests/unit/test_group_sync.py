@@ -92,3 +92,17 @@ async def test_wait_idle_returns_once_no_sync_runs_or_waits() -> None:
     disk.release.set()
     await asyncio.wait_for(idle, 5)
     assert caller.done() and disk.began == [1]
+
+
+async def test_a_caller_asking_at_once_starts_the_waiting_sync_now() -> None:
+    disk = Disk()
+    group = GroupSync(disk.sync, delay=60)  # (nobody would wait that long)
+    patient = asyncio.ensure_future(ask(group, disk))
+    await asyncio.sleep(0.02)
+    assert not patient.done() and not disk.began
+    disk.asked += 1
+    await asyncio.wait_for(group(at_once=True), 5)
+    await asyncio.wait_for(patient, 5)
+    assert disk.began == [2]  # one sync for both, begun when the second asked
+    await asyncio.wait_for(group(at_once=True), 5)  # (alone, too)
+    assert len(disk.began) == 2
