@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.outbound.slack_errors import SLACK_FAILURES, reason, refused_token
+from bot.outbound.under_way import UnderWay
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class ChannelDirectory:
         self._on_refused = on_refused  # told when Slack refuses the bot's token (SlackAuthGate.refused)
         self._ttl = ttl
         self._cache: dict[str, tuple[ChannelInfo, float]] = {}
-        self._looking: dict[str, asyncio.Future[ChannelInfo]] = {}  # lookups under way (asked once)
+        self._lookups = UnderWay(self._look_up)  # conversations.info once for every caller at once
 
     def known(self, channel: str) -> ChannelInfo | None:
         """The channel's facts if cached (no lookup, no wait)."""
@@ -43,30 +43,15 @@ class ChannelDirectory:
 
     async def info(self, channel: str) -> ChannelInfo:
         known = self.known(channel)
-        if known is not None:
-            return known
-        return await asyncio.shield(self._looking_up(channel))  # (a caller giving up does not stop the others')
+        return known if known is not None else await self._lookups.get(channel)
 
     def look_up_ahead(self, channel: str) -> bool:
         """Start looking the channel up now, in the background, unless it is known or being looked up.
         True if it is not known yet."""
         if self.known(channel) is not None:
             return False
-        self._looking_up(channel)
+        self._lookups.start(channel)
         return True
-
-    def _looking_up(self, channel: str) -> asyncio.Future[ChannelInfo]:
-        """The channel's lookup under way, started now if none is: every caller shares one call."""
-        looking = self._looking.get(channel)
-        if looking is None:
-            looking = self._looking[channel] = asyncio.ensure_future(self._look_up(channel))
-            looking.add_done_callback(lambda done: self._looked_up(channel, done))
-        return looking
-
-    def _looked_up(self, channel: str, done: asyncio.Future[ChannelInfo]) -> None:
-        self._looking.pop(channel, None)
-        if not done.cancelled():
-            done.exception()  # (retrieved: a caller re-raises it; one looked up ahead may have none)
 
     async def _look_up(self, channel: str) -> ChannelInfo:
         ttl = self._ttl

@@ -12,6 +12,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.outbound.slack_errors import SLACK_FAILURES, reason, refused_token
+from bot.outbound.under_way import UnderWay
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +63,14 @@ class NameDirectory:
         self._on_refused = on_refused  # told when Slack refuses the bot's token (SlackAuthGate.refused)
         self._ttl = ttl
         self._cache: dict[str, tuple[str, float]] = {}
-        self._inflight: dict[str, asyncio.Future[str]] = {}
+        self._lookups = UnderWay(self._lookup)  # users.info once for every caller at once
         self._admins: dict[str, bool] = {}  # user ID → workspace admin or owner (from the same users.info)
         self._claims: dict[str, str] = {}  # a name as the model sees it (casefolded) → the user shown by it
         self._claim = claim  # the durable record of those (SpeakerNames.claim), if there is one
 
     async def name(self, user_id: str) -> str:
         cached = self._cached(user_id)
-        if cached is not None:
-            return cached
-        return await asyncio.shield(self._looking_up(user_id))  # (a caller giving up does not stop the others')
+        return cached if cached is not None else await self._lookups.get(user_id)
 
     def look_up_ahead(self, user_id: str) -> bool:
         """Start looking the user up now, in the background, unless the name is known or being looked up
@@ -79,21 +78,8 @@ class NameDirectory:
         the name is not known yet."""
         if self._cached(user_id) is not None:
             return False
-        self._looking_up(user_id)
+        self._lookups.start(user_id)
         return True
-
-    def _looking_up(self, user_id: str) -> asyncio.Future[str]:
-        """The user's lookup under way, started now if none is: every caller shares one users.info."""
-        looking = self._inflight.get(user_id)
-        if looking is None:
-            looking = self._inflight[user_id] = asyncio.ensure_future(self._lookup(user_id))
-            looking.add_done_callback(lambda done: self._looked_up(user_id, done))
-        return looking
-
-    def _looked_up(self, user_id: str, done: asyncio.Future[str]) -> None:
-        self._inflight.pop(user_id, None)
-        if not done.cancelled():
-            done.exception()  # (retrieved: a caller re-raises it; one looked up ahead may have none)
 
     def known(self, user_ids: Iterable[str]) -> dict[str, str] | None:
         """Each user's name if every one is cached (no lookup, no wait); None if any is not."""
