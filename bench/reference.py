@@ -24,6 +24,7 @@ MINIMAL_APP = [sys.executable, str(Path(__file__).with_name("minimal_app.py"))] 
 TARGETS = {"a": 1.2, "b": 0.5}  # event → model request ≤ 1.2× the minimal app; model done → final write ≤ 0.5×
 COLD_TARGET = 1.5  # a channel's first message (conversation created, names, channel looked up): p95 ≤ 1.5× warm
 ROUNDS = 4  # each app's world, alternating
+UNSEEN = 5  # channels per round the bridge never heard of (their first messages look the channel up)
 
 
 def reference(setup: Setup, messages: int, channels: int, gap: float, rounds: int = ROUNDS) -> Section:
@@ -46,6 +47,9 @@ def reference(setup: Setup, messages: int, channels: int, gap: float, rounds: in
     section.add("bridge, a channel's first message (a), p95: cold / warm",
                 f"{cold.p95 / warm.p95:.2f}×  ({cold.p95:.2f} ms / {warm.p95:.2f} ms, n={cold.n})",
                 f"≤ {COLD_TARGET}×", cold.p95 / warm.p95 <= COLD_TARGET)
+    unseen = legs["bridge"]["unseen"]
+    section.add("bridge, a first message whose channel is looked up on the way (a), p95: unseen / warm",
+                f"{unseen.p95 / warm.p95:.2f}×  ({unseen.p95:.2f} ms / {warm.p95:.2f} ms, n={unseen.n})")
     ours_cpu, theirs_cpu = legs["bridge"]["cpu"], legs["minimal app"]["cpu"]
     section.add("CPU time per turn (the app's process): bridge / minimal app",
                 f"{ours_cpu / theirs_cpu:.2f}×  ({ours_cpu:.2f} ms / {theirs_cpu:.2f} ms per message)")
@@ -53,9 +57,13 @@ def reference(setup: Setup, messages: int, channels: int, gap: float, rounds: in
     section.note("The bridge stores each message durably before the ack, journals each turn, keeps the "
                  "channel's conversation, looks up names and streams a live reply; the minimal app does none of "
                  "that. (b) for the minimal app includes assembling the whole answer from the stream.")
-    section.note("Cold: the first message of each of the channels, in each round (n above); each app's own first "
+    section.note("Cold: the first message of each of the channels, in each round (n above), written after the bot "
+                 "was invited to the channel (the bridge looks a channel up as the bot joins it, so what is left "
+                 "is its conversation and, for a speaker not seen before, the name); each app's own first "
                  "message goes to a channel of its own before them, so cold is a channel's first message in a "
-                 "running app, not the process's first.")
+                 "running app, not the process's first. Unseen: after the warm messages, a first message in "
+                 f"each of {UNSEEN} channels the bot was added to without the bridge hearing of it, so the "
+                 "channel is looked up on the way (conversations.info), as every first message once was.")
     return section
 
 
@@ -66,24 +74,30 @@ class Run:
     warm: list[Trace]
     cold: list[Trace]
     cpu: float
+    unseen: list[Trace]
 
 
 def _run(setup: Setup, program: list[str] | None, messages: int, channels: int, gap: float) -> Run:
-    with World(channels + 1, setup, program=program) as world:
+    with World(1, setup, program=program) as world:
         # The process's own first message (its first request on each connection, its first statements)
         # goes to a channel of its own: the cold figure is a channel's first message in a running app.
-        world.warm_up([channels], channels + messages, one_at_a_time=True)
-        cold_tokens = world.warm_up(range(channels), 0, one_at_a_time=True)
+        world.warm_up([0], channels + messages, one_at_a_time=True)
+        invited = world.add_channels(channels)  # (the bot invited to each, then people write)
+        cold_tokens = world.warm_up(invited, 0, one_at_a_time=True)
         tokens = list(range(channels, channels + messages))
         before = world.meter.snapshot()
         for i, token in enumerate(tokens):
-            channel = i % channels
-            world.say(channel, token)
+            world.say(invited[i % channels], token)
             world.wait(lambda t=token: world.reply_written(t), 30, f"the reply to {token}", 0.005)
             time.sleep(gap)
         usage = world.meter.usage(before, world.meter.snapshot())
-        collected = collect(world, [*cold_tokens, *tokens])
-    return Run([collected[t] for t in tokens], [collected[t] for t in cold_tokens], usage.bridge_cpu)
+        unseen_tokens = []
+        if program is None:  # a first message whose channel the bridge has not heard of (a join it missed)
+            unseen = world.add_channels(UNSEEN, invited=False)
+            unseen_tokens = world.warm_up(unseen, channels + messages + 1, one_at_a_time=True)
+        collected = collect(world, [*cold_tokens, *tokens, *unseen_tokens])
+    return Run([collected[t] for t in tokens], [collected[t] for t in cold_tokens], usage.bridge_cpu,
+               [collected[t] for t in unseen_tokens])
 
 
 def _legs(runs: list[Run]) -> dict[str, Any]:
@@ -93,4 +107,6 @@ def _legs(runs: list[Run]) -> dict[str, Any]:
     return {"a": dist((t.delivered, t.model_received) for t in warm),
             "b": dist((t.model_done, t.answered) for t in warm),
             "cold": dist((t.delivered, t.model_received) for t in cold),
+            "unseen": dist((t.delivered, t.model_received) for run in runs for t in run.unseen)
+            if any(run.unseen for run in runs) else None,
             "cpu": sum(run.cpu for run in runs) / len(warm) * 1000}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bench.procstat import Meter
-from tests.e2e.harness import MODEL, BridgeProcess
+from tests.e2e.harness import MODEL, REPO_ROOT, BridgeProcess
 from tests.emulators.openai import ModelRequest, OpenAIEmulator, ScriptedModel
 from tests.emulators.openai.model import default_reply
 from tests.emulators.slack import SlackEmulator
@@ -88,7 +88,9 @@ class World:
         self.others: list[BridgeProcess] = []
         self.setup = setup
         self.rate_limits = rate_limits
-        self.env = dict(env or {})
+        # The bridge runs the `bot` package beside this benchmark (a checkout or worktree measures its own
+        # code, whatever copy the Python's environment has installed).
+        self.env = {"PYTHONPATH": str(REPO_ROOT), **(env or {})}
         self.model = model
         self.channel_count = channels
         self.user_count = users
@@ -152,6 +154,27 @@ class World:
         self.health = f"{stopped}; log lines: " + ", ".join(f"{n} {word.strip()}" for word, n in counts.items())
 
     # -- driving ------------------------------------------------------------------------------------
+    def add_channels(self, count: int, *, invited: bool = True) -> list[int]:
+        """`count` more channels with the same members; their numbers. `invited`: the bot is then added to
+        each as a person does it (`member_joined_channel`), and once the bridge has looked each up (as it
+        does at a join) this returns — as when people write after the bot was invited. Else the bot is a
+        member without the bridge hearing of it (a join it missed): the first message looks the channel
+        up. (Another program gets no join: it would not subscribe to the event.)"""
+        numbers = []
+        for _ in range(count):
+            numbers.append(len(self.channel_ids))
+            joins = invited and self.program is None
+            channel = self.slack.add_channel(f"bench-{numbers[-1]}", members=self.user_ids, bot_is_member=not joins)
+            self.channel_ids.append(channel)
+            if joins:
+                self.slack.join_channel(channel, self.slack.bot_user_id)
+        if invited and self.program is None:
+            wanted = {self.channel_ids[n] for n in numbers}
+            self.wait(lambda: wanted <= {c.args.get("channel") for c in self.slack.calls("conversations.info")},
+                      30, "the invited channels looked up")
+            time.sleep(0.05)  # (their answers taken in)
+        return numbers
+
     def say(self, channel: int, token: int) -> None:
         """A member of channel number `channel` writes a message carrying `token`."""
         user = self.user_ids[token % self.user_count]

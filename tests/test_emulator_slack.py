@@ -346,6 +346,19 @@ def test_only_conversations_with_the_bot_produce_events(slack: SlackEmulator) ->
     assert [e.get("subtype", e["type"]) for e in slack.events()] == ["member_joined_channel", "channel_join"]
 
 
+def test_a_rename_is_announced_like_slack(slack: SlackEmulator) -> None:
+    general = slack.channels["general"]
+    slack.rename_channel("general", "town-square", by=slack.users["alice"])
+    renamed, message = slack.events()
+    assert renamed["type"] == "channel_rename" and renamed["channel"]["id"] == general
+    assert renamed["channel"]["name"] == "town-square" and isinstance(renamed["channel"]["created"], int)
+    assert (message["subtype"], message["old_name"], message["name"]) == ("channel_name", "general", "town-square")
+    assert slack.channels["town-square"] == general and "general" not in slack.channels
+    secret = slack.add_channel("secret", is_private=True, members=[slack.users["alice"]])
+    slack.rename_channel(secret, "still-secret", by=slack.users["alice"])
+    assert slack.events()[-2]["type"] == "group_rename"
+
+
 async def test_bot_activity_echoes_back_like_slack(slack_factory) -> None:
     emu = slack_factory()
     client = web_client(emu)

@@ -11,6 +11,7 @@ from bot.inbound.access import AccessPolicy, Verdict
 from bot.inbound.events import cut_message, human_message
 from bot.messages import ResetRequest
 from bot.outbound import sentences
+from bot.outbound.channels import ChannelDirectory
 from bot.outbound.people import NameDirectory
 from bot.settings import Settings
 from bot.store import Inbox
@@ -23,9 +24,10 @@ class Intake:
     (sent when the listener returns) always follows a durable write."""
 
     def __init__(self, *, inbox: Inbox, notify: Callable[[str], None], names: NameDirectory,
-                 settings: Settings, access: AccessPolicy,
+                 channels: ChannelDirectory, settings: Settings, access: AccessPolicy,
                  prepare: Callable[[str, str], bool] = lambda _channel, _user: False) -> None:
         self._inbox = inbox
+        self._channels = channels
         self._prepare = prepare  # has the channel's conversation made ahead (ConversationService.prepare)
         self.access = access
         self._notify = notify  # wakes the channel's worker (ChannelWorkers.notify)
@@ -64,6 +66,16 @@ class Intake:
 
     async def user_changed(self, user: Mapping[str, Any]) -> None:
         await self._names.remember(user)
+
+    def member_joined(self, event: Mapping[str, Any], *, bot_user_id: str | None) -> None:
+        """`member_joined_channel`: when the bot is the one added, the channel is looked up now, before
+        anyone there writes to it (others joining change nothing here)."""
+        channel = event.get("channel")
+        if bot_user_id and event.get("user") == bot_user_id and isinstance(channel, str):
+            self._channels.joined(channel)
+
+    def channel_renamed(self, channel: Mapping[str, Any]) -> None:
+        self._channels.renamed(channel)
 
 
 def slack_ts(seconds: float) -> str:

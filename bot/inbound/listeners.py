@@ -13,7 +13,8 @@ from bot.inbound.slash_command import SlashCommands
 
 # The events the bridge listens for; manifest.yml subscribes to exactly these (message as
 # message.channels, message.groups and message.im). tests/test_manifest.py keeps the two in step.
-EVENTS = ("message", "app_mention", "user_change", "subteam_members_changed")
+EVENTS = ("message", "app_mention", "user_change", "subteam_members_changed", "member_joined_channel",
+          "channel_rename", "group_rename")
 
 
 def register(app: AsyncApp, *, intake: Intake, commands: SlashCommands, command_name: str) -> None:
@@ -27,6 +28,12 @@ def register(app: AsyncApp, *, intake: Intake, commands: SlashCommands, command_
 
     async def on_group_change(event: dict[str, Any]) -> None:
         intake.access.group_changed(event)
+
+    async def on_member_joined(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        intake.member_joined(event, bot_user_id=context.bot_user_id)
+
+    async def on_rename(event: dict[str, Any]) -> None:
+        intake.channel_renamed(event.get("channel") or {})
 
     async def on_command(ack: AsyncAck, command: dict[str, Any]) -> None:
         text = await commands.handle(command)
@@ -42,5 +49,8 @@ def register(app: AsyncApp, *, intake: Intake, commands: SlashCommands, command_
     app.event("app_mention")(on_message)
     app.event("user_change")(on_user_change)
     app.event("subteam_members_changed")(on_group_change)
+    app.event("member_joined_channel")(on_member_joined)
+    app.event("channel_rename")(on_rename)
+    app.event("group_rename")(on_rename)
     app.command(command_name)(on_command)
     app.event(re.compile(".*"))(on_anything_else)

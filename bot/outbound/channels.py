@@ -1,11 +1,12 @@
-"""Channel facts the instructions mention (name, direct message or not), cached."""
+"""Channel facts the instructions mention (name, direct message or not), known ahead where they can be."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -14,8 +15,10 @@ from bot.outbound.under_way import UnderWay
 
 log = logging.getLogger(__name__)
 
-CHANNEL_TTL = 3600.0
+CHANNEL_TTL = 3600.0  # after an hour a channel's facts are asked again, in the background (renames come as events)
 FAILED_LOOKUP_TTL = 60.0
+PAGE_SIZE = 200  # users.conversations per call (Slack asks for no more than 200 per page)
+CHANNEL_TYPES = "public_channel,private_channel"  # (a direct message needs no lookup: see `known`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,22 +27,40 @@ class ChannelInfo:
     name: str | None
     is_direct: bool
 
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> ChannelInfo:
+        """From Slack's conversation object (conversations.info, users.conversations)."""
+        return cls(str(data["id"]), data.get("name"), bool(data.get("is_im") or data.get("is_mpim")))
+
 
 class ChannelDirectory:
-    """`conversations.info`, cached for an hour per channel."""
+    """A channel's facts, known before its first message where Slack lets the bridge: every channel the bot
+    is in is listed at start (`learn`), a channel it joins is looked up as it joins (`joined`), a rename
+    comes as an event (`renamed`), a direct message needs no lookup. Otherwise `conversations.info`, once
+    for every caller at once. A fact older than an hour is still given while it is asked again."""
 
     def __init__(self, client: AsyncWebClient, *, ttl: float = CHANNEL_TTL,
                  on_refused: Callable[[str], None] | None = None) -> None:
         self._client = client
         self._on_refused = on_refused  # told when Slack refuses the bot's token (SlackAuthGate.refused)
         self._ttl = ttl
-        self._cache: dict[str, tuple[ChannelInfo, float]] = {}
+        self._cache: dict[str, tuple[ChannelInfo, float, bool]] = {}  # id → (facts, until when, from Slack)
         self._lookups = UnderWay(self._look_up)  # conversations.info once for every caller at once
 
     def known(self, channel: str) -> ChannelInfo | None:
-        """The channel's facts if cached (no lookup, no wait)."""
+        """The channel's facts if known (no wait). Facts past their hour are given all the same while they
+        are asked again in the background; after a failed lookup, None until the next one."""
         cached = self._cache.get(channel)
-        return cached[0] if cached and cached[1] > time.monotonic() else None
+        if cached is None:
+            # A direct message has no name: all the instructions need of it is that it is one.
+            return ChannelInfo(channel, None, True) if channel.startswith("D") else None
+        info, until, from_slack = cached
+        if until > time.monotonic():
+            return info
+        if not from_slack:
+            return None
+        self._lookups.start(channel)
+        return info
 
     async def info(self, channel: str) -> ChannelInfo:
         known = self.known(channel)
@@ -53,15 +74,54 @@ class ChannelDirectory:
         self._lookups.start(channel)
         return True
 
+    def joined(self, channel: str) -> None:
+        """The bot joined the channel (`member_joined_channel`): its facts are asked now, before anyone
+        there writes (afresh if it was here before: it may have been renamed meanwhile)."""
+        self._lookups.start(channel)
+
+    def renamed(self, data: Mapping[str, Any]) -> None:
+        """A `channel_rename` or `group_rename` event's channel object: its new name, no lookup."""
+        if isinstance(data.get("id"), str) and isinstance(data.get("name"), str):
+            self._remember(ChannelInfo(data["id"], data["name"], False))
+
+    async def learn(self) -> int:
+        """Every channel the bot is a member of, from `users.conversations` (a call per 200): their first
+        messages then wait for no lookup. How many were learned; a failure is logged (those channels are
+        looked up as their messages come)."""
+        learned, cursor = 0, None
+        try:
+            while True:
+                response = await self._client.users_conversations(
+                    types=CHANNEL_TYPES, exclude_archived=True, limit=PAGE_SIZE, cursor=cursor)
+                for data in response.get("channels") or ():
+                    if data.get("id") not in self._cache:  # (a lookup meanwhile is as new)
+                        self._remember(ChannelInfo.of(data))
+                        learned += 1
+                cursor = (response.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    return learned
+        except SLACK_FAILURES as exc:
+            log.warning("users.conversations failed: %s; channels are looked up as their messages come",
+                        reason(exc))
+            refused_token(exc, self._on_refused)
+            return learned
+
+    def _remember(self, info: ChannelInfo) -> None:
+        self._cache[info.id] = (info, time.monotonic() + self._ttl, True)
+
     async def _look_up(self, channel: str) -> ChannelInfo:
-        ttl = self._ttl
         try:
             response = await self._client.conversations_info(channel=channel)
-            data = response["channel"]
-            info = ChannelInfo(channel, data.get("name"), bool(data.get("is_im") or data.get("is_mpim")))
+            info = ChannelInfo.of(response["channel"])
         except SLACK_FAILURES as exc:
             log.warning("conversations.info failed for %s: %s", channel, reason(exc))
-            info = ChannelInfo(channel, None, channel.startswith("D"))
             ttl = 0.0 if refused_token(exc, self._on_refused) else FAILED_LOOKUP_TTL
-        self._cache[channel] = (info, time.monotonic() + ttl)
+            earlier = self._cache.get(channel)
+            if earlier is not None and earlier[2]:  # (facts from before stay; asked again after `ttl`)
+                self._cache[channel] = (earlier[0], time.monotonic() + ttl, True)
+                return earlier[0]
+            info = ChannelInfo(channel, None, channel.startswith("D"))
+            self._cache[channel] = (info, time.monotonic() + ttl, False)
+            return info
+        self._remember(info)
         return info

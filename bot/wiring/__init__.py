@@ -210,8 +210,11 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         spares = SpareConversations(store.conversations, backend) if isinstance(backend, MakesSpares) else None
         if spares is not None:
             stack.push_async_callback(spares.close)
+        channels = ChannelDirectory(slack, on_refused=auth.refused)
+        learning = asyncio.create_task(channels.learn(), name="learn-channels")  # (before their first messages)
+        stack.callback(learning.cancel)
         conversations = ConversationService(conversation_map=store.conversations, backend=backend, names=names,
-                                            channels=ChannelDirectory(slack, on_refused=auth.refused),
+                                            channels=channels,
                                             instructions=settings.instructions,
                                             toolbox=toolbox, hosted_tools=settings.hosted_tools, slack=slack,
                                             max_tool_rounds=settings.max_tool_rounds,
@@ -234,8 +237,8 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                               notes=store.access_notes, slack=slack)
         stack.push_async_callback(access.close)
         await access.warm()
-        intake = Intake(inbox=store.inbox, notify=notify, names=names, settings=settings, access=access,
-                        prepare=conversations.prepare)
+        intake = Intake(inbox=store.inbox, notify=notify, names=names, channels=channels, settings=settings,
+                        access=access, prepare=conversations.prepare)
         commands = SlashCommands(settings=settings, intake=intake, inbox=store.inbox, conversations=conversations,
                                  budgets=budgets)
         yield Services(settings=settings, store=store, slack=slack, identity=identity, backend=backend,

@@ -102,6 +102,29 @@ def test_bot_edit_join_and_own_events_are_acked_and_ignored(
     assert own, "the emulator echoes the bot's own posts"
 
 
+def test_channels_are_known_before_their_first_message(slack: SlackEmulator, model_api: OpenAIEmulator,
+                                                       bridge: BridgeProcess) -> None:
+    """Every channel the bot is in is listed at start, one it is invited to is looked up as it joins, a
+    rename comes as an event: no first message waits for conversations.info."""
+    eventually(lambda: slack.calls("users.conversations"), message="the bot's channels listed at start")
+    slack.user_says("general", "alice", "hello")
+    wait_replies(slack, "general")
+    room = slack.add_channel("new-room", members=[slack.users["alice"]], bot_is_member=False)
+    slack.join_channel(room, slack.bot_user_id)
+    eventually(lambda: slack.calls("conversations.info"), message="the channel looked up as the bot joins")
+    slack.user_says(room, "alice", "hi there")
+    wait_replies(slack, room)
+    slack.rename_channel(room, "renamed-room", by=slack.users["alice"])
+    eventually(lambda: all(e.acked_at is not None for e in slack.envelopes()), message="the rename acked")
+    slack.user_says(room, "alice", "and now?")
+    wait_replies(slack, room, 2)
+    first, joined, renamed = turns(model_api)
+    assert "#general" in turn_facts(first) and "#new-room" in turn_facts(joined)
+    assert "#renamed-room" in turn_facts(renamed) and "#new-room" not in turn_facts(renamed)
+    assert [call.args.get("channel") for call in slack.calls("conversations.info")] == [room]
+    assert len(turns(model_api)) == 3  # (the bot's own join and the rename message are no turns)
+
+
 def test_long_reply_with_code_block_delivered_whole(slack: SlackEmulator, model_api: OpenAIEmulator,
                                                     bridge: BridgeProcess) -> None:
     code = "\n".join(f"print('line {i}')" for i in range(1500))

@@ -157,6 +157,16 @@ class SlackCore:
         self.emit(ev.message_event(channel, join_message), channel=channel)
         return ts
 
+    def rename_channel(self, channel_id: str, name: str, user_id: str) -> str:
+        channel = self.channel(channel_id)
+        old_name, channel.name = channel.name, name
+        ts = self.ws.clock.next()
+        renamed, message = ev.rename_events(channel, user_id, old_name, ts)
+        self.emit(renamed, channel=channel)
+        channel.messages[ts] = Message(data=message)
+        self.emit(ev.message_event(channel, message), channel=channel)
+        return ts
+
     def channel(self, channel_id: str) -> Channel:
         channel = self.ws.channels.get(channel_id)
         if channel is None:

@@ -160,6 +160,14 @@ class SlackEmulator:
         cid, uid = self._cid(channel), self._uid(user)
         return self._on_loop(lambda c: c.join_channel(cid, uid))
 
+    def rename_channel(self, channel: str, name: str, by: str) -> str:
+        """A member renames the channel; delivers `channel_rename` (`group_rename` if it is private) and
+        the `channel_name` message. Returns the message's ts."""
+        cid, uid = self._cid(channel), self._uid(by)
+        ts = self._on_loop(lambda c: c.rename_channel(cid, name, uid))
+        self.channels = {(name if cid_ == cid else key): cid_ for key, cid_ in self.channels.items()}
+        return ts
+
     # -- driving --------------------------------------------------------------------------------
     def user_says(self, channel: str, user: str, text: str, thread_ts: str | None = None,
                   files: list[dict[str, Any]] | None = None) -> str:

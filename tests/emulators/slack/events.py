@@ -124,6 +124,18 @@ def member_joined_events(ws: Workspace, channel: Channel, user_id: str,
     return joined, join_message
 
 
+def rename_events(channel: Channel, user_id: str, old_name: str,
+                  ts: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`channel_rename` (`group_rename` for a private channel) and the `channel_name` message Slack posts
+    alongside it."""
+    renamed = {"type": "group_rename" if channel.is_private else "channel_rename",
+               "channel": {"id": channel.id, "name": channel.name, "created": channel.created}, "event_ts": ts}
+    message = {"subtype": "channel_name", "user": user_id, "old_name": old_name, "name": channel.name,
+               "text": f"<@{user_id}> renamed the channel from \u201c{old_name}\u201d to \u201c{channel.name}\u201d",
+               "type": "message", "ts": ts}
+    return renamed, message
+
+
 def slash_command_fields(ws: Workspace, channel: Channel, user_id: str, command: str, text: str,
                          response_url: str, trigger_id: str) -> dict[str, str]:
     """The form fields of a slash command request (Socket Mode sends the same as a JSON object)."""

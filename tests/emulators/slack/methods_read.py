@@ -70,6 +70,24 @@ def conversations_list(core: SlackCore, args: dict[str, Any]) -> dict[str, Any]:
     return {"channels": chunk, "response_metadata": {"next_cursor": cursor}}
 
 
+def users_conversations(core: SlackCore, args: dict[str, Any]) -> dict[str, Any]:
+    """The conversations a user (the caller: the bot) is a member of; private ones only where the bot is
+    too. Types as conversations.list."""
+    member = str(args.get("user") or core.ws.bot_user_id)
+    if member not in core.ws.users and member != core.ws.bot_user_id:
+        raise ApiError("user_not_found")
+    types = set((args.get("types") or "public_channel").split(","))
+    keep_archived = not truthy(args.get("exclude_archived"))
+    found = []
+    for channel in core.ws.channels.values():
+        kind = "im" if channel.is_im else "private_channel" if channel.is_private else "public_channel"
+        if kind in types and member in channel.members and core.ws.visible_to_bot(channel) \
+                and (keep_archived or not channel.is_archived):
+            found.append(channel.to_slack(core.ws.bot_user_id))
+    chunk, cursor = page(found, args)
+    return {"channels": chunk, "response_metadata": {"next_cursor": cursor}}
+
+
 def conversations_open(core: SlackCore, args: dict[str, Any]) -> dict[str, Any]:
     if args.get("channel"):
         channel = conversation(core, args, member=False)
@@ -197,6 +215,7 @@ HANDLERS = {
     "apps.connections.open": apps_connections_open,
     "users.info": users_info,
     "users.list": users_list,
+    "users.conversations": users_conversations,
     "usergroups.users.list": usergroups_users_list,
     "conversations.info": conversations_info,
     "conversations.members": conversations_members,
