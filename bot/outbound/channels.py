@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.outbound.slack_errors import SLACK_FAILURES, reason, refused_token
-from bot.outbound.under_way import UnderWay
+from bot.outbound.under_way import Kept
 
 log = logging.getLogger(__name__)
 
@@ -44,45 +43,33 @@ class ChannelDirectory:
         self._client = client
         self._on_refused = on_refused  # told when Slack refuses the bot's token (SlackAuthGate.refused)
         self._ttl = ttl
-        self._cache: dict[str, tuple[ChannelInfo, float, bool]] = {}  # id → (facts, until when, from Slack)
-        self._lookups = UnderWay(self._look_up)  # conversations.info once for every caller at once
+        self._kept = Kept(self._look_up)  # conversations.info once for every caller at once
 
     def known(self, channel: str) -> ChannelInfo | None:
         """The channel's facts if known (no wait). Facts past their hour are given all the same while they
         are asked again in the background; after a failed lookup, None until the next one."""
-        cached = self._cache.get(channel)
-        if cached is None:
-            # A direct message has no name: all the instructions need of it is that it is one.
-            return ChannelInfo(channel, None, True) if channel.startswith("D") else None
-        info, until, from_slack = cached
-        if until > time.monotonic():
-            return info
-        if not from_slack:
-            return None
-        self._lookups.start(channel)
-        return info
+        if channel.startswith("D"):  # a direct message has no name: all the instructions need is that it is one
+            return ChannelInfo(channel, None, True)
+        return self._kept.now(channel)
 
     async def info(self, channel: str) -> ChannelInfo:
         known = self.known(channel)
-        return known if known is not None else await self._lookups.get(channel)
+        return known if known is not None else await self._kept.get(channel)
 
     def look_up_ahead(self, channel: str) -> bool:
         """Start looking the channel up now, in the background, unless it is known or being looked up.
         True if it is not known yet."""
-        if self.known(channel) is not None:
-            return False
-        self._lookups.start(channel)
-        return True
+        return self.known(channel) is None and self._kept.ahead(channel)
 
     def joined(self, channel: str) -> None:
         """The bot joined the channel (`member_joined_channel`): its facts are asked now, before anyone
         there writes (afresh if it was here before: it may have been renamed meanwhile)."""
-        self._lookups.start(channel)
+        self._kept.again(channel)
 
     def renamed(self, data: Mapping[str, Any]) -> None:
         """A `channel_rename` or `group_rename` event's channel object: its new name, no lookup."""
         if isinstance(data.get("id"), str) and isinstance(data.get("name"), str):
-            self._remember(ChannelInfo(data["id"], data["name"], False))
+            self._kept.put(data["id"], ChannelInfo(data["id"], data["name"], False), self._ttl)
 
     async def learn(self) -> int:
         """Every channel the bot is a member of, from `users.conversations` (a call per 200): their first
@@ -94,8 +81,8 @@ class ChannelDirectory:
                 response = await self._client.users_conversations(
                     types=CHANNEL_TYPES, exclude_archived=True, limit=PAGE_SIZE, cursor=cursor)
                 for data in response.get("channels") or ():
-                    if data.get("id") not in self._cache:  # (a lookup meanwhile is as new)
-                        self._remember(ChannelInfo.of(data))
+                    if data.get("id") not in self._kept:  # (a lookup meanwhile is as new)
+                        self._kept.put(data["id"], ChannelInfo.of(data), self._ttl)
                         learned += 1
                 cursor = (response.get("response_metadata") or {}).get("next_cursor")
                 if not cursor:
@@ -106,22 +93,13 @@ class ChannelDirectory:
             refused_token(exc, self._on_refused)
             return learned
 
-    def _remember(self, info: ChannelInfo) -> None:
-        self._cache[info.id] = (info, time.monotonic() + self._ttl, True)
-
     async def _look_up(self, channel: str) -> ChannelInfo:
         try:
             response = await self._client.conversations_info(channel=channel)
-            info = ChannelInfo.of(response["channel"])
         except SLACK_FAILURES as exc:
             log.warning("conversations.info failed for %s: %s", channel, reason(exc))
             ttl = 0.0 if refused_token(exc, self._on_refused) else FAILED_LOOKUP_TTL
-            earlier = self._cache.get(channel)
-            if earlier is not None and earlier[2]:  # (facts from before stay; asked again after `ttl`)
-                self._cache[channel] = (earlier[0], time.monotonic() + ttl, True)
-                return earlier[0]
-            info = ChannelInfo(channel, None, channel.startswith("D"))
-            self._cache[channel] = (info, time.monotonic() + ttl, False)
-            return info
-        self._remember(info)
+            return self._kept.failed(channel, ChannelInfo(channel, None, False), ttl)
+        info = ChannelInfo.of(response["channel"])
+        self._kept.put(channel, info, self._ttl)
         return info

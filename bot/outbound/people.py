@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.outbound.slack_errors import SLACK_FAILURES, reason, refused_token
-from bot.outbound.under_way import UnderWay
+from bot.outbound.under_way import Kept
 
 log = logging.getLogger(__name__)
 
@@ -54,46 +54,43 @@ def is_workspace_admin(user: Mapping[str, Any]) -> bool:
 Claim = Callable[[str, str], Awaitable[str]]  # (name key, user ID) → the user ID holding that name
 
 
+@dataclass(frozen=True, slots=True)
+class Person:
+    name: str
+    admin: bool | None  # a workspace admin or owner; None if Slack could not tell (the lookup failed)
+
+
 class NameDirectory:
-    """Cached user-ID → name lookups through `users.info`; concurrent lookups of one user share a call."""
+    """Cached user-ID → name lookups through `users.info` (one call for every caller at once); a name past
+    its hour is given while it is asked again (`user_change` brings a changed one sooner)."""
 
     def __init__(self, client: AsyncWebClient, *, ttl: float = NAME_TTL,
                  on_refused: Callable[[str], None] | None = None, claim: Claim | None = None) -> None:
         self._client = client
         self._on_refused = on_refused  # told when Slack refuses the bot's token (SlackAuthGate.refused)
         self._ttl = ttl
-        self._cache: dict[str, tuple[str, float]] = {}
-        self._lookups = UnderWay(self._lookup)  # users.info once for every caller at once
-        self._admins: dict[str, bool] = {}  # user ID → workspace admin or owner (from the same users.info)
+        self._people = Kept(self._lookup, limit=MAX_CACHED_NAMES)
         self._claims: dict[str, str] = {}  # a name as the model sees it (casefolded) → the user shown by it
         self._claim = claim  # the durable record of those (SpeakerNames.claim), if there is one
 
     async def name(self, user_id: str) -> str:
-        cached = self._cached(user_id)
-        return cached if cached is not None else await self._lookups.get(user_id)
+        return (await self._people.get(user_id)).name
 
     def look_up_ahead(self, user_id: str) -> bool:
         """Start looking the user up now, in the background, unless the name is known or being looked up
         (a message's author, while the message reaches the disk: its turn then finds the name). True if
         the name is not known yet."""
-        if self._cached(user_id) is not None:
-            return False
-        self._lookups.start(user_id)
-        return True
+        return self._people.ahead(user_id)
 
     def known(self, user_ids: Iterable[str]) -> dict[str, str] | None:
         """Each user's name if every one is cached (no lookup, no wait); None if any is not."""
         found: dict[str, str] = {}
         for user_id in user_ids:
-            cached = self._cached(user_id)
-            if cached is None:
+            person = self._people.now(user_id)
+            if person is None:
                 return None
-            found[user_id] = cached
+            found[user_id] = person.name
         return found
-
-    def _cached(self, user_id: str) -> str | None:
-        cached = self._cache.get(user_id)
-        return cached[0] if cached and cached[1] > time.monotonic() else None
 
     async def names(self, user_ids: Iterable[str]) -> dict[str, str]:
         unique = list(dict.fromkeys(user_ids))
@@ -104,28 +101,27 @@ class NameDirectory:
         """Take a fresh user object (from a `user_change` event) into the cache."""
         user_id = user.get("id")
         if isinstance(user_id, str):
-            self._store(user_id, await self._unique(user_id, user), self._ttl)
-            self._admins[user_id] = is_workspace_admin(user)
+            self._people.put(user_id, Person(await self._unique(user_id, user), is_workspace_admin(user)), self._ttl)
 
     async def is_admin(self, user_id: str) -> bool | None:
         """Is the user a workspace admin or owner? None if Slack could not tell (the lookup failed)."""
-        if self._cached(user_id) is None or user_id not in self._admins:
-            self._cache.pop(user_id, None)  # (a name cached from a mention lookup may predate the flags)
-            await self.name(user_id)
-        return self._admins.get(user_id)
+        person = self._people.now(user_id)
+        if person is None or person.admin is None:
+            self._people.forget(user_id)  # (after a failed lookup: Slack is asked again)
+            person = await self._people.get(user_id)
+        return person.admin
 
-    async def _lookup(self, user_id: str) -> str:
+    async def _lookup(self, user_id: str) -> Person:
         try:
             response = await self._client.users_info(user=user_id)
         except SLACK_FAILURES as exc:
             log.warning("users.info failed for %s: %s; using the user ID as the name", user_id, reason(exc))
-            if not refused_token(exc, self._on_refused):  # (an outage: the name is looked up again after it)
-                self._store(user_id, user_id, FAILED_LOOKUP_TTL)
-            return user_id
-        name = await self._unique(user_id, response["user"])
-        self._store(user_id, name, self._ttl)
-        self._admins[user_id] = is_workspace_admin(response["user"])
-        return name
+            if refused_token(exc, self._on_refused):  # (not kept: asked again once the token works)
+                return Person(user_id, None)
+            return self._people.failed(user_id, Person(user_id, None), FAILED_LOOKUP_TTL)  # (an outage)
+        person = Person(await self._unique(user_id, response["user"]), is_workspace_admin(response["user"]))
+        self._people.put(user_id, person, self._ttl)
+        return person
 
     async def _unique(self, user_id: str, user: Mapping[str, Any]) -> str:
         """The user's name, unless another user already speaks under it (Slack lets two people pick the
@@ -139,10 +135,3 @@ class NameDirectory:
             if holder == user_id:
                 return candidate
         return user_id
-
-    def _store(self, user_id: str, name: str, ttl: float) -> None:
-        if len(self._cache) >= MAX_CACHED_NAMES:
-            oldest = next(iter(self._cache))  # oldest insertion first
-            self._cache.pop(oldest)
-            self._admins.pop(oldest, None)
-        self._cache[user_id] = (name, time.monotonic() + ttl)

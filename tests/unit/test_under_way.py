@@ -1,4 +1,5 @@
-"""UnderWay: one lookup per key at a time, shared by every caller; one started ahead serves the next."""
+"""UnderWay: one lookup per key at a time, shared by every caller; one started ahead serves the next.
+Kept: what the lookups found, given without asking for its time, and past it while it is asked again."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.outbound.people import NameDirectory
-from bot.outbound.under_way import UnderWay
+from bot.outbound.under_way import Kept, UnderWay
 from tests.emulators.slack import SlackEmulator
 
 
@@ -80,3 +81,87 @@ async def test_a_new_speaker_looked_up_ahead_and_by_the_turn_is_asked_of_slack_o
     assert await asyncio.gather(names.name(user), names.names([user, user])) == ["Cy", {user: "Cy"}]
     assert len(slack.calls("users.info")) == 1
     assert not names.look_up_ahead(user)  # (known now)
+
+
+class Directory:
+    """A lookup that keeps what it finds, as the name and channel directories do with `Kept`."""
+
+    def __init__(self, ttl: float, *, limit: int | None = None) -> None:
+        self.asked: list[str] = []
+        self.answers: dict[str, str] = {}
+        self.ttl = ttl
+        self.kept: Kept[str, str] = Kept(self.look_up, limit=limit)
+
+    async def look_up(self, key: str) -> str:
+        self.asked.append(key)
+        await asyncio.sleep(0)
+        if key not in self.answers:
+            return self.kept.failed(key, f"({key})", self.ttl)
+        self.kept.put(key, self.answers[key], self.ttl)
+        return self.answers[key]
+
+
+async def test_a_kept_value_is_given_without_asking_until_its_time_is_up() -> None:
+    directory = Directory(ttl=60)
+    directory.answers["a"] = "Alice"
+    assert directory.kept.now("a") is None and directory.kept.ahead("a") is True
+    assert await directory.kept.get("a") == "Alice" and directory.asked == ["a"]
+    assert directory.kept.now("a") == "Alice" and directory.kept.ahead("a") is False
+    assert await directory.kept.get("a") == "Alice" and directory.asked == ["a"]
+
+
+async def test_a_value_past_its_time_is_given_while_it_is_asked_again() -> None:
+    directory = Directory(ttl=0.01)
+    directory.answers["a"] = "Alice"
+    await directory.kept.get("a")
+    await asyncio.sleep(0.02)
+    directory.answers["a"] = "Alice L."
+    assert directory.kept.now("a") == "Alice" and directory.kept.now("a") == "Alice"  # (no wait)
+    await asyncio.sleep(0)
+    assert directory.asked == ["a", "a"]  # (one lookup again, for both)
+    await asyncio.sleep(0.005)
+    assert directory.kept.now("a") == "Alice L."
+
+
+async def test_after_a_failed_lookup_the_next_caller_past_its_time_asks_again() -> None:
+    directory = Directory(ttl=0.01)
+    assert await directory.kept.get("a") == "(a)" and directory.kept.now("a") == "(a)"
+    await asyncio.sleep(0.02)
+    assert directory.kept.now("a") is None  # (a fallback is not given past its time)
+    directory.answers["a"] = "Alice"
+    assert await directory.kept.get("a") == "Alice" and directory.asked == ["a", "a"]
+
+
+async def test_a_failed_lookup_keeps_the_value_slack_gave_before() -> None:
+    directory = Directory(ttl=0.01)
+    directory.answers["a"] = "Alice"
+    await directory.kept.get("a")
+    await asyncio.sleep(0.02)
+    del directory.answers["a"]
+    directory.kept.again("a")
+    await asyncio.sleep(0.005)
+    assert directory.asked == ["a", "a"] and directory.kept.now("a") == "Alice"
+
+
+async def test_at_most_limit_values_are_kept_the_oldest_going_first() -> None:
+    directory = Directory(ttl=60, limit=2)
+    directory.answers.update(a="A", b="B", c="C")
+    for key in "abc":
+        await directory.kept.get(key)
+    assert "a" not in directory.kept and "b" in directory.kept and "c" in directory.kept
+    directory.kept.put("b", "B2", 60)  # (a key kept already takes no one's place)
+    assert "c" in directory.kept and directory.kept.now("b") == "B2"
+
+
+async def test_a_name_past_its_hour_is_given_while_it_is_asked_again(slack: SlackEmulator) -> None:
+    names = NameDirectory(AsyncWebClient(token=slack.bot_token, base_url=slack.base_url), ttl=0.05)
+    alice = slack.users["alice"]
+    assert await names.name(alice) == "Alice"
+    slack.update_user(alice, display_name="Ally")  # (its user_change is not heard here)
+    await asyncio.sleep(0.1)
+    assert names.known([alice]) == {alice: "Alice"}  # no wait…
+    for _ in range(300):
+        if names.known([alice]) == {alice: "Ally"}:
+            break
+        await asyncio.sleep(0.01)
+    assert names.known([alice]) == {alice: "Ally"} and len(slack.calls("users.info")) == 2  # …asked again
