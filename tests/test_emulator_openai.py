@@ -18,6 +18,7 @@ import pytest
 from openai import AsyncAssistantEventHandler
 
 from tests.emulators.openai import ModelRequest, OpenAIEmulator
+from tests.emulators.openai.spec_check import spec_checker
 from tests.emulators.server import async_wait_until
 
 MODEL = "gpt-4.1-mini"
@@ -512,6 +513,33 @@ async def test_delay_knob(client: openai.AsyncOpenAI, emu: OpenAIEmulator) -> No
 
 
 # -- spec checking -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("extra_at", "flagged"), [
+    (None, []),
+    ("item", ["input[1].bogus"]),
+    ("part", ["input[1].content[0].bogus"]),
+    ("output", ["input[2].bogus"]),
+    ("tool", ["tools[0].bogus"]),
+])
+def test_unknown_parameters_are_found_in_the_union_branch_an_item_belongs_to(extra_at: str | None,
+                                                                            flagged: list[str]) -> None:
+    # (the checker rules out a union's branches whose `type` or `role` enum leaves the item's value out
+    # instead of validating each: what it finds must be what validating every branch finds)
+    body = {"model": MODEL, "conversation": "conv_1", "input": [
+        {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "note"}]},
+        {"type": "message", "role": "user", "content": [
+            {"type": "input_text", "text": "hi"}, {"type": "input_image", "image_url": "data:x", "detail": "auto"}]},
+        {"type": "function_call_output", "call_id": "call_1", "output": "42"}],
+        "tools": [{"type": "function", "name": "f", "description": "d", "parameters": {"type": "object"},
+                   "strict": False}], "stream": True}
+    where = {"item": body["input"][1], "part": body["input"][1]["content"][0], "output": body["input"][2],
+             "tool": body["tools"][0]}
+    if extra_at is not None:
+        where[extra_at]["bogus"] = 1
+    checker = spec_checker()
+    operation, _ = checker.operation("POST", "/v1/responses")
+    assert [v.param for v in checker.check_body("POST", "/v1/responses", operation, body)] == flagged
+
+
 async def test_invalid_bodies_are_refused_and_recorded(emu: OpenAIEmulator) -> None:
     headers = {"Authorization": f"Bearer {emu.api_key}"}
     async with aiohttp.ClientSession(headers=headers) as http:

@@ -276,7 +276,7 @@ class SpecChecker:
             props.update({k: v for k, v in sub.items() if k not in props})
             open_ended = open_ended or sub_open
         if "anyOf" in schema:
-            matching = [b for b in schema["anyOf"] if self._matches(b, value)]
+            matching = [b for b in schema["anyOf"] if self._accepts(b, value)]
             if not matching:
                 return props, True  # invalid anyway; the schema error says why
             for branch in matching:
@@ -296,11 +296,40 @@ class SpecChecker:
             if found is not None:
                 return found
         for branch in schema.get("anyOf", []):
-            if self._matches(branch, value):
+            if self._accepts(branch, value):
                 found = self._items(branch, value, depth + 1)
                 if found is not None:
                     return found
         return None
+
+    def _accepts(self, schema: Any, value: Any, depth: int = 0) -> bool:
+        """Whether `value` is valid under `schema` — as `_matches`, without validating what cannot match:
+        a branch whose enum for one of the object's properties (`type`, `role`…) leaves its value out is
+        ruled out as validation would rule it out, and a schema that is only a union is valid where one of
+        its branches is (so a union of 25 item types is not validated whole, each branch collecting its
+        errors, for an item whose `type` names one of them)."""
+        target = self._deref(schema)
+        if not isinstance(target, dict) or depth > 30:
+            return self._matches(schema, value)
+        if isinstance(value, dict) and self._ruled_out(target, value):
+            return False
+        if "anyOf" in target and set(target) <= _UNION_ONLY:
+            return any(self._accepts(branch, value, depth + 1) for branch in target["anyOf"])
+        return self._matches(schema, value)
+
+    def _ruled_out(self, schema: dict[str, Any], value: dict[str, Any]) -> bool:
+        """A property of `value` (its `type`, a `role`…) holds a string the schema's enum or const for it
+        does not allow: invalid, whatever else it holds."""
+        declared = schema.get("properties")
+        if not isinstance(declared, dict):
+            return False
+        for key, item in value.items():
+            if isinstance(item, str) and key in declared:
+                allowed = self._deref(declared[key])
+                if isinstance(allowed, dict) and ("enum" in allowed or "const" in allowed) \
+                        and item not in allowed.get("enum", [allowed.get("const")]):
+                    return True
+        return False
 
     def _matches(self, schema: Any, value: Any) -> bool:
         key = id(schema)
@@ -318,6 +347,11 @@ class SpecChecker:
             target = self.schema_at(schema["$ref"])
             schema = {**target, **extra} if extra else target
         return schema
+
+
+# Keywords that leave a schema with an `anyOf` a pure union (annotations do not constrain a value).
+_UNION_ONLY = frozenset({"anyOf", "title", "description", "discriminator", "x-oaiExpandable", "x-oaiMeta",
+                         "x-stainless-naming", "deprecated", "example", "examples"})
 
 
 def _rebase(schema: Any) -> Any:
