@@ -357,6 +357,12 @@ def test_a_rename_is_announced_like_slack(slack: SlackEmulator) -> None:
     secret = slack.add_channel("secret", is_private=True, members=[slack.users["alice"]])
     slack.rename_channel(secret, "still-secret", by=slack.users["alice"])
     assert slack.events()[-2]["type"] == "group_rename"
+    elsewhere = slack.add_channel("elsewhere", members=[slack.users["alice"]], bot_is_member=False)
+    hidden = slack.add_channel("hidden", is_private=True, members=[slack.users["alice"]], bot_is_member=False)
+    before = len(slack.events())
+    slack.rename_channel(elsewhere, "still-elsewhere", by=slack.users["alice"])
+    slack.rename_channel(hidden, "still-hidden", by=slack.users["alice"])
+    assert [e["type"] for e in slack.events()[before:]] == ["channel_rename"]  # (a public one's, to every app)
 
 
 async def test_bot_activity_echoes_back_like_slack(slack_factory) -> None:

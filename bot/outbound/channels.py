@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.outbound.slack_errors import SLACK_FAILURES, reason, refused_token
-from bot.outbound.under_way import Kept
+from bot.outbound.under_way import Found, Kept
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,12 @@ class ChannelDirectory:
         self._client = client
         self._on_refused = on_refused  # told when Slack refuses the bot's token (SlackAuthGate.refused)
         self._ttl = ttl
-        self._kept = Kept(self._look_up)  # conversations.info once for every caller at once
+        self._kept = Kept(self._look_up, retry_after=FAILED_LOOKUP_TTL)  # conversations.info once for all callers
+        self._learning: asyncio.Task[int] | None = None
 
     def known(self, channel: str) -> ChannelInfo | None:
         """The channel's facts if known (no wait). Facts past their hour are given all the same while they
-        are asked again in the background; after a failed lookup, None until the next one."""
+        are asked again in the background; after a failed first lookup, facts without a name for a minute."""
         if channel.startswith("D"):  # a direct message has no name: all the instructions need is that it is one
             return ChannelInfo(channel, None, True)
         return self._kept.now(channel)
@@ -67,9 +69,21 @@ class ChannelDirectory:
         self._kept.again(channel)
 
     def renamed(self, data: Mapping[str, Any]) -> None:
-        """A `channel_rename` or `group_rename` event's channel object: its new name, no lookup."""
-        if isinstance(data.get("id"), str) and isinstance(data.get("name"), str):
-            self._kept.put(data["id"], ChannelInfo(data["id"], data["name"], False), self._ttl)
+        """A `channel_rename` or `group_rename` event's channel object: its new name, no lookup (Slack tells
+        every app of a public channel's rename; one the bridge does not know is no news to it)."""
+        channel, name = data.get("id"), data.get("name")
+        if isinstance(channel, str) and isinstance(name, str) and channel in self._kept:
+            self._kept.put(channel, ChannelInfo(channel, name, False), self._ttl)
+
+    def start_learning(self) -> None:
+        """`learn` in the background (the first messages need not wait for it); `close` stops it."""
+        self._learning = asyncio.create_task(self.learn(), name="learn-channels")
+        self._learning.add_done_callback(_log_failure)
+
+    async def close(self) -> None:
+        if self._learning is not None:
+            self._learning.cancel()
+            await asyncio.wait({self._learning})
 
     async def learn(self) -> int:
         """Every channel the bot is a member of, from `users.conversations` (a call per 200): their first
@@ -81,11 +95,12 @@ class ChannelDirectory:
                 response = await self._client.users_conversations(
                     types=CHANNEL_TYPES, exclude_archived=True, limit=PAGE_SIZE, cursor=cursor)
                 for data in response.get("channels") or ():
-                    if data.get("id") not in self._kept:  # (a lookup meanwhile is as new)
+                    if isinstance(data.get("id"), str) and data["id"] not in self._kept:  # (a lookup's is as new)
                         self._kept.put(data["id"], ChannelInfo.of(data), self._ttl)
                         learned += 1
                 cursor = (response.get("response_metadata") or {}).get("next_cursor")
                 if not cursor:
+                    log.info("the names of the bot's %d channels are known", learned)
                     return learned
         except SLACK_FAILURES as exc:
             log.warning("users.conversations failed: %s; channels are looked up as their messages come",
@@ -93,13 +108,17 @@ class ChannelDirectory:
             refused_token(exc, self._on_refused)
             return learned
 
-    async def _look_up(self, channel: str) -> ChannelInfo:
+    async def _look_up(self, channel: str) -> Found[ChannelInfo]:
         try:
             response = await self._client.conversations_info(channel=channel)
         except SLACK_FAILURES as exc:
             log.warning("conversations.info failed for %s: %s", channel, reason(exc))
             ttl = 0.0 if refused_token(exc, self._on_refused) else FAILED_LOOKUP_TTL
-            return self._kept.failed(channel, ChannelInfo(channel, None, False), ttl)
-        info = ChannelInfo.of(response["channel"])
-        self._kept.put(channel, info, self._ttl)
-        return info
+            return Found(ChannelInfo(channel, None, False), ttl, from_slack=False)
+        return Found(ChannelInfo.of(response["channel"]), self._ttl)
+
+
+def _log_failure(task: asyncio.Task[int]) -> None:
+    if not task.cancelled() and task.exception() is not None:  # (Slack's failures are logged by `learn`)
+        log.warning("listing the bot's channels failed: %r; they are looked up as their messages come",
+                    task.exception())

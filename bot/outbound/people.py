@@ -12,7 +12,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.outbound.slack_errors import SLACK_FAILURES, reason, refused_token
-from bot.outbound.under_way import Kept
+from bot.outbound.under_way import Found, Kept
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class NameDirectory:
         self._client = client
         self._on_refused = on_refused  # told when Slack refuses the bot's token (SlackAuthGate.refused)
         self._ttl = ttl
-        self._people = Kept(self._lookup, limit=MAX_CACHED_NAMES)
+        self._people = Kept(self._lookup, retry_after=FAILED_LOOKUP_TTL, limit=MAX_CACHED_NAMES)
         self._claims: dict[str, str] = {}  # a name as the model sees it (casefolded) → the user shown by it
         self._claim = claim  # the durable record of those (SpeakerNames.claim), if there is one
 
@@ -105,23 +105,22 @@ class NameDirectory:
 
     async def is_admin(self, user_id: str) -> bool | None:
         """Is the user a workspace admin or owner? None if Slack could not tell (the lookup failed)."""
-        person = self._people.now(user_id)
+        person = self._people.fresh(user_id)  # (a flag past its hour is not taken: Slack is asked now)
         if person is None or person.admin is None:
-            self._people.forget(user_id)  # (after a failed lookup: Slack is asked again)
+            self._people.forget(user_id)  # (and after a failed lookup, asked again)
             person = await self._people.get(user_id)
         return person.admin
 
-    async def _lookup(self, user_id: str) -> Person:
+    async def _lookup(self, user_id: str) -> Found[Person]:
         try:
             response = await self._client.users_info(user=user_id)
         except SLACK_FAILURES as exc:
             log.warning("users.info failed for %s: %s; using the user ID as the name", user_id, reason(exc))
-            if refused_token(exc, self._on_refused):  # (not kept: asked again once the token works)
-                return Person(user_id, None)
-            return self._people.failed(user_id, Person(user_id, None), FAILED_LOOKUP_TTL)  # (an outage)
-        person = Person(await self._unique(user_id, response["user"]), is_workspace_admin(response["user"]))
-        self._people.put(user_id, person, self._ttl)
-        return person
+            # (an outage: the name is asked again a minute later; a refused token: once it works)
+            ttl = 0.0 if refused_token(exc, self._on_refused) else FAILED_LOOKUP_TTL
+            return Found(Person(user_id, None), ttl, from_slack=False)
+        return Found(Person(await self._unique(user_id, response["user"]), is_workspace_admin(response["user"])),
+                     self._ttl)
 
     async def _unique(self, user_id: str, user: Mapping[str, Any]) -> str:
         """The user's name, unless another user already speaks under it (Slack lets two people pick the

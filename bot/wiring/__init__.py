@@ -211,8 +211,8 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         if spares is not None:
             stack.push_async_callback(spares.close)
         channels = ChannelDirectory(slack, on_refused=auth.refused)
-        learning = asyncio.create_task(channels.learn(), name="learn-channels")  # (before their first messages)
-        stack.callback(learning.cancel)
+        channels.start_learning()  # (the names of the bot's channels, before their first messages)
+        stack.push_async_callback(channels.close)
         conversations = ConversationService(conversation_map=store.conversations, backend=backend, names=names,
                                             channels=channels,
                                             instructions=settings.instructions,

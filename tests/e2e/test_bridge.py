@@ -106,7 +106,7 @@ def test_channels_are_known_before_their_first_message(slack: SlackEmulator, mod
                                                        bridge: BridgeProcess) -> None:
     """Every channel the bot is in is listed at start, one it is invited to is looked up as it joins, a
     rename comes as an event: no first message waits for conversations.info."""
-    eventually(lambda: slack.calls("users.conversations"), message="the bot's channels listed at start")
+    eventually(lambda: "channels are known" in bridge.log, message="the bot's channels listed at start")
     slack.user_says("general", "alice", "hello")
     wait_replies(slack, "general")
     room = slack.add_channel("new-room", members=[slack.users["alice"]], bot_is_member=False)

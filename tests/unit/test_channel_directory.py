@@ -71,7 +71,32 @@ async def test_a_rename_is_taken_from_its_event_without_a_lookup(slack: SlackEmu
     channels.renamed({"id": general, "name": "town-square", "created": 1700000000})
     assert channels.known(general) == ChannelInfo(general, "town-square", False)
     channels.renamed({"name": "no id"})  # (a malformed event changes nothing)
+    elsewhere = slack.add_channel("elsewhere", members=[slack.users["alice"]], bot_is_member=False)
+    channels.renamed({"id": elsewhere, "name": "still-elsewhere", "created": 1700000000})
+    assert channels.known(elsewhere) is None  # (every app hears of a public rename: not the bot's, no news)
     assert looked_up(slack) == []
+
+
+async def test_a_listing_replaces_what_a_failed_lookup_left(slack: SlackEmulator) -> None:
+    channels = directory(slack)
+    general = slack.channels["general"]
+    slack.fail_next("conversations.info", "internal_error", status=500)
+    assert (await channels.info(general)).name is None
+    await channels.learn()
+    assert channels.known(general) == ChannelInfo(general, "general", False)
+
+
+async def test_learning_in_the_background_stops_at_close(slack: SlackEmulator) -> None:
+    channels = directory(slack)
+    channels.start_learning()
+    await channels.close()  # (cancelled or done: either way nothing is left running)
+    channels.start_learning()
+    for _ in range(300):
+        if channels.known(slack.channels["general"]) is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert channels.known(slack.channels["general"]) == ChannelInfo(slack.channels["general"], "general", False)
+    await channels.close()
 
 
 async def test_a_direct_message_needs_no_lookup(slack: SlackEmulator) -> None:
@@ -105,6 +130,8 @@ async def test_a_failed_refresh_keeps_the_facts_from_before(slack: SlackEmulator
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.05)
     assert channels.known(general) == ChannelInfo(general, "general", False)
+    await asyncio.sleep(0.05)
+    assert channels.known(general) is not None and len(slack.calls("conversations.info")) == 1  # (a minute's rest)
 
 
 async def test_a_failed_first_lookup_gives_facts_without_a_name_for_a_while(slack: SlackEmulator) -> None:

@@ -162,7 +162,8 @@ class SlackCore:
         old_name, channel.name = channel.name, name
         ts = self.ws.clock.next()
         renamed, message = ev.rename_events(channel, user_id, old_name, ts)
-        self.emit(renamed, channel=channel)
+        # (Slack tells every app of the workspace of a public channel's rename, only members of a private one's)
+        self.emit(renamed, channel=channel if channel.is_private else None)
         channel.messages[ts] = Message(data=message)
         self.emit(ev.message_event(channel, message), channel=channel)
         return ts
