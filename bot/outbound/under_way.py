@@ -55,8 +55,8 @@ class Kept(Generic[K, V]):
     time to live. Past it, a value Slack gave is still given while it is asked again in the background (the
     events that change it come meanwhile); a stand-in after a failed lookup is not (the next caller asks
     again). A failed lookup keeps a value Slack gave before, for `retry_after`; a value put in from an event
-    while a lookup runs is not overwritten by what the lookup brings. At most `limit` values: the oldest
-    put in goes first."""
+    while a lookup runs is not overwritten by what the lookup brings. At most `limit` values: the one
+    longest without a fresh value goes first (a speaker who keeps talking keeps theirs)."""
 
     def __init__(self, look_up: Callable[[K], Awaitable[Found[V]]], *, retry_after: float,
                  limit: int | None = None) -> None:
@@ -133,6 +133,6 @@ class Kept(Generic[K, V]):
         return True
 
     def _keep(self, key: K, value: V, ttl: float, from_slack: bool) -> None:
-        if self._limit is not None and key not in self._values and len(self._values) >= self._limit:
-            self._values.pop(next(iter(self._values)))  # (the oldest put in)
+        if self._values.pop(key, None) is None and self._limit is not None and len(self._values) >= self._limit:
+            self._values.pop(next(iter(self._values)))  # (the longest without a fresh value)
         self._values[key] = (value, time.monotonic() + ttl, from_slack)  # (a new tuple: see `_look_up`)

@@ -167,14 +167,16 @@ async def test_a_value_an_event_brings_while_a_lookup_runs_is_not_overwritten_by
     assert directory.kept.now("c") == "new-name"
 
 
-async def test_at_most_limit_values_are_kept_the_oldest_going_first() -> None:
+async def test_at_most_limit_values_are_kept_the_longest_without_a_fresh_one_going_first() -> None:
     directory = Directory(ttl=60, limit=2)
-    directory.answers.update(a="A", b="B", c="C")
+    directory.answers.update(a="A", b="B", c="C", d="D")
     for key in "abc":
         await directory.kept.get(key)
     assert "a" not in directory.kept and "b" in directory.kept and "c" in directory.kept
-    directory.kept.put("b", "B2", 60)  # (a key kept already takes no one's place)
+    directory.kept.put("b", "B2", 60)  # (a key kept already takes no one's place…)
     assert "c" in directory.kept and directory.kept.now("b") == "B2"
+    await directory.kept.get("d")  # (…and, fresh again, is not the next to go)
+    assert "c" not in directory.kept and "b" in directory.kept and "d" in directory.kept
 
 
 async def test_a_name_past_its_hour_is_given_while_it_is_asked_again(slack: SlackEmulator) -> None:
