@@ -61,7 +61,7 @@ class ChannelDirectory:
     def look_up_ahead(self, channel: str) -> bool:
         """Start looking the channel up now, in the background, unless it is known or being looked up.
         True if it is not known yet."""
-        return self.known(channel) is None and self._kept.ahead(channel)
+        return not channel.startswith("D") and self._kept.ahead(channel)  # (`known` without asking twice)
 
     def joined(self, channel: str) -> None:
         """The bot joined the channel (`member_joined_channel`): its facts are asked now, before anyone
